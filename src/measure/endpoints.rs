@@ -26,7 +26,7 @@ pub enum EndpointState {
 #[serde(rename_all = "camelCase")]
 pub struct EndpointEvent {
     /// Offset from the run origin.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "atMs", serialize_with = "units::millis")]
     pub at: Duration,
     /// Backend identity, as the probes' identity header names it.
     #[serde(serialize_with = "serialize_name")]

@@ -46,30 +46,30 @@ pub struct LatencySummary {
     /// Which attempts were counted.
     pub of: LatencyOf,
     /// Start of the time the histograms cover (whole slices, so it may differ from the window).
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "fromMs", serialize_with = "units::millis")]
     pub from: Duration,
     /// End of the time the histograms cover.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "toMs", serialize_with = "units::millis")]
     pub to: Duration,
     /// Attempts counted.
     pub count: u64,
     /// Median.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "p50Ms", serialize_with = "units::millis")]
     pub p50: Duration,
     /// 90th percentile.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "p90Ms", serialize_with = "units::millis")]
     pub p90: Duration,
     /// 95th percentile.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "p95Ms", serialize_with = "units::millis")]
     pub p95: Duration,
     /// 99th percentile.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "p99Ms", serialize_with = "units::millis")]
     pub p99: Duration,
     /// 99.9th percentile.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "p999Ms", serialize_with = "units::millis")]
     pub p999: Duration,
     /// Largest latency seen.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "maxMs", serialize_with = "units::millis")]
     pub max: Duration,
 }
 

@@ -14,7 +14,8 @@
 //!   [`outage`]);
 //! - [`MeasurementStore::time_to_recover`] from an instant (definition in [`recovery`]);
 //! - [`MeasurementStore::backend_shares`] against the [`EndpointTimeline`] (in [`shares`]);
-//! - [`MeasurementStore::series`] for plots.
+//! - [`MeasurementStore::series`] for plots;
+//! - [`MeasurementStore::summary`]: counts, longest outage and shares together.
 //!
 //! Windows on bucket edges are counted exactly; a window edge inside a bucket splits it assuming
 //! its instants are evenly spaced, which is exact for a constant-rate probe whose outcome changes
@@ -33,6 +34,7 @@ pub mod series;
 pub mod shares;
 mod span;
 pub mod store;
+pub mod summary;
 pub mod units;
 pub mod window;
 
@@ -52,4 +54,5 @@ pub use sample::{FailureKind, Outcome, Sample};
 pub use series::SeriesPoint;
 pub use shares::{BackendShare, BackendShares, ServedAfterDeletion};
 pub use store::MeasurementStore;
+pub use summary::WindowSummary;
 pub use window::{FailureCounts, Window, WindowStats};

@@ -33,13 +33,13 @@ use super::window::Window;
 #[serde(rename_all = "camelCase")]
 pub struct Outage {
     /// Intended start of the last success before the failures (or as clipped by the window).
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "startMs", serialize_with = "units::millis")]
     pub start: Duration,
     /// Intended start of the first success after the failures (or as clipped by the window).
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "endMs", serialize_with = "units::millis")]
     pub end: Duration,
     /// `end - start`.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "lengthMs", serialize_with = "units::millis")]
     pub length: Duration,
     /// A success ended it inside the window.
     pub recovered: bool,

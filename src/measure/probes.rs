@@ -8,6 +8,7 @@ use super::sample::Sample;
 use super::store::MeasurementStore;
 
 /// One [`MeasurementStore`] per probe name, all with the same settings.
+#[derive(Debug)]
 pub struct ProbeMeasurements {
     config: StoreConfig,
     stores: BTreeMap<String, MeasurementStore>,

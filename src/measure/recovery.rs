@@ -27,7 +27,7 @@ pub struct RecoveryCriteria {
     /// Lowest acceptable success ratio, in 0..=1 (e.g. 0.99).
     pub threshold: f64,
     /// How long the ratio must hold.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "stableForMs", serialize_with = "units::millis")]
     pub stable_for: Duration,
 }
 
@@ -52,10 +52,10 @@ impl RecoveryCriteria {
 #[serde(rename_all = "camelCase")]
 pub struct Recovery {
     /// The recovery instant.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "atMs", serialize_with = "units::millis")]
     pub at: Duration,
     /// `at` minus the instant measured from.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "afterMs", serialize_with = "units::millis")]
     pub after: Duration,
 }
 

@@ -16,17 +16,17 @@ use super::window::Window;
 #[serde(rename_all = "camelCase")]
 pub struct SeriesPoint {
     /// Start of the stretch.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "startMs", serialize_with = "units::millis")]
     pub start: Duration,
     /// Attempts scheduled in it.
     pub attempts: u64,
     /// Successful ones over attempts, `None` without attempts.
     pub success_ratio: Option<f64>,
     /// Median latency of successful attempts (from the latency slice(s) of the stretch).
-    #[serde(serialize_with = "units::opt_millis")]
+    #[serde(rename = "p50Ms", serialize_with = "units::opt_millis")]
     pub p50: Option<Duration>,
     /// 99th-percentile latency of successful attempts.
-    #[serde(serialize_with = "units::opt_millis")]
+    #[serde(rename = "p99Ms", serialize_with = "units::opt_millis")]
     pub p99: Option<Duration>,
     /// Successful responses per backend name; backends without any are left out.
     pub backends: BTreeMap<String, u64>,

@@ -44,15 +44,15 @@ pub struct ServedAfterDeletion {
     /// Backend identity.
     pub backend: String,
     /// When it was deleted.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "deletedAtMs", serialize_with = "units::millis")]
     pub deleted_at: Duration,
     /// Responses (successful or not) for attempts scheduled after that, inside the window.
     pub responses: u64,
     /// Intended start of the first such attempt.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "firstMs", serialize_with = "units::millis")]
     pub first: Duration,
     /// Intended start of the last such attempt.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "lastMs", serialize_with = "units::millis")]
     pub last: Duration,
 }
 

@@ -30,6 +30,17 @@ pub struct MeasurementStore {
     recorded: u64,
 }
 
+impl std::fmt::Debug for MeasurementStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeasurementStore")
+            .field("config", &self.config)
+            .field("buckets", &self.buckets.len())
+            .field("backends", &self.backend_names)
+            .field("samples", &self.recorded)
+            .finish_non_exhaustive()
+    }
+}
+
 impl MeasurementStore {
     /// An empty store.
     ///
@@ -333,6 +344,62 @@ mod tests {
             assert_eq!(stats.attempts, inside.len() as u64, "window {from}..{to}");
             assert_eq!(stats.successes, ok, "window {from}..{to}");
         }
+    }
+
+    #[test]
+    fn a_slow_backend_shows_in_p99_not_p50() {
+        // Four backends round robin; "d" takes 250 ms, the others 2 ms.
+        let samples = Stream::new(400.0).run_full(ms(20_000), |k, _| {
+            let name = ["a", "b", "c", "d"][(k % 4) as usize];
+            let latency = if name == "d" { ms(250) } else { ms(2) };
+            (Outcome::Success, latency, Some(Arc::from(name)))
+        });
+        let s = store(&samples);
+        let latency = s.window(s.covered()).latency.unwrap();
+        assert_eq!(latency.count, 8_000);
+        let close = |d: Duration, want: Duration| d >= want && d <= want + want / 500;
+        assert!(close(latency.p50, ms(2)), "p50 {:?}", latency.p50);
+        assert!(close(latency.p99, ms(250)), "p99 {:?}", latency.p99);
+        assert!(close(latency.max, ms(250)), "max {:?}", latency.max);
+    }
+
+    #[test]
+    fn latency_of_all_attempts_includes_failures() {
+        let samples = Stream::new(100.0).run_full(ms(10_000), |k, _| {
+            if k % 10 == 0 {
+                (Outcome::Failure(FailureKind::Timeout), ms(2_000), None)
+            } else {
+                (Outcome::Success, ms(5), None)
+            }
+        });
+        let s = store(&samples);
+        let ok = s.window(s.covered()).latency.unwrap();
+        let all = s.window_with(s.covered(), LatencyOf::All).latency.unwrap();
+        assert_eq!((ok.count, all.count), (900, 1_000));
+        assert!(ok.max < ms(6));
+        assert!(all.p95 >= ms(2_000) && all.p50 < ms(6));
+    }
+
+    #[test]
+    fn results_serialize_in_camel_case_milliseconds() {
+        let samples = Stream::new(200.0).run_with(ms(4_000), |_, at| {
+            if at >= ms(1_000) && at < ms(1_500) {
+                Outcome::Failure(FailureKind::Dropped)
+            } else {
+                Outcome::Success
+            }
+        });
+        let s = store(&samples);
+        let stats = serde_json::to_value(s.window(s.covered())).unwrap();
+        assert_eq!(stats["window"]["toMs"], 4_000.0);
+        assert_eq!(stats["attempts"], 800);
+        assert_eq!(stats["failures"]["dropped"], 100);
+        assert_eq!(stats["latency"]["of"], "successes");
+        assert_eq!(stats["latency"]["p50Ms"], 1.0);
+        let outage = serde_json::to_value(s.longest_outage(s.covered())).unwrap();
+        assert_eq!(outage["startMs"], 995.0);
+        assert_eq!(outage["lengthMs"], 505.0);
+        assert_eq!(outage["recovered"], true);
     }
 
     #[test]

@@ -15,10 +15,10 @@ use super::units;
 #[serde(rename_all = "camelCase")]
 pub struct Window {
     /// First instant inside.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "fromMs", serialize_with = "units::millis")]
     pub from: Duration,
     /// First instant after.
-    #[serde(serialize_with = "units::millis")]
+    #[serde(rename = "toMs", serialize_with = "units::millis")]
     pub to: Duration,
 }
 
