@@ -4,8 +4,9 @@
 //! Order the attempts by intended start. An outage is a maximal run of consecutive failed
 //! attempts. It lasts from the intended start of the **last success before** the run to the
 //! intended start of the **first success after** it: the longest time in which the service was
-//! not seen working. That never understates a real outage and overstates it by less than two
-//! probe intervals (at 200/s, a true 2 s outage measures between 2.000 and 2.010 s).
+//! not seen working. With exact edges (see below) that never understates a real outage and
+//! overstates it by less than two probe intervals (at 200/s, a true 2 s outage measures between
+//! 2.000 and 2.010 s).
 //!
 //! With no success before (the run began failing), the outage starts at its first failure; with
 //! none after, it ends at its last failure and is not `recovered`. A window clips outages to its
@@ -16,8 +17,9 @@
 //! slots held a success or a failure. An outage edge that falls at a bucket's last success before
 //! failures, or its first success after them (every outage longer than a bucket, and most
 //! shorter ones), is exact. Inside a bucket where successes and failures interleave, edges are
-//! the middle of their slot: within 0.4 ms at the default 100 ms width. When a slot holds both,
-//! its failures are taken to come before its successes unless the exact instants show otherwise.
+//! the middle of their slot: within half a slot (0.4 ms at the default 100 ms width) either way.
+//! When a slot holds both, its failures are taken to come before its successes unless the exact
+//! instants show otherwise; that only matters above 1,280 attempts/s at the default width.
 
 use std::time::Duration;
 
