@@ -6,7 +6,8 @@
 //! land where they belong. Per bucket it keeps counts by outcome, the first and last instant of
 //! successes, failures and each backend's responses, and a 128-slot occupancy map; latencies go
 //! to compact HDR histograms per latency slice (default 1 s). An hour at 1,000 samples/s with
-//! four backends takes about 25 MB (see `benches/measure_memory.rs`), and the same at any rate.
+//! four backends takes about 25 MB (see `benches/measure_memory.rs`); a higher rate only fills in
+//! the latency histograms a little.
 //!
 //! After the run, any [`Window`] can be asked for:
 //! - [`MeasurementStore::window`]: attempts, outcomes, availability, latency percentiles;

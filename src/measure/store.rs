@@ -403,6 +403,21 @@ mod tests {
     }
 
     #[test]
+    fn memory_does_not_follow_the_probe_rate() {
+        let feed = |rate: f64| {
+            let samples = Stream::new(rate).run_full(ms(120_000), |k, _| {
+                let name = ["a", "b", "c"][(k % 3) as usize];
+                let latency = Duration::from_micros(2_000 + (k * 7_919) % 20_000);
+                (Outcome::Success, latency, Some(Arc::from(name)))
+            });
+            store(&samples).approximate_bytes()
+        };
+        let (slow, fast) = (feed(100.0), feed(5_000.0));
+        // Fifty times the rate; the histograms fill in a little, nothing else grows.
+        assert!(fast < slow * 2, "100/s: {slow} B, 5,000/s: {fast} B");
+    }
+
+    #[test]
     fn samples_past_the_horizon_are_refused() {
         let config = StoreConfig::default().with_horizon(Duration::from_secs(10));
         let mut s = MeasurementStore::new(config).unwrap();
