@@ -83,7 +83,14 @@ impl MeasurementStore {
         let at = units::nanos(sample.intended);
         let index = (at / self.width_ns) as usize;
         if self.buckets.len() <= index {
-            self.buckets.resize_with(index + 1, Bucket::default);
+            // Grow by an eighth rather than doubling: an hour of buckets is megabytes, and
+            // doubling would leave up to half of it unused.
+            let wanted = index + 1;
+            if self.buckets.capacity() < wanted {
+                let extra = (wanted - self.buckets.len()).max(self.buckets.len() / 8 + 1_024);
+                self.buckets.reserve_exact(extra);
+            }
+            self.buckets.resize_with(wanted, Bucket::default);
         }
         let backend = sample
             .backend
