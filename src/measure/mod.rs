@@ -23,6 +23,7 @@
 //! at most once in that bucket. Serialized results use camelCase and milliseconds ([`units`]).
 
 mod bucket;
+pub mod conditions;
 pub mod config;
 pub mod endpoints;
 pub mod error;
@@ -44,6 +45,7 @@ mod properties;
 #[cfg(test)]
 mod testing;
 
+pub use conditions::{ConditionEvaluation, ConditionLog};
 pub use config::StoreConfig;
 pub use endpoints::{EndpointEvent, EndpointState, EndpointTimeline};
 pub use error::MeasureError;

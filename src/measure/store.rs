@@ -178,6 +178,15 @@ impl MeasurementStore {
     /// successes and failures are split assuming they were evenly spaced between their first and
     /// last instants: exact for a constant-rate probe whose outcome changes at most once in that
     /// bucket. Latency comes from whole slices (see [`super::LatencySummary::from`]).
+    /// Any percentile (0–100) of the latencies in `window`, for targets beyond the summary's
+    /// fixed set (`p99.95`); `None` when nothing was recorded.
+    pub fn latency_percentile(&self, window: Window, percentile: f64, of: LatencyOf) -> Option<Duration> {
+        let mut scratch = self.latency.empty();
+        let slices = self.latency.slices_for(window.start_ns(), window.end_ns());
+        self.latency.merge_into(slices, of, &mut scratch);
+        (!scratch.is_empty()).then(|| Duration::from_micros(scratch.value_at_quantile((percentile / 100.0).clamp(0.0, 1.0))))
+    }
+
     pub fn window_with(&self, window: Window, of: LatencyOf) -> WindowStats {
         let tally = self.tally(window.start_ns(), window.end_ns());
         let mut scratch = self.latency.empty();

@@ -1,1 +1,15 @@
-//! report
+//! The HA report: one versioned model, and one module per output format.
+//!
+//! The model carries no secret by construction: the experiment appears as its name, labels and
+//! a hash of its spec, never its headers or credentials.
+
+pub mod build;
+pub mod json;
+pub mod junit;
+pub mod markdown;
+pub mod model;
+pub mod write;
+
+pub use build::{ProbeData, ReportInput, build_report};
+pub use model::{REPORT_VERSION, Report};
+pub use write::{ReportFiles, write_all};

@@ -3,6 +3,7 @@
 
 pub mod evidence;
 pub mod judge;
+pub mod measured;
 
 pub use evidence::{ConditionEvidence, Evidence, HttpEvidence, OutageSpan, RunWindows, TimeWindow};
 pub use judge::{TargetResult, evaluate};

@@ -1,0 +1,346 @@
+//! From a finished run to the report model.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::model::*;
+use crate::engine::{EventKind, RunOutcome};
+use crate::fault::{Effect, Healing, TargetKind};
+use crate::measure::{ConditionLog, MeasurementStore, Window};
+use crate::spec::ExperimentSpec;
+use crate::verdict::{TimeWindow, Verdict};
+
+/// Series resolution in the report: fine enough to see a one-second outage on a chart.
+pub const SERIES_RESOLUTION: Duration = Duration::from_millis(500);
+
+/// What the probes measured, by probe name.
+#[derive(Default)]
+pub struct ProbeData<'a> {
+    /// HTTP probes.
+    pub http: BTreeMap<String, &'a MeasurementStore>,
+    /// Condition probes.
+    pub conditions: BTreeMap<String, (&'a str, &'a ConditionLog)>,
+}
+
+/// Everything a report is made from.
+pub struct ReportInput<'a> {
+    /// The experiment.
+    pub spec: &'a ExperimentSpec,
+    /// The file it came from.
+    pub file: Option<String>,
+    /// Where it ran.
+    pub cluster: Option<ClusterInfo>,
+    /// The run.
+    pub outcome: &'a RunOutcome,
+    /// The measurements.
+    pub probes: ProbeData<'a>,
+}
+
+fn span(w: TimeWindow) -> Span {
+    Span { start: w.start.as_secs_f64(), end: w.end.as_secs_f64() }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// SHA-256 of the spec's canonical JSON.
+pub fn spec_hash(spec: &ExperimentSpec) -> String {
+    let canonical = serde_json::to_vec(spec).unwrap_or_default();
+    Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Builds the report.
+pub fn build_report(input: &ReportInput<'_>) -> Report {
+    let outcome = input.outcome;
+    let spec = input.spec;
+    let windows = &outcome.windows;
+    let named: Vec<(&str, TimeWindow)> = [("before", windows.before), ("during", windows.during), ("after", windows.after), ("run", windows.run)]
+        .into_iter()
+        .filter_map(|(name, w)| w.map(|w| (name, w)))
+        .collect();
+
+    let verdict = verdict_info(&outcome.verdict);
+    let mut probes = Vec::new();
+    for probe in &spec.spec.steady_state.probes {
+        if let Some(store) = input.probes.http.get(&probe.name) {
+            probes.push(http_probe_report(&probe.name, store, &named, windows.run));
+        } else if let Some((kind, log)) = input.probes.conditions.get(&probe.name) {
+            probes.push(condition_report(&probe.name, kind, log, &named));
+        }
+    }
+
+    let faults = spec
+        .spec
+        .faults
+        .iter()
+        .map(|fault| {
+            let mut targets = Vec::new();
+            let mut firings = 0;
+            for event in &outcome.events {
+                if let EventKind::FaultInjected { fault: name, effects, .. } = &event.kind
+                    && name == &fault.name
+                {
+                    firings += 1;
+                    for effect in effects {
+                        let (label, detail) = match &effect.effect {
+                            Effect::Applied => ("applied", None),
+                            Effect::BlockedByBudget { budget } => ("blockedByBudget", Some(budget.clone())),
+                            Effect::Skipped { reason } => ("skipped", Some(reason.clone())),
+                            Effect::Failed { error } => ("failed", Some(error.clone())),
+                        };
+                        targets.push(FaultTarget {
+                            kind: target_kind(effect.target.kind).to_owned(),
+                            name: effect.target.display_name(),
+                            node: effect.target.node.clone(),
+                            zone: effect.target.zone.clone(),
+                            effect: label.to_owned(),
+                            detail,
+                            at: event.at.as_secs_f64(),
+                        });
+                    }
+                }
+            }
+            let (healed, healed_after_seconds) = match outcome.healing.get(&fault.name) {
+                Some(Healing::Healed { after }) => (Some(true), Some(secs(*after))),
+                Some(Healing::NotHealed) => (Some(false), None),
+                _ => (None, None),
+            };
+            FaultReport {
+                name: fault.name.clone(),
+                kind: fault.kind().map_or("unknown", |k| k.key()).to_owned(),
+                window: windows.faults.get(&fault.name).copied().map(span),
+                firings,
+                targets,
+                healed_after_seconds,
+                healed,
+            }
+        })
+        .collect();
+
+    let applied = outcome.events.iter().filter(|e| matches!(e.kind, EventKind::RolledBack { .. })).count() as u32;
+    Report {
+        report_version: REPORT_VERSION,
+        tool: ToolInfo { name: "steadfast".to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() },
+        run: RunInfo {
+            id: outcome.run_id.clone(),
+            seed: outcome.seed,
+            started_at: outcome.started_at,
+            finished_at: outcome.finished_at,
+            duration_seconds: (outcome.finished_at - outcome.started_at).num_milliseconds() as f64 / 1000.0,
+        },
+        experiment: ExperimentInfo {
+            name: spec.metadata.name.clone(),
+            labels: spec.metadata.labels.clone(),
+            description: spec.spec.description.clone(),
+            spec_sha256: spec_hash(spec),
+            file: input.file.clone(),
+        },
+        cluster: input.cluster.clone(),
+        verdict,
+        exit_code: outcome.verdict.exit_status().code(),
+        windows: Windows {
+            before: windows.before.map(span),
+            during: windows.during.map(span),
+            after: windows.after.map(span),
+            run: windows.run.map(span),
+        },
+        timeline: outcome.events.iter().map(timeline_event).collect(),
+        faults,
+        probes,
+        targets: outcome
+            .results
+            .iter()
+            .map(|r| TargetReport {
+                name: r.name.clone(),
+                probe: r.probe.clone(),
+                measure: r.measure.key().to_owned(),
+                window: r.window.name().to_owned(),
+                required: r.required.clone(),
+                measured: r.measured.clone(),
+                value: r.value,
+                passed: r.passed,
+                detail: r.detail.clone(),
+                span: r.span.map(span),
+            })
+            .collect(),
+        rollback: RollbackReport {
+            complete: outcome.pending.is_empty(),
+            pending: outcome.pending.iter().map(|r| format!("{}: {}", r.id, r.action.describe())).collect(),
+            applied,
+        },
+    }
+}
+
+fn target_kind(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::Pod => "pod",
+        TargetKind::Node => "node",
+        TargetKind::Instance => "instance",
+        TargetKind::Subnet => "subnet",
+    }
+}
+
+fn verdict_info(verdict: &Verdict) -> VerdictInfo {
+    let (summary, missed) = match verdict {
+        Verdict::Passed => ("every target was met and every fault rolled back".to_owned(), Vec::new()),
+        Verdict::Failed { missed } => (format!("{} target(s) missed", missed.len()), missed.clone()),
+        Verdict::NotSteady { reason } => (format!("the steady state did not hold before the faults: {reason}"), Vec::new()),
+        Verdict::Aborted { reason } => (format!("aborted and rolled back: {reason}"), Vec::new()),
+        Verdict::RollbackIncomplete { pending } => {
+            (format!("{} undo record(s) could not be applied: run `steadfast rollback`", pending.len()), Vec::new())
+        }
+    };
+    VerdictInfo { outcome: verdict.label().to_owned(), summary, missed }
+}
+
+fn timeline_event(event: &crate::engine::Event) -> TimelineEvent {
+    let at = event.at.as_secs_f64();
+    let plain = |name: &str, fault: Option<&String>, detail: String| TimelineEvent {
+        at,
+        event: name.to_owned(),
+        fault: fault.cloned(),
+        detail,
+        targets: Vec::new(),
+    };
+    match &event.kind {
+        EventKind::PhaseStarted { phase } => {
+            plain("phaseStarted", None, serde_json::to_value(phase).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
+        }
+        EventKind::FaultInjected { fault, firing, targets, .. } => TimelineEvent {
+            at,
+            event: "faultInjected".to_owned(),
+            fault: Some(fault.clone()),
+            detail: format!("firing {firing}: {} target(s)", targets.len()),
+            targets: targets.iter().map(|t| t.display_name()).collect(),
+        },
+        EventKind::FaultSkipped { fault, reason, .. } => plain("faultSkipped", Some(fault), reason.clone()),
+        EventKind::RolledBack { fault, outcome, .. } => {
+            let detail = match outcome {
+                crate::fault::RollbackOutcome::Restored { detail } | crate::fault::RollbackOutcome::AlreadyRestored { detail } => detail.clone(),
+            };
+            plain("rolledBack", Some(fault), detail)
+        }
+        EventKind::RollbackFailed { fault, error, .. } => plain("rollbackFailed", Some(fault), error.clone()),
+        EventKind::Aborted { reason } => plain("aborted", None, reason.clone()),
+    }
+}
+
+fn http_probe_report(name: &str, store: &MeasurementStore, named: &[(&str, TimeWindow)], run: Option<TimeWindow>) -> ProbeReport {
+    let mut windows = BTreeMap::new();
+    for (window_name, w) in named {
+        let Ok(window) = Window::new(w.start, w.end) else { continue };
+        let stats = store.window(window);
+        let failures = crate::measure::FailureKind::ALL
+            .iter()
+            .map(|kind| (failure_name(*kind).to_owned(), stats.failures.get(*kind)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        windows.insert(
+            (*window_name).to_owned(),
+            ProbeWindow {
+                attempts: stats.attempts,
+                successes: stats.successes,
+                failures,
+                availability: stats.availability,
+                latency_ms: stats.latency.as_ref().map(|l| Percentiles {
+                    p50: ms(l.p50),
+                    p90: ms(l.p90),
+                    p99: ms(l.p99),
+                    p999: ms(l.p999),
+                    max: ms(l.max),
+                }),
+                longest_outage_seconds: Some(store.longest_outage(window).map_or(0.0, |o| secs(o.length))),
+                satisfied: None,
+            },
+        );
+    }
+    let run_window = run.and_then(|w| Window::new(w.start, w.end).ok());
+    let series = run_window
+        .and_then(|w| store.series(w, SERIES_RESOLUTION).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| SeriesPoint {
+            t: secs(p.start),
+            attempts: p.attempts,
+            success_ratio: p.success_ratio,
+            p50_ms: p.p50.map(ms),
+            p99_ms: p.p99.map(ms),
+            backends: p.backends,
+        })
+        .collect();
+    let backends = run_window
+        .map(|w| {
+            let shares = store.backend_shares(w);
+            shares
+                .backends
+                .iter()
+                .map(|b| BackendShare {
+                    backend: b.backend.clone(),
+                    successes: b.successes,
+                    share: b.share,
+                    expected_share: b.expected_share,
+                    served_after_deletion: shares
+                        .served_after_deletion
+                        .iter()
+                        .filter(|s| s.backend == b.backend)
+                        .map(|s| s.responses)
+                        .sum(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ProbeReport { name: name.to_owned(), kind: "http".to_owned(), windows, series, backends, evaluations: Vec::new() }
+}
+
+fn condition_report(name: &str, kind: &str, log: &ConditionLog, named: &[(&str, TimeWindow)]) -> ProbeReport {
+    let windows = named
+        .iter()
+        .map(|(window_name, w)| {
+            let evaluations = log.between(w.start, w.end);
+            (
+                (*window_name).to_owned(),
+                ProbeWindow {
+                    attempts: evaluations.len() as u64,
+                    successes: evaluations.iter().filter(|e| e.held).count() as u64,
+                    failures: BTreeMap::new(),
+                    availability: None,
+                    latency_ms: None,
+                    longest_outage_seconds: None,
+                    satisfied: log.satisfied_ratio(w.start, w.end),
+                },
+            )
+        })
+        .collect();
+    ProbeReport {
+        name: name.to_owned(),
+        kind: kind.to_owned(),
+        windows,
+        series: Vec::new(),
+        backends: Vec::new(),
+        evaluations: log
+            .evaluations()
+            .iter()
+            .map(|e| Evaluation { at: secs(e.at), held: e.held, value: e.value, detail: e.detail.clone() })
+            .collect(),
+    }
+}
+
+fn failure_name(kind: crate::measure::FailureKind) -> &'static str {
+    use crate::measure::FailureKind::*;
+    match kind {
+        Connect => "connect",
+        Timeout => "timeout",
+        Status => "status",
+        Body => "body",
+        Latency => "latency",
+        Protocol => "protocol",
+        Dropped => "dropped",
+    }
+}

@@ -1,0 +1,92 @@
+//! `junit.xml`: a test suite per experiment, a test case per target, so any CI system shows
+//! which availability promise broke and by how much.
+
+use std::fmt::Write;
+
+use super::model::Report;
+
+/// Escapes text for XML attributes and content.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Renders one or more reports as one JUnit document.
+pub fn render(reports: &[&Report]) -> String {
+    let mut cases_total = 0;
+    let mut failures_total = 0;
+    let mut errors_total = 0;
+    let mut suites = String::new();
+    for report in reports {
+        let (suite, cases, failures, errors) = suite(report);
+        cases_total += cases;
+        failures_total += failures;
+        errors_total += errors;
+        suites.push_str(&suite);
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"steadfast\" tests=\"{cases_total}\" failures=\"{failures_total}\" errors=\"{errors_total}\">\n{suites}</testsuites>\n"
+    )
+}
+
+fn suite(report: &Report) -> (String, usize, usize, usize) {
+    let mut cases = String::new();
+    let mut failures = 0;
+    let mut errors = 0;
+    let name = escape(&report.experiment.name);
+    for target in &report.targets {
+        let _ = write!(cases, "    <testcase classname=\"{name}\" name=\"{}\" time=\"0\">\n", escape(&target.name));
+        if !target.passed {
+            failures += 1;
+            let measured = target.measured.as_deref().unwrap_or("no data");
+            let _ = write!(
+                cases,
+                "      <failure message=\"measured {} , required {}\" type=\"{}\">{}</failure>\n",
+                escape(measured),
+                escape(&target.required),
+                escape(&target.measure),
+                escape(&target.detail)
+            );
+        }
+        cases.push_str("    </testcase>\n");
+    }
+    // The run itself: an error when it could not reach a verdict on its targets.
+    let run_failed = matches!(report.verdict.outcome.as_str(), "aborted" | "rollback incomplete" | "not steady");
+    let _ = write!(cases, "    <testcase classname=\"{name}\" name=\"run completed and rolled back\" time=\"{:.3}\">\n", report.run.duration_seconds);
+    if run_failed {
+        errors += 1;
+        let _ = write!(cases, "      <error message=\"{}\" type=\"{}\"/>\n", escape(&report.verdict.summary), escape(&report.verdict.outcome));
+    }
+    cases.push_str("    </testcase>\n");
+    let total = report.targets.len() + 1;
+    let suite = format!(
+        "  <testsuite name=\"{name}\" tests=\"{total}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\" timestamp=\"{}\">\n    <properties>\n      <property name=\"runId\" value=\"{}\"/>\n      <property name=\"seed\" value=\"{}\"/>\n      <property name=\"verdict\" value=\"{}\"/>\n    </properties>\n{cases}  </testsuite>\n",
+        report.run.duration_seconds,
+        report.run.started_at.format("%Y-%m-%dT%H:%M:%S"),
+        escape(&report.run.id),
+        report.run.seed,
+        escape(&report.verdict.outcome),
+    );
+    (suite, total, failures, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_characters_are_escaped() {
+        assert_eq!(escape("a<b & \"c\"\u{1}"), "a&lt;b &amp; &quot;c&quot;");
+    }
+}

@@ -1,0 +1,62 @@
+//! `summary.md`: the verdict and the targets as a table, short enough for a pull-request comment.
+
+use std::fmt::Write;
+
+use super::model::Report;
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// Renders the summary.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let icon = match report.verdict.outcome.as_str() {
+        "passed" => "✅",
+        "failed" | "not steady" => "❌",
+        _ => "⚠️",
+    };
+    let _ = writeln!(out, "## {icon} {} — {}", cell(&report.experiment.name), report.verdict.outcome);
+    let _ = writeln!(out);
+    if let Some(description) = &report.experiment.description {
+        let _ = writeln!(out, "{}\n", cell(description));
+    }
+    let _ = writeln!(out, "{}\n", cell(&report.verdict.summary));
+    let _ = writeln!(out, "| target | probe | window | required | measured | result |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for t in &report.targets {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | `{}` | {} | {} |",
+            cell(&t.name),
+            cell(&t.probe),
+            t.window,
+            cell(&t.required),
+            cell(t.measured.as_deref().unwrap_or("no data")),
+            if t.passed { "pass" } else { "**FAIL**" }
+        );
+    }
+    if !report.faults.is_empty() {
+        let _ = writeln!(out, "\n| fault | kind | firings | targets | self-healing |");
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for f in &report.faults {
+            let healing = match (f.healed, f.healed_after_seconds) {
+                (Some(true), Some(s)) => format!("healed in {s:.1}s"),
+                (Some(false), _) => "**not healed**".to_owned(),
+                _ => "n/a".to_owned(),
+            };
+            let _ = writeln!(out, "| {} | {} | {} | {} | {healing} |", cell(&f.name), f.kind, f.firings, f.targets.len());
+        }
+    }
+    let rollback = if report.rollback.complete {
+        format!("every fault rolled back ({} undo record(s) applied)", report.rollback.applied)
+    } else {
+        format!("**rollback incomplete**: {}", cell(&report.rollback.pending.join(", ")))
+    };
+    let _ = writeln!(
+        out,
+        "\nRun `{}` · seed {} · {:.0}s · {rollback} · steadfast {}",
+        report.run.id, report.run.seed, report.run.duration_seconds, report.tool.version
+    );
+    out
+}
