@@ -1,1 +1,6 @@
-//! infra
+//! Adapters to the outside world: the only modules that name an SDK. Each exposes a narrow
+//! interface in the crate's own types, so the core plans and judges without knowing which
+//! client answered.
+
+pub mod aws;
+pub mod nodes;
