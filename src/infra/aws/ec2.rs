@@ -43,7 +43,7 @@ pub struct AclFilter {
     pub vpc_id: Option<String>,
     /// Associated with this subnet.
     pub subnet_id: Option<String>,
-    /// With these ids.
+    /// With these ids (an unknown id fails the call with `InvalidNetworkAclID.NotFound`).
     pub acl_ids: Vec<String>,
     /// Carrying these tags.
     pub tags: Vec<(String, String)>,
@@ -198,9 +198,6 @@ impl Ec2 {
         if let Some(subnet) = &acl_filter.subnet_id {
             filters.push(filter("association.subnet-id", [subnet.clone()]));
         }
-        if !acl_filter.acl_ids.is_empty() {
-            filters.push(filter("network-acl-id", acl_filter.acl_ids.clone()));
-        }
         for (key, value) in &acl_filter.tags {
             filters.push(filter(&format!("tag:{key}"), [value.clone()]));
         }
@@ -213,6 +210,9 @@ impl Ec2 {
             let page = self
                 .client
                 .describe_network_acls()
+                .set_network_acl_ids(
+                    (!acl_filter.acl_ids.is_empty()).then(|| acl_filter.acl_ids.clone()),
+                )
                 .set_filters((!filters.is_empty()).then(|| filters.clone()))
                 .set_next_token(token.take())
                 .send()
