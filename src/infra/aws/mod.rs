@@ -8,8 +8,9 @@
 //!
 //! The policy's scoping choices:
 //! - network ACLs: steadfast may create an ACL only when the request tags it
-//!   `managed-by=steadfast` (`aws:RequestTag`), may tag only while creating (`ec2:CreateAction`),
-//!   and may delete only ACLs that carry the tag (`ec2:ResourceTag`) — so it can never delete a
+//!   `managed-by=steadfast` (`aws:RequestTag`; the VPC side of the same call is unconditioned,
+//!   as in AWS FIS's own managed policy), may tag only while creating (`ec2:CreateAction`), and
+//!   may delete only ACLs that carry the tag (`ec2:ResourceTag`) — so it can never delete a
 //!   VPC's own ACLs. Re-associating subnets needs `ec2:ReplaceNetworkAclAssociation` on the
 //!   original (untagged) ACLs too, so that action is not tag-scoped.
 //! - instances: terminate, stop and start only instances tagged `steadfast.dev/allowed=true`;

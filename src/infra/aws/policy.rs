@@ -18,11 +18,13 @@ pub enum PolicyError {
     NoStatements,
 }
 
-/// One `Allow` statement: its action patterns and its condition block (if any).
+/// One `Allow` statement: its action patterns, resources and condition block (if any).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AllowStatement {
     /// Action patterns as written, e.g. `ec2:Describe*`.
     pub actions: Vec<String>,
+    /// Resource patterns as written, e.g. `arn:aws:ec2:*:*:network-acl/*`.
+    pub resources: Vec<String>,
     /// The statement's `Condition` object, `Null` when absent.
     pub condition: Value,
 }
@@ -42,17 +44,23 @@ pub fn allow_statements(policy: &str) -> Result<Vec<AllowStatement>, PolicyError
         .into_iter()
         .filter(|s| s["Effect"] == "Allow")
         .map(|s| AllowStatement {
-            actions: match &s["Action"] {
-                Value::String(one) => vec![one.clone()],
-                Value::Array(many) => many
-                    .iter()
-                    .filter_map(|a| a.as_str().map(str::to_owned))
-                    .collect(),
-                _ => Vec::new(),
-            },
+            actions: strings(&s["Action"]),
+            resources: strings(&s["Resource"]),
             condition: s["Condition"].clone(),
         })
         .collect())
+}
+
+/// A policy field that may be one string or a list of them.
+fn strings(value: &Value) -> Vec<String> {
+    match value {
+        Value::String(one) => vec![one.clone()],
+        Value::Array(many) => many
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Whether an IAM action pattern (`*` and `?` wildcards, case-insensitive) covers `action`.
@@ -161,10 +169,13 @@ mod tests {
         }
     }
 
+    /// The one statement granting `action` on resources other than VPCs (creating an ACL also
+    /// authorises against its VPC, which carries no request tag).
     fn statement_for<'a>(statements: &'a [AllowStatement], action: &str) -> &'a AllowStatement {
         let found: Vec<&AllowStatement> = statements
             .iter()
             .filter(|s| s.actions.iter().any(|p| pattern_matches(p, action)))
+            .filter(|s| !s.resources.iter().all(|r| r.ends_with(":vpc/*")))
             .collect();
         assert_eq!(found.len(), 1, "exactly one statement grants {action}");
         found[0]
@@ -178,10 +189,15 @@ mod tests {
             create.condition["StringEquals"][format!("aws:RequestTag/{MANAGED_BY_KEY}")],
             MANAGED_BY_VALUE
         );
+        assert_eq!(create.resources, vec!["arn:aws:ec2:*:*:network-acl/*"]);
         let tag = statement_for(&statements, "ec2:CreateTags");
         assert_eq!(
             tag.condition["StringEquals"]["ec2:CreateAction"],
             "CreateNetworkAcl"
+        );
+        assert_eq!(
+            tag.condition["StringEquals"][format!("aws:RequestTag/{MANAGED_BY_KEY}")],
+            MANAGED_BY_VALUE
         );
         let delete = statement_for(&statements, "ec2:DeleteNetworkAcl");
         assert_eq!(
