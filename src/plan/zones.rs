@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::select::{Caps, Selection, SelectionError, select};
 use crate::spec::fault::{InstanceTargetSpec, SelectionMode};
+use crate::spec::safety::SafetySpec;
 use crate::spec::selector::{LabelSelector, SelectorError};
 
 /// The well-known label holding a node's availability zone.
@@ -216,6 +217,14 @@ pub enum ZoneError {
     /// The choice among the candidates failed (none matched, or over the caps).
     #[error(transparent)]
     Selection(#[from] SelectionError),
+}
+
+/// The blast-radius caps of instance faults: `safety.maxNodes` counts instances too.
+pub fn instance_caps(safety: &SafetySpec) -> Caps {
+    Caps {
+        max_objects: safety.max_nodes,
+        max_percent: safety.max_percent,
+    }
 }
 
 /// The VPC the cluster runs in: the single VPC of the instances behind the nodes.
@@ -575,6 +584,13 @@ mod tests {
                 node("kind-node", "kind://docker/kind/kind-worker", &[]),
             ],
         }
+    }
+
+    #[test]
+    fn instance_caps_come_from_max_nodes() {
+        let caps = instance_caps(&SafetySpec::default());
+        assert_eq!(caps.max_objects, 1);
+        assert_eq!(caps.max_percent, Percent::new(50.0));
     }
 
     #[test]

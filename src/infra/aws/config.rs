@@ -14,6 +14,7 @@ use aws_sdk_ec2::config::{Credentials, Region};
 
 use super::error::AwsError;
 use super::{AutoScaling, Ec2};
+use crate::spec::experiment::AwsSpec;
 
 /// Default time to open a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -78,6 +79,11 @@ impl AwsOptions {
             region,
             ..Self::default()
         }
+    }
+
+    /// Options for an experiment's `spec.aws` (absent: everything from the environment).
+    pub fn from_spec(aws: Option<&AwsSpec>) -> Self {
+        Self::for_region(aws.and_then(|a| a.region.clone()))
     }
 }
 
