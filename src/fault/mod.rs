@@ -7,6 +7,10 @@
 //! clients ([`Undoer`]), so a fresh process holding only the journal can heal what a dead run
 //! left behind.
 
+pub mod aws_undo;
+pub mod az_partition;
+pub mod ec2_stop;
+pub mod ec2_terminate;
 pub mod undo;
 
 use std::time::{Duration, SystemTime};
@@ -14,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use undo::{RollbackOutcome, Taint, UndoAction, UndoRecord};
+pub use undo::{RollbackOutcome, SubnetAcl, Taint, UndoAction, UndoRecord};
 
 use crate::spec::FaultKind;
 

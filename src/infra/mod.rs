@@ -1,4 +1,7 @@
-//! Adapters: the only code that talks to Kubernetes, AWS, Prometheus and HTTP servers. Each one
-//! implements a narrow trait of the core.
+//! Adapters to the outside world: the only modules that name an SDK. Each exposes a narrow
+//! interface in the crate's own types, so the core plans and judges without knowing which
+//! client answered.
 
+pub mod aws;
 pub mod cluster;
+pub mod nodes;

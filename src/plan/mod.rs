@@ -2,5 +2,6 @@
 //! with random choices that a recorded seed makes repeatable.
 
 pub mod select;
+pub mod zones;
 
 pub use select::{Caps, Selection, SelectionError, select};
