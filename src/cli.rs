@@ -56,8 +56,18 @@ pub enum OutputFormat {
 pub enum Command {
     /// Check experiment files and report every problem with its line, column and a hint.
     Validate(ValidateArgs),
-    /// Print the JSON Schema of experiment files.
-    Schema,
+    /// Print the JSON Schema of experiment files (or, with --report, of report.json).
+    Schema(SchemaArgs),
+    /// Re-render a saved report.json in another format.
+    Report(ReportArgs),
+}
+
+/// Arguments of `schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Print the schema of report.json instead.
+    #[arg(long)]
+    pub report: bool,
 }
 
 /// Arguments of `validate`.
@@ -69,4 +79,29 @@ pub struct ValidateArgs {
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+}
+
+/// Arguments of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A `report.json` written by `steadfast run`.
+    #[arg(value_name = "REPORT.json")]
+    pub file: PathBuf,
+    /// The format to render.
+    #[arg(long, value_enum)]
+    pub format: ReportFormat,
+    /// Write here instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// Formats `report` renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// The report model as JSON.
+    Json,
+    /// JUnit XML, a test case per target.
+    Junit,
+    /// A Markdown summary for pull requests.
+    Md,
 }

@@ -1,5 +1,6 @@
 //! One file per subcommand; each turns its `*Args` into work and returns an [`ExitStatus`].
 
+pub mod report;
 pub mod schema;
 pub mod validate;
 
@@ -15,6 +16,7 @@ use crate::exit::ExitStatus;
 pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Validate(args) => validate::run(&args, &cli.global, out),
-        Command::Schema => schema::run(out),
+        Command::Schema(args) => schema::run(&args, out),
+        Command::Report(args) => report::run(&args, out),
     }
 }

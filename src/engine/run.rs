@@ -120,6 +120,9 @@ struct State {
     healing_tasks: JoinSet<(String, Healing)>,
     aborted: Option<String>,
     last_renew: Instant,
+    /// Availability aborts guard injection; before the first fault the steady-state check
+    /// speaks instead.
+    injecting: bool,
 }
 
 impl Engine<'_> {
@@ -163,6 +166,7 @@ impl Engine<'_> {
             healing_tasks: JoinSet::new(),
             aborted: None,
             last_renew: Instant::now(),
+            injecting: false,
         };
         let steady = &self.spec.spec.steady_state;
         let mut windows = RunWindows::default();
@@ -288,7 +292,8 @@ impl Engine<'_> {
 
     async fn check_aborts(&self, state: &mut State) {
         let now = self.now();
-        for condition in &self.spec.spec.safety.abort_when {
+        let conditions = if state.injecting { self.spec.spec.safety.abort_when.as_slice() } else { &[] };
+        for condition in conditions {
             let (Some(probe), Some(bound)) = (&condition.probe, condition.availability) else { continue };
             let over = condition.over.map_or(Duration::from_secs(10), |d| d.get());
             if now < over {
@@ -331,6 +336,7 @@ impl Engine<'_> {
     /// Fires every fault on schedule, rolling lasting ones back at the end of their window.
     async fn timeline(&self, interrupts: &Interrupts, state: &mut State, windows: &mut RunWindows) {
         let phase_start = self.now();
+        state.injecting = true;
         let mut pending_rollbacks: Vec<(Duration, Vec<String>)> = Vec::new();
         for fault in &self.spec.spec.faults {
             let start = phase_start + fault.at.get();
@@ -366,6 +372,7 @@ impl Engine<'_> {
             }
         }
         let end = self.now();
+        state.injecting = false;
         windows.during = Some(TimeWindow::new(phase_start, end));
         // A fault cut short by an abort ends when the run stopped injecting.
         for window in windows.faults.values_mut() {

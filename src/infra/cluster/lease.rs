@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{DeleteParams, PostParams, Preconditions};
@@ -30,7 +30,7 @@ impl LeaseLock {
     }
 
     fn lease(holder: &str, ttl: Duration, existing: Option<Lease>) -> Lease {
-        let now = MicroTime(Utc::now());
+        let now = MicroTime(Timestamp::now());
         let mut lease = existing.unwrap_or_else(|| Lease {
             metadata: ObjectMeta { name: Some(LEASE_NAME.to_owned()), ..ObjectMeta::default() },
             spec: None,
@@ -58,12 +58,12 @@ impl LeaseLock {
 }
 
 /// The holder and expiry of a live lease, or None when it lapsed or is free.
-fn live_holder(lease: &Lease) -> Option<(String, chrono::DateTime<Utc>)> {
+fn live_holder(lease: &Lease) -> Option<(String, Timestamp)> {
     let spec = lease.spec.as_ref()?;
     let holder = spec.holder_identity.clone().filter(|h| !h.is_empty())?;
     let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref())?.0;
-    let expires = renewed + chrono::Duration::seconds(i64::from(spec.lease_duration_seconds.unwrap_or(0)));
-    (expires > Utc::now()).then_some((holder, expires))
+    let expires = renewed.checked_add(SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(0)))).ok()?;
+    (expires > Timestamp::now()).then_some((holder, expires))
 }
 
 #[async_trait]
@@ -74,7 +74,7 @@ impl RunLock for LeaseLock {
             None => timed("create the run lock", self.api.create(&PostParams::default(), &Self::lease(holder, ttl, None))).await,
             Some(lease) => {
                 if let Some((other, expires)) = live_holder(&lease).filter(|(h, _)| h != holder) {
-                    return Err(LockError::Held { holder: other, expires: expires.to_rfc3339() });
+                    return Err(LockError::Held { holder: other, expires: expires.to_string() });
                 }
                 // resourceVersion is kept, so a racing taker gets 409 Conflict.
                 let replaced = Self::lease(holder, ttl, Some(lease));
@@ -91,8 +91,8 @@ impl RunLock for LeaseLock {
                 let (holder, expires) = current
                     .as_ref()
                     .and_then(live_holder)
-                    .unwrap_or_else(|| ("another run".to_owned(), Utc::now()));
-                Err(LockError::Held { holder, expires: expires.to_rfc3339() })
+                    .unwrap_or_else(|| ("another run".to_owned(), Timestamp::now()));
+                Err(LockError::Held { holder, expires: expires.to_string() })
             }
             Err(err) => Err(LockError::Store(err)),
         }
