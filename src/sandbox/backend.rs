@@ -39,7 +39,6 @@ pub(crate) struct BackendIdentity {
     pub zone: String,
 }
 
-#[derive(Default)]
 struct Counters {
     by_code: Mutex<BTreeMap<u16, u64>>,
 }
@@ -85,7 +84,10 @@ impl Backend {
             id,
             behaviour,
             partitioned,
-            counters: Counters::default(),
+            // Both codes start at zero so rates exist before the first error.
+            counters: Counters {
+                by_code: Mutex::new(BTreeMap::from([(200, 0), (500, 0)])),
+            },
         });
         let task = tokio::spawn(serve(listener, ctx, drain.clone(), kill.clone()).instrument(span));
         Ok(Self {

@@ -144,6 +144,24 @@ impl Shared {
         m.get(node).cloned()
     }
 
+    /// A cheap summary of every node's simulated state, to notice changes made outside the API.
+    pub fn node_fingerprint(&self) -> Vec<(String, bool, bool, bool)> {
+        let m = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = m
+            .iter()
+            .map(|(n, rt)| {
+                (
+                    n.clone(),
+                    rt.reporting,
+                    rt.partitioned.load(std::sync::atomic::Ordering::Relaxed),
+                    rt.joined.elapsed() >= rt.boot_delay,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Ready endpoints of a Service.
     pub fn ready_endpoints(&self, ns: &str, svc: &str) -> Arc<Vec<LbEndpoint>> {
         let m = self.endpoints.read().unwrap_or_else(|e| e.into_inner());

@@ -332,7 +332,7 @@ pub(crate) fn budget(txn: &Txn<'_>, pdb: &Value) -> Budget {
         .and_then(Value::as_str)
         .unwrap_or_default();
     let sel = LabelSelector::from_object(&pdb["spec"]["selector"]);
-    let pods: Vec<Value> = txn
+    let pods: Vec<_> = txn
         .list("pods", Some(ns))
         .into_iter()
         .filter(|p| !sel.is_empty() && sel.matches_object(p))
@@ -393,7 +393,7 @@ pub(crate) fn evict(
     if pod.pointer("/metadata/deletionTimestamp").is_some() {
         return Ok(super::status::success(pods, name, ""));
     }
-    let pdbs: Vec<Value> = txn
+    let pdbs: Vec<_> = txn
         .list("poddisruptionbudgets", Some(ns))
         .into_iter()
         .filter(|b| {

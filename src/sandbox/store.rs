@@ -49,14 +49,18 @@ pub(crate) struct Change {
     /// What happened.
     pub kind: ChangeKind,
     /// The object after the change (before it, for deletions, with the new revision).
-    pub object: Value,
+    pub object: Obj,
 }
 
 type Key = (String, String);
 
+/// A stored object; shared between the store, its history and readers, so lists are cheap.
+pub(crate) type Obj = Arc<Value>;
+
 struct Inner {
     rv: u64,
-    buckets: HashMap<&'static str, BTreeMap<Key, Value>>,
+    bucket_rv: HashMap<&'static str, u64>,
+    buckets: HashMap<&'static str, BTreeMap<Key, Obj>>,
     history: VecDeque<Arc<Change>>,
     truncated_at: u64,
     next_uid: u64,
@@ -129,6 +133,7 @@ impl Store {
         Self {
             inner: Mutex::new(Inner {
                 rv: 1,
+                bucket_rv: HashMap::new(),
                 buckets: HashMap::new(),
                 history: VecDeque::new(),
                 truncated_at: 1,
@@ -156,6 +161,16 @@ impl Store {
         self.lock().rv
     }
 
+    /// Revision of the last write to each of `storages` (lets a controller skip a pass when
+    /// nothing it reads has changed).
+    pub fn bucket_revisions(&self, storages: &[&str]) -> Vec<u64> {
+        let inner = self.lock();
+        storages
+            .iter()
+            .map(|s| inner.bucket_rv.get(s).copied().unwrap_or(0))
+            .collect()
+    }
+
     /// Runs `f` with exclusive access, so several reads and writes happen atomically.
     pub fn transaction<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> R) -> R {
         let mut guard = self.lock();
@@ -175,12 +190,12 @@ impl Store {
     }
 
     /// One object, if present.
-    pub fn get(&self, storage: &str, ns: &str, name: &str) -> Option<Value> {
-        self.transaction(|t| t.get(storage, ns, name).cloned())
+    pub fn get(&self, storage: &str, ns: &str, name: &str) -> Option<Obj> {
+        self.transaction(|t| t.get_shared(storage, ns, name))
     }
 
     /// Every object of a bucket (in one namespace, or all), with the list revision.
-    pub fn list(&self, storage: &str, ns: Option<&str>) -> (Vec<Value>, u64) {
+    pub fn list(&self, storage: &str, ns: Option<&str>) -> (Vec<Obj>, u64) {
         self.transaction(|t| (t.list(storage, ns), t.inner.rv))
     }
 
@@ -193,14 +208,14 @@ impl Store {
         after: Option<&(String, String)>,
         mut keep: impl FnMut(&Value) -> bool,
         limit: usize,
-    ) -> (Vec<Value>, u64, bool) {
+    ) -> (Vec<Obj>, u64, bool) {
         self.transaction(|t| {
             let rv = t.inner.rv;
             let Some(bucket) = t.inner.buckets.get(storage) else {
                 return (Vec::new(), rv, false);
             };
             let mut out = Vec::new();
-            let range: Box<dyn Iterator<Item = (&Key, &Value)>> = match after {
+            let range: Box<dyn Iterator<Item = (&Key, &Obj)>> = match after {
                 Some(k) => Box::new(bucket.range((
                     std::ops::Bound::Excluded(k.clone()),
                     std::ops::Bound::Unbounded,
@@ -260,7 +275,7 @@ impl Store {
         &self,
         storage: &str,
         ns: Option<&str>,
-    ) -> (Vec<Value>, u64, broadcast::Receiver<Arc<Change>>) {
+    ) -> (Vec<Obj>, u64, broadcast::Receiver<Arc<Change>>) {
         let mut inner = self.lock();
         let rx = self.tx.subscribe();
         let txn = Txn {
@@ -299,7 +314,7 @@ pub(crate) struct Txn<'a> {
 }
 
 impl Txn<'_> {
-    fn record(&mut self, storage: &'static str, ns: &str, kind: ChangeKind, object: Value) {
+    fn record(&mut self, storage: &'static str, ns: &str, kind: ChangeKind, object: Obj) {
         let change = Arc::new(Change {
             rv: self.inner.rv,
             storage,
@@ -307,6 +322,7 @@ impl Txn<'_> {
             kind,
             object,
         });
+        self.inner.bucket_rv.insert(storage, change.rv);
         self.inner.history.push_back(change.clone());
         while self.inner.history.len() > self.store.history_cap {
             if let Some(old) = self.inner.history.pop_front() {
@@ -329,10 +345,20 @@ impl Txn<'_> {
             .buckets
             .get(storage)
             .and_then(|b| b.get(&(ns.to_string(), name.to_string())))
+            .map(|o| o.as_ref())
+    }
+
+    /// One object as a shared handle, if present.
+    pub fn get_shared(&self, storage: &str, ns: &str, name: &str) -> Option<Obj> {
+        self.inner
+            .buckets
+            .get(storage)
+            .and_then(|b| b.get(&(ns.to_string(), name.to_string())))
+            .cloned()
     }
 
     /// Clones of every object of a bucket, in one namespace or all.
-    pub fn list(&self, storage: &str, ns: Option<&str>) -> Vec<Value> {
+    pub fn list(&self, storage: &str, ns: Option<&str>) -> Vec<Obj> {
         self.inner
             .buckets
             .get(storage)
@@ -451,8 +477,9 @@ impl Txn<'_> {
             .buckets
             .entry(def.storage)
             .or_default()
-            .insert((ns.to_string(), name), obj.clone());
-        self.record(def.storage, ns, ChangeKind::Added, obj.clone());
+            .insert((ns.to_string(), name.clone()), Arc::new(obj.clone()));
+        let shared = self.get_shared(def.storage, ns, &name).unwrap_or_default();
+        self.record(def.storage, ns, ChangeKind::Added, shared);
         Ok(obj)
     }
 
@@ -519,8 +546,9 @@ impl Txn<'_> {
             .buckets
             .entry(def.storage)
             .or_default()
-            .insert(key, new.clone());
-        self.record(def.storage, ns, ChangeKind::Modified, new.clone());
+            .insert(key, Arc::new(new.clone()));
+        let shared = self.get_shared(def.storage, ns, name).unwrap_or_default();
+        self.record(def.storage, ns, ChangeKind::Modified, shared);
         Ok(new)
     }
 
@@ -542,14 +570,15 @@ impl Txn<'_> {
             return Err(ApiError::conflict(def, name));
         }
         let rv = self.bump();
-        let mut obj = self
+        let removed = self
             .inner
             .buckets
             .get_mut(def.storage)
             .and_then(|b| b.remove(&key))
             .ok_or_else(|| ApiError::not_found(def, name))?;
+        let mut obj = Arc::unwrap_or_clone(removed);
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-        self.record(def.storage, ns, ChangeKind::Deleted, obj.clone());
+        self.record(def.storage, ns, ChangeKind::Deleted, Arc::new(obj.clone()));
         Ok(obj)
     }
 
@@ -579,8 +608,9 @@ impl Txn<'_> {
             .buckets
             .entry(def.storage)
             .or_default()
-            .insert(key, obj.clone());
-        self.record(def.storage, ns, ChangeKind::Modified, obj.clone());
+            .insert(key, Arc::new(obj.clone()));
+        let shared = self.get_shared(def.storage, ns, name).unwrap_or_default();
+        self.record(def.storage, ns, ChangeKind::Modified, shared);
         Ok(obj)
     }
 

@@ -137,7 +137,10 @@ fn list(
         },
         limit,
     );
-    let items: Vec<Value> = items.into_iter().map(|v| to_external(def, v)).collect();
+    let items: Vec<Value> = items
+        .into_iter()
+        .map(|v| to_external(def, std::sync::Arc::unwrap_or_clone(v)))
+        .collect();
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if more && let Some(last) = items.last() {
         let (lns, lname) = crate::sandbox::store::ns_name(last);
@@ -169,7 +172,7 @@ fn fetch(
     app.shared
         .store
         .get(def.storage, ns, name)
-        .map(|v| to_external(def, v))
+        .map(|v| to_external(def, std::sync::Arc::unwrap_or_clone(v)))
         .ok_or_else(|| ApiError::not_found(def, name))
 }
 
@@ -398,7 +401,7 @@ fn delete_collection(
     let opts = delete_opts(req)?;
     let ns_filter = ns.filter(|n| !n.is_empty());
     let items = app.shared.store.transaction(|txn| {
-        let victims: Vec<Value> = txn
+        let victims: Vec<_> = txn
             .list(def.storage, ns_filter)
             .into_iter()
             .filter(|v| label.matches_object(v) && field.matches(v))

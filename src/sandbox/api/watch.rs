@@ -88,7 +88,7 @@ impl WatchState {
         {
             return;
         }
-        let obj = to_external(self.def, change.object.clone());
+        let obj = to_external(self.def, (*change.object).clone());
         if !self.filtered {
             self.queue.push_back(line(change.kind.as_str(), &obj));
             return;
@@ -207,14 +207,14 @@ pub(crate) fn watch(
         // Objects the client already has: those matching now (history keeps no old states).
         let (items, _) = store.list(def.storage, state.ns.as_deref());
         for o in items {
-            let e = to_external(def, o);
+            let e = to_external(def, Arc::unwrap_or_clone(o));
             if state.matches(&e) {
                 state.visible.insert(crate::sandbox::store::ns_name(&e));
             }
         }
     }
     for o in initial {
-        let e = to_external(def, o);
+        let e = to_external(def, Arc::unwrap_or_clone(o));
         if state.matches(&e) {
             state.visible.insert(crate::sandbox::store::ns_name(&e));
             state.queue.push_back(line("ADDED", &e));

@@ -58,7 +58,7 @@ pub(crate) fn sync(shared: &Arc<Shared>) {
     }
 }
 
-fn sync_one(shared: &Arc<Shared>, d: &Value, all_rs: &[Value]) {
+fn sync_one(shared: &Arc<Shared>, d: &Value, all_rs: &[Arc<Value>]) {
     let ns = s(d, "/metadata/namespace").to_string();
     let name = s(d, "/metadata/name").to_string();
     let uid = s(d, "/metadata/uid");
@@ -67,6 +67,7 @@ fn sync_one(shared: &Arc<Shared>, d: &Value, all_rs: &[Value]) {
     let hash = template_hash(&template);
     let mut owned: Vec<&Value> = all_rs
         .iter()
+        .map(|rs| rs.as_ref())
         .filter(|rs| s(rs, "/metadata/namespace") == ns && controller_uid(rs) == Some(uid))
         .collect();
     owned.sort_by_key(|rs| s(rs, "/metadata/creationTimestamp").to_string());

@@ -52,6 +52,7 @@ impl EndpointController {
             let sel = LabelSelector::from_map(&map);
             let members: Vec<&Value> = pods
                 .iter()
+                .map(|p| p.as_ref())
                 .filter(|p| s(p, "/metadata/namespace") == ns && sel.matches_object(p))
                 .filter(|p| {
                     !s(
@@ -67,6 +68,7 @@ impl EndpointController {
                 .collect();
             let existing: Vec<&Value> = slices
                 .iter()
+                .map(|p| p.as_ref())
                 .filter(|sl| {
                     s(sl, "/metadata/namespace") == ns
                         && s(sl, "/metadata/labels/kubernetes.io~1service-name") == name
@@ -187,12 +189,14 @@ fn reconcile_slices(shared: &Arc<Shared>, svc: &Value, members: &[&Value], exist
         .cloned()
         .unwrap_or_default();
     let slice_port = |sl: &Value| i(sl, "/ports/0/port", 0) as u16;
+    let by_slice_port: HashMap<u16, &Value> =
+        existing.iter().map(|sl| (slice_port(sl), *sl)).collect();
     for (port, endpoints) in &by_port {
         let ports: Vec<Value> = svc_ports
             .iter()
             .map(|sp| json!({"name": sp.get("name").cloned().unwrap_or(json!("")), "port": port, "protocol": "TCP"}))
             .collect();
-        match existing.iter().find(|sl| slice_port(sl) == *port) {
+        match by_slice_port.get(port) {
             Some(sl) => {
                 if sl["endpoints"] != json!(endpoints) || sl["ports"] != json!(ports) {
                     let sname = s(sl, "/metadata/name").to_string();

@@ -14,6 +14,24 @@ use crate::sandbox::resources::{RESOURCES, by_storage, well_known};
 const EVENT_TTL_SECS: f64 = 3600.0;
 /// Events kept at most, oldest removed first, so a long run has bounded memory.
 const MAX_EVENTS: usize = 5000;
+/// How often expired events are looked for when there are not too many.
+const EVENT_SWEEP_SECS: u64 = 60;
+
+/// Buckets whose changes can orphan objects or remove nodes (leases and events cannot).
+pub(crate) const OWNED_STORAGES: &[&str] = &[
+    "nodes",
+    "pods",
+    "services",
+    "deployments",
+    "replicasets",
+    "daemonsets",
+    "statefulsets",
+    "endpointslices",
+    "configmaps",
+    "secrets",
+    "poddisruptionbudgets",
+    "namespaces",
+];
 
 fn storages() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
@@ -103,13 +121,15 @@ pub(crate) fn owners(shared: &Arc<Shared>) {
     });
 }
 
-/// Drops expired events and caps how many are kept.
+/// Drops expired events and caps how many are kept (a full sweep once a minute, or at once
+/// when there are too many).
 pub(crate) fn events(shared: &Arc<Shared>) {
     let (mut all, _) = shared.store.list("events", None);
-    if all.is_empty() {
+    let sweep_due = chrono::Utc::now().timestamp() as u64 % EVENT_SWEEP_SECS == 0;
+    if all.is_empty() || (all.len() <= MAX_EVENTS && !sweep_due) {
         return;
     }
-    all.sort_by_key(|e| s(e, "/metadata/creationTimestamp").to_string());
+    all.sort_by_cached_key(|e| s(e, "/metadata/creationTimestamp").to_string());
     let excess = all.len().saturating_sub(MAX_EVENTS);
     for (idx, e) in all.iter().enumerate() {
         if idx < excess || age_secs(s(e, "/metadata/creationTimestamp")) > EVENT_TTL_SECS {

@@ -32,6 +32,8 @@ struct PodRun {
     backend: Backend,
     node: String,
     started: Instant,
+    /// Ready has been observed or posted; until then a timer is pending.
+    ready: bool,
     stopping: Option<Stopping>,
 }
 
@@ -57,6 +59,11 @@ impl Kubelets {
         for (name, rt) in &runtimes {
             self.node_status(shared, name, rt);
         }
+    }
+
+    /// Whether a pod waits for a timer (start-up delay, termination).
+    pub fn has_timers(&self) -> bool {
+        self.pods.values().any(|r| !r.ready || r.stopping.is_some())
     }
 
     /// Every kubelet's pod work: start, report readiness, terminate.
@@ -203,8 +210,11 @@ impl Kubelets {
             return;
         }
         // Re-posted after a silence too: the node controller may have marked the pod not ready.
-        if run.started.elapsed() >= shared.timing.pod_startup_delay && !super::util::pod_ready(pod)
-        {
+        if run.started.elapsed() < shared.timing.pod_startup_delay {
+            return;
+        }
+        run.ready = true;
+        if !super::util::pod_ready(pod) {
             let _ = shared
                 .store
                 .update_with(well_known::pods(), &ns, &name, |p| {
@@ -304,6 +314,7 @@ impl Kubelets {
                     backend,
                     node,
                     started: Instant::now(),
+                    ready: false,
                     stopping: None,
                 },
             );

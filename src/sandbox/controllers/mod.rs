@@ -29,7 +29,9 @@ use super::cluster::Shared;
 /// Shortest time between two passes, to bound CPU while many changes stream in.
 const MIN_PASS_INTERVAL: Duration = Duration::from_millis(20);
 /// Longest time between two passes (timers are checked at least this often).
-const TICK: Duration = Duration::from_millis(100);
+const TICK: Duration = Duration::from_millis(200);
+/// Garbage collection runs at most this often (it walks every object).
+const GC_EVERY: Duration = Duration::from_secs(1);
 
 /// State the controllers keep outside the API (like informer caches and kubelet runtimes).
 #[derive(Default)]
@@ -38,21 +40,69 @@ pub(crate) struct ControlPlane {
     endpoints: endpoints::EndpointController,
     scheduler: scheduler::Scheduler,
     nodes: nodes::NodeLifecycle,
+    last_gc: Option<std::time::Instant>,
+    seen: std::collections::HashMap<&'static str, Vec<u64>>,
+    nodes_seen: Vec<(String, bool, bool, bool)>,
 }
 
 impl ControlPlane {
+    /// Whether any of `storages` changed since `controller` last ran (like an informer event).
+    fn changed(
+        &mut self,
+        shared: &Arc<Shared>,
+        controller: &'static str,
+        storages: &[&str],
+    ) -> bool {
+        let now = shared.store.bucket_revisions(storages);
+        if self.seen.get(controller) == Some(&now) {
+            return false;
+        }
+        self.seen.insert(controller, now);
+        true
+    }
+
     fn pass(&mut self, shared: &Arc<Shared>) {
         gc::namespaces(shared);
         self.kubelet.heartbeat(shared);
         self.nodes.sync(shared);
-        deployment::sync(shared);
-        replicaset::sync(shared);
-        self.scheduler.sync(shared);
-        self.kubelet.sync_pods(shared);
-        self.endpoints.sync(shared);
-        endpoints::disruption_budgets(shared);
-        gc::owners(shared);
-        gc::events(shared);
+        if self.changed(shared, "deployment", &["deployments", "replicasets"]) {
+            deployment::sync(shared);
+        }
+        if self.changed(shared, "replicaset", &["replicasets", "pods"]) {
+            replicaset::sync(shared);
+        }
+        if self.changed(shared, "scheduler", &["pods", "nodes"]) {
+            self.scheduler.sync(shared);
+        }
+        let fingerprint = shared.node_fingerprint();
+        let machines_changed = fingerprint != self.nodes_seen;
+        self.nodes_seen = fingerprint;
+        let api_changed = self.changed(shared, "kubelet", &["pods", "nodes"]);
+        if api_changed || machines_changed || self.kubelet.has_timers() {
+            self.kubelet.sync_pods(shared);
+        }
+        if self.changed(
+            shared,
+            "endpointslice",
+            &["services", "pods", "endpointslices"],
+        ) {
+            self.endpoints.sync(shared);
+        }
+        if self.changed(
+            shared,
+            "disruption",
+            &["poddisruptionbudgets", "pods", "replicasets"],
+        ) {
+            endpoints::disruption_budgets(shared);
+        }
+        if self.last_gc.is_none_or(|t| t.elapsed() >= GC_EVERY) {
+            self.last_gc = Some(std::time::Instant::now());
+            let owners_changed = self.changed(shared, "gc", gc::OWNED_STORAGES);
+            if owners_changed {
+                gc::owners(shared);
+            }
+            gc::events(shared);
+        }
     }
 }
 

@@ -132,7 +132,7 @@ impl NodeLifecycle {
                 "node-controller",
             );
             // MarkPodsNotReady: pods on an unreachable node leave their Services' endpoints.
-            let pods: Vec<Value> = txn
+            let pods: Vec<_> = txn
                 .list("pods", None)
                 .into_iter()
                 .filter(|p| s(p, "/spec/nodeName") == name)

@@ -47,6 +47,7 @@ impl Scheduler {
         let (pods, _) = shared.store.list("pods", None);
         let pending: Vec<&Value> = pods
             .iter()
+            .map(|p| p.as_ref())
             .filter(|p| s(p, "/spec/nodeName").is_empty() && !terminating(p))
             .collect();
         if pending.is_empty() {
