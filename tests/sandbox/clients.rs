@@ -186,6 +186,29 @@ async fn kubectl_gets_deletes_cordons_drains() {
         "drained node is empty"
     );
 
+    // `get -w` streams Table rows: the initial list, then changes.
+    let watch = kubectl
+        .command(&[
+            "get",
+            "pods",
+            "-n",
+            "shop",
+            "-l",
+            "app=api",
+            "-w",
+            "--request-timeout=3s",
+        ])
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), watch)
+        .await
+        .expect("watch ends")
+        .expect("kubectl runs");
+    let rows = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        rows.starts_with("NAME") && rows.lines().filter(|l| l.starts_with("api-")).count() >= 3,
+        "{rows}"
+    );
+
     let events = kubectl.ok(&["get", "events", "-n", "shop"]).await;
     assert!(
         events.contains("LAST SEEN") && events.contains("Scheduled") && events.contains("Evicted"),

@@ -45,6 +45,8 @@ struct WatchState {
     seen_rv: u64,
     cancel: CancellationToken,
     done: bool,
+    /// `includeObject` when the client asked for Table rows (`kubectl get -w`).
+    table: Option<String>,
 }
 
 fn line(ty: &str, object: &Value) -> Bytes {
@@ -54,6 +56,19 @@ fn line(ty: &str, object: &Value) -> Bytes {
 }
 
 impl WatchState {
+    fn event(&self, ty: &str, obj: &Value) -> Bytes {
+        match &self.table {
+            Some(include) => {
+                let meta = json!({"resourceVersion": obj.pointer("/metadata/resourceVersion")});
+                line(
+                    ty,
+                    &super::table::table(self.def, std::slice::from_ref(obj), include, meta),
+                )
+            }
+            None => line(ty, obj),
+        }
+    }
+
     fn matches(&self, obj: &Value) -> bool {
         self.label.matches_object(obj) && self.field.matches(obj)
     }
@@ -90,7 +105,8 @@ impl WatchState {
         }
         let obj = to_external(self.def, (*change.object).clone());
         if !self.filtered {
-            self.queue.push_back(line(change.kind.as_str(), &obj));
+            let ev = self.event(change.kind.as_str(), &obj);
+            self.queue.push_back(ev);
             return;
         }
         let key = crate::sandbox::store::ns_name(&obj);
@@ -113,7 +129,8 @@ impl WatchState {
             }
             (_, false, false) => return,
         };
-        self.queue.push_back(line(ty, &obj));
+        let ev = self.event(ty, &obj);
+        self.queue.push_back(ev);
     }
 
     async fn next(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
@@ -202,6 +219,9 @@ pub(crate) fn watch(
         seen_rv: rv.unwrap_or(start_rv),
         cancel: app.cancel.clone(),
         done: false,
+        table: req
+            .wants_table()
+            .then(|| req.q("includeObject").unwrap_or("Metadata").to_string()),
     };
     if rv.is_some() && !send_initial && state.filtered {
         // Objects the client already has: those matching now (history keeps no old states).
@@ -217,7 +237,8 @@ pub(crate) fn watch(
         let e = to_external(def, Arc::unwrap_or_clone(o));
         if state.matches(&e) {
             state.visible.insert(crate::sandbox::store::ns_name(&e));
-            state.queue.push_back(line("ADDED", &e));
+            let ev = state.event("ADDED", &e);
+            state.queue.push_back(ev);
         }
     }
     if !replay.is_empty() || rv.is_none() || send_initial {

@@ -14,8 +14,6 @@ use crate::sandbox::resources::{RESOURCES, by_storage, well_known};
 const EVENT_TTL_SECS: f64 = 3600.0;
 /// Events kept at most, oldest removed first, so a long run has bounded memory.
 const MAX_EVENTS: usize = 5000;
-/// How often expired events are looked for when there are not too many.
-const EVENT_SWEEP_SECS: u64 = 60;
 
 /// Buckets whose changes can orphan objects or remove nodes (leases and events cannot).
 pub(crate) const OWNED_STORAGES: &[&str] = &[
@@ -123,9 +121,8 @@ pub(crate) fn owners(shared: &Arc<Shared>) {
 
 /// Drops expired events and caps how many are kept (a full sweep once a minute, or at once
 /// when there are too many).
-pub(crate) fn events(shared: &Arc<Shared>) {
+pub(crate) fn events(shared: &Arc<Shared>, sweep_due: bool) {
     let (mut all, _) = shared.store.list("events", None);
-    let sweep_due = chrono::Utc::now().timestamp() as u64 % EVENT_SWEEP_SECS == 0;
     if all.is_empty() || (all.len() <= MAX_EVENTS && !sweep_due) {
         return;
     }

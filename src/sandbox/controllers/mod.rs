@@ -32,6 +32,8 @@ const MIN_PASS_INTERVAL: Duration = Duration::from_millis(20);
 const TICK: Duration = Duration::from_millis(200);
 /// Garbage collection runs at most this often (it walks every object).
 const GC_EVERY: Duration = Duration::from_secs(1);
+/// Expired events are looked for this often (sooner when there are too many).
+const EVENT_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// State the controllers keep outside the API (like informer caches and kubelet runtimes).
 #[derive(Default)]
@@ -41,6 +43,7 @@ pub(crate) struct ControlPlane {
     scheduler: scheduler::Scheduler,
     nodes: nodes::NodeLifecycle,
     last_gc: Option<std::time::Instant>,
+    last_event_sweep: Option<std::time::Instant>,
     seen: std::collections::HashMap<&'static str, Vec<u64>>,
     nodes_seen: Vec<(String, bool, bool, bool)>,
 }
@@ -101,7 +104,13 @@ impl ControlPlane {
             if owners_changed {
                 gc::owners(shared);
             }
-            gc::events(shared);
+            let sweep = self
+                .last_event_sweep
+                .is_none_or(|t| t.elapsed() >= EVENT_SWEEP_EVERY);
+            if sweep {
+                self.last_event_sweep = Some(std::time::Instant::now());
+            }
+            gc::events(shared, sweep);
         }
     }
 }
