@@ -239,3 +239,40 @@ async fn partitioned_node_leaves_the_service_after_the_monitor_grace() {
     run.sandbox.set_node_partitioned(&node, false).unwrap();
     run.sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_node_boots_then_takes_pods_and_removed_node_loses_them() {
+    let run = start().await;
+    let client = kube_client(&run.sandbox).await;
+    let nodes: Api<Node> = Api::all(client.clone());
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "shop");
+    let added = run.sandbox.add_node("us-east-1b").unwrap();
+    let fresh = nodes.get(&added).await.unwrap();
+    assert_ne!(
+        ready_status(&fresh),
+        "True",
+        "a new node is not Ready before its boot delay"
+    );
+    assert_eq!(fresh.labels()["topology.kubernetes.io/zone"], "us-east-1b");
+    eventually("added node Ready", Duration::from_secs(10), || async {
+        (ready_status(&nodes.get(&added).await.ok()?) == "True").then_some(())
+    })
+    .await;
+    // Removing a node (its instance is gone) garbage-collects its pods; they come back elsewhere.
+    let victim = run.sandbox.node_names()[0].clone();
+    assert!(!web_pods_on(&pods, &victim).await.is_empty());
+    run.sandbox.remove_node(&victim).unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    eventually(
+        "web recovers without the removed node",
+        Duration::from_secs(15),
+        || async {
+            let gone = nodes.get(&victim).await.is_err();
+            let left = web_pods_on(&pods, &victim).await.is_empty();
+            let d = deployments.get("web").await.ok()?;
+            (gone && left && d.status?.available_replicas == Some(6)).then_some(())
+        },
+    )
+    .await;
+    run.sandbox.shutdown().await;
+}
