@@ -9,6 +9,8 @@ mod support;
 mod api;
 #[path = "sandbox/clients.rs"]
 mod clients;
+#[path = "sandbox/cloud.rs"]
+mod cloud;
 #[path = "sandbox/idle.rs"]
 mod idle;
 #[path = "sandbox/nodes.rs"]

@@ -20,9 +20,11 @@
 
 mod api;
 mod backend;
+pub mod cloud;
 mod cluster;
 mod controllers;
 mod lb;
+mod nodes;
 mod ops;
 mod patch;
 mod resources;
@@ -34,7 +36,6 @@ mod topology;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -47,7 +48,7 @@ pub use topology::{
     BackendSpec, BudgetSpec, DeploymentSpec, ServiceSpec, Timing, TimingSpec, Topology, ZoneSpec,
 };
 
-use cluster::{NodeRuntime, Shared};
+use cluster::Shared;
 use resources::well_known;
 
 /// Errors of the sandbox.
@@ -84,6 +85,14 @@ pub enum SandboxError {
     /// No zone has this name.
     #[error("no zone named {0:?} in the sandbox")]
     UnknownZone(String),
+    /// A call to the cloud endpoint failed.
+    #[error("cloud call {what} failed: {message}")]
+    Cloud {
+        /// The API operation.
+        what: String,
+        /// What the endpoint said, or that it did not answer.
+        message: String,
+    },
     /// A wait ran out of time.
     #[error("timed out after {after:?} waiting for {what}")]
     Timeout {
@@ -127,6 +136,7 @@ pub struct Sandbox {
     cancel: CancellationToken,
     tasks: JoinSet<()>,
     zones: Vec<String>,
+    nodes: nodes::NodeFactory,
 }
 
 impl Drop for Sandbox {
@@ -182,6 +192,10 @@ impl Sandbox {
             cancel: cancel.clone(),
             tasks: JoinSet::new(),
             zones: topology.zones.iter().map(|z| z.name.clone()).collect(),
+            nodes: nodes::NodeFactory::new(
+                shared.clone(),
+                topology.zones.iter().map(|z| z.name.clone()).collect(),
+            ),
         };
         sandbox.bootstrap(topology)?;
         let app = Arc::new(api::App {
@@ -221,7 +235,13 @@ impl Sandbox {
         }
         for (zi, zone) in topology.zones.iter().enumerate() {
             for n in 0..zone.nodes {
-                self.create_node(zi, &zone.name, n, Duration::ZERO)?;
+                self.nodes.create(
+                    zi,
+                    &zone.name,
+                    n,
+                    Duration::ZERO,
+                    &nodes::random_instance_id(),
+                )?;
             }
         }
         let grace = self.shared.timing.termination_grace_period.as_secs();
@@ -287,82 +307,6 @@ impl Sandbox {
         Ok(())
     }
 
-    fn create_node(
-        &self,
-        zone_index: usize,
-        zone: &str,
-        n: u32,
-        boot_delay: Duration,
-    ) -> Result<String, SandboxError> {
-        let region = &self.shared.region;
-        let domain = if region == "us-east-1" {
-            "ec2.internal".to_string()
-        } else {
-            format!("{region}.compute.internal")
-        };
-        let mut third = 16 * (zone_index as u32 + 1);
-        let mut host = 10 + n;
-        let mut name = format!("ip-10-0-{third}-{host}.{domain}");
-        while self.shared.store.get("nodes", "", &name).is_some() {
-            host += 1;
-            if host > 250 {
-                host = 10;
-                third += 1;
-            }
-            name = format!("ip-10-0-{third}-{host}.{domain}");
-        }
-        let instance = format!("i-{:017x}", rand::random::<u64>() & 0x0fff_ffff_ffff_ffff);
-        let node = json!({
-            "metadata": {
-                "name": name,
-                "labels": {
-                    "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                    "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
-                    "topology.kubernetes.io/zone": zone, "topology.kubernetes.io/region": region,
-                    "failure-domain.beta.kubernetes.io/zone": zone, "failure-domain.beta.kubernetes.io/region": region,
-                    "node.kubernetes.io/instance-type": self.shared.instance_type,
-                    "eks.amazonaws.com/nodegroup": format!("sandbox-{zone}"),
-                },
-            },
-            "spec": {"providerID": format!("aws:///{zone}/{instance}")},
-            "status": {
-                "addresses": [
-                    {"type": "InternalIP", "address": format!("10.0.{third}.{host}")},
-                    {"type": "Hostname", "address": name},
-                    {"type": "InternalDNS", "address": name},
-                ],
-                "capacity": {"cpu": "2", "memory": "8025424Ki", "pods": "110", "ephemeral-storage": "83873772Ki"},
-                "allocatable": {"cpu": "1930m", "memory": "7335248Ki", "pods": "110", "ephemeral-storage": "76224326324"},
-                "nodeInfo": {
-                    "kubeletVersion": "v1.32.0-eks-sandbox", "kubeProxyVersion": "v1.32.0-eks-sandbox",
-                    "osImage": "Amazon Linux 2023", "kernelVersion": "6.1.0-sandbox", "operatingSystem": "linux",
-                    "architecture": "amd64", "containerRuntimeVersion": "containerd://1.7.22",
-                    "machineID": instance, "systemUUID": instance, "bootID": instance,
-                },
-                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
-            },
-        });
-        self.shared
-            .nodes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                name.clone(),
-                NodeRuntime {
-                    zone: zone.to_string(),
-                    reporting: true,
-                    partitioned: Arc::new(AtomicBool::new(false)),
-                    joined: Instant::now(),
-                    boot_delay,
-                },
-            );
-        self.shared
-            .store
-            .create(well_known::nodes(), "", node)
-            .map_err(setup_err(&name))?;
-        Ok(name)
-    }
-
     /// Path of the kubeconfig that points at this sandbox.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
@@ -407,25 +351,12 @@ impl Sandbox {
 
     /// Names of every node, in zone order.
     pub fn node_names(&self) -> Vec<String> {
-        let m = self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        let mut names: Vec<(String, String)> = m
-            .iter()
-            .map(|(n, rt)| (rt.zone.clone(), n.clone()))
-            .collect();
-        names.sort();
-        names.into_iter().map(|(_, n)| n).collect()
+        self.nodes.node_names()
     }
 
     /// Names of the nodes in one zone.
     pub fn nodes_in_zone(&self, zone: &str) -> Vec<String> {
-        let m = self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        let mut names: Vec<String> = m
-            .iter()
-            .filter(|(_, rt)| rt.zone == zone)
-            .map(|(n, _)| n.clone())
-            .collect();
-        names.sort();
-        names
+        self.nodes.nodes_in_zone(zone)
     }
 
     /// Stops or resumes a node's kubelet reporting (Lease renewals and status). A silent node
@@ -434,12 +365,10 @@ impl Sandbox {
     /// # Errors
     /// [`SandboxError::UnknownNode`] if no node has this name.
     pub fn set_node_reporting(&self, node: &str, reporting: bool) -> Result<(), SandboxError> {
-        let mut m = self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        let rt = m
-            .get_mut(node)
-            .ok_or_else(|| SandboxError::UnknownNode(node.to_string()))?;
-        rt.reporting = reporting;
-        Ok(())
+        self.nodes
+            .set_reporting(node, reporting)
+            .then_some(())
+            .ok_or_else(|| SandboxError::UnknownNode(node.to_string()))
     }
 
     /// Cuts or restores a node's network: its backends stop answering (connections hang, as
@@ -448,12 +377,10 @@ impl Sandbox {
     /// # Errors
     /// [`SandboxError::UnknownNode`] if no node has this name.
     pub fn set_node_partitioned(&self, node: &str, partitioned: bool) -> Result<(), SandboxError> {
-        let m = self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner());
-        let rt = m
-            .get(node)
-            .ok_or_else(|| SandboxError::UnknownNode(node.to_string()))?;
-        rt.partitioned.store(partitioned, Ordering::Relaxed);
-        Ok(())
+        self.nodes
+            .set_partitioned(node, partitioned)
+            .then_some(())
+            .ok_or_else(|| SandboxError::UnknownNode(node.to_string()))
     }
 
     /// Adds a node to `zone`; it turns Ready after the topology's node boot delay.
@@ -461,13 +388,7 @@ impl Sandbox {
     /// # Errors
     /// [`SandboxError::UnknownZone`] for a zone not in the topology.
     pub fn add_node(&self, zone: &str) -> Result<String, SandboxError> {
-        let zi = self
-            .zones
-            .iter()
-            .position(|z| z == zone)
-            .ok_or_else(|| SandboxError::UnknownZone(zone.to_string()))?;
-        let n = self.nodes_in_zone(zone).len() as u32;
-        self.create_node(zi, zone, n, self.shared.timing.node_boot_delay)
+        self.nodes.join(zone, &nodes::random_instance_id())
     }
 
     /// Removes a node as the cloud controller does when its instance is gone: the Node object
@@ -476,19 +397,27 @@ impl Sandbox {
     /// # Errors
     /// [`SandboxError::UnknownNode`] if no node has this name.
     pub fn remove_node(&self, node: &str) -> Result<(), SandboxError> {
-        let rt = self
-            .shared
-            .nodes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        self.nodes
             .remove(node)
-            .ok_or_else(|| SandboxError::UnknownNode(node.to_string()))?;
-        rt.partitioned.store(true, Ordering::Relaxed);
-        let _ = self
-            .shared
-            .store
-            .remove(well_known::nodes(), "", node, None);
-        Ok(())
+            .then_some(())
+            .ok_or_else(|| SandboxError::UnknownNode(node.to_string()))
+    }
+
+    /// Ties the nodes to EC2 instances of an AWS-compatible endpoint (moto) and mirrors
+    /// instance terminations, launches and subnet ACL changes into the cluster.
+    ///
+    /// # Errors
+    /// [`SandboxError::Cloud`] when the endpoint refuses a call or does not answer.
+    pub async fn link_cloud(
+        &self,
+        options: cloud::CloudOptions,
+    ) -> Result<cloud::CloudLink, SandboxError> {
+        let zones = self
+            .zones
+            .iter()
+            .map(|z| (z.clone(), self.nodes.nodes_in_zone(z).len() as u32))
+            .collect();
+        cloud::link(self.shared.clone(), self.nodes.clone(), zones, options).await
     }
 
     /// Waits until every Deployment has all its replicas available and every Service a load
