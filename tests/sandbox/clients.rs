@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::support::{eventually, kube_client, start};
@@ -138,6 +139,27 @@ async fn kubectl_gets_deletes_cordons_drains() {
         (pdbs.get("web").await.ok()?.status?.disruptions_allowed == Some(0)).then_some(())
     })
     .await;
+    // A DaemonSet puts a daemon on every node; drain must leave it alone.
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "shop");
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "node-agent"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "node-agent"}},
+            "template": {"metadata": {"labels": {"app": "node-agent"}},
+                         "spec": {"containers": [{"name": "agent", "image": "steadfast/agent:v1"}]}}
+        }
+    }))
+    .unwrap();
+    daemonsets
+        .create(&PostParams::default(), &ds)
+        .await
+        .unwrap();
+    eventually("a daemon on each node", Duration::from_secs(15), || async {
+        let d = daemonsets.get("node-agent").await.ok()?;
+        let st = d.status?;
+        (st.desired_number_scheduled == 6 && st.number_ready == 6).then_some(())
+    })
+    .await;
     let drain_node = api
         .list(&ListParams::default().labels("app=web"))
         .await
@@ -175,15 +197,30 @@ async fn kubectl_gets_deletes_cordons_drains() {
         "a blocked eviction was retried: {stderr}"
     );
     assert!(stdout.contains("drained"), "{stdout}");
+    assert!(
+        stderr.contains("ignoring DaemonSet-managed Pods"),
+        "{stderr}"
+    );
     let left = api
         .list(&ListParams::default().fields(&format!("spec.nodeName={drain_node}")))
         .await
         .unwrap();
+    for p in &left.items {
+        let daemon = p
+            .metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|o| o.kind == "DaemonSet"));
+        assert!(
+            daemon || p.metadata.deletion_timestamp.is_some(),
+            "only the daemon stays on the drained node"
+        );
+    }
     assert!(
         left.items
             .iter()
-            .all(|p| p.metadata.deletion_timestamp.is_some()),
-        "drained node is empty"
+            .any(|p| p.metadata.deletion_timestamp.is_none()),
+        "the daemon stays"
     );
 
     // `get -w` streams Table rows: the initial list, then changes.

@@ -322,10 +322,18 @@ impl Kubelets {
     }
 }
 
-/// The Deployment owning a pod through its ReplicaSet, if any.
+/// The workload a pod belongs to: the Deployment owning its ReplicaSet, or its controller.
 fn deployment_of(shared: &Arc<Shared>, pod: &Value) -> Option<String> {
     let ns = s(pod, "/metadata/namespace");
-    let rs_name = controller_name(pod, "ReplicaSet")?;
+    let Some(rs_name) = controller_name(pod, "ReplicaSet") else {
+        return pod
+            .pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)?
+            .iter()
+            .find(|r| r["controller"] == json!(true))
+            .and_then(|r| r["name"].as_str())
+            .map(String::from);
+    };
     let rs = shared.store.get("replicasets", ns, rs_name);
     Some(
         rs.as_ref()

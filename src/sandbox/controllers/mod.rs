@@ -7,6 +7,7 @@
 //! grace periods, heartbeats). Each step reads the store fresh and writes only differences, so
 //! objects changed through the API in between are simply seen on the next pass.
 
+mod daemonset;
 mod deployment;
 mod endpoints;
 mod gc;
@@ -73,6 +74,9 @@ impl ControlPlane {
         }
         if self.changed(shared, "replicaset", &["replicasets", "pods"]) {
             replicaset::sync(shared);
+        }
+        if self.changed(shared, "daemonset", &["daemonsets", "nodes", "pods"]) {
+            daemonset::sync(shared);
         }
         if self.changed(shared, "scheduler", &["pods", "nodes"]) {
             self.scheduler.sync(shared);
