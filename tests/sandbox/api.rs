@@ -108,6 +108,25 @@ async fn watcher_pages_the_initial_list_then_streams_changes() {
         }
     }
     assert_eq!(initial, 6, "paged initial list returns every web pod");
+    // The streaming-list start (sendInitialEvents + the initial-events-end bookmark) works too.
+    let streaming = watcher::Config::default()
+        .labels("app=web")
+        .streaming_lists();
+    let mut s2 = watcher(pods.clone(), streaming).boxed();
+    let mut streamed = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), s2.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Some(watcher::Event::InitApply(_)) => streamed += 1,
+            Some(watcher::Event::InitDone) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(streamed, 6, "streaming list returns every web pod");
+    drop(s2);
     let victim = pods
         .list(&ListParams::default().labels("app=web"))
         .await
@@ -313,6 +332,16 @@ async fn eviction_respects_the_disruption_budget() {
         },
     )
     .await;
+    // events.k8s.io/v1 is a view of the same events.
+    let new_events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "shop");
+    let listed = new_events.list(&ListParams::default()).await.unwrap();
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|e| e.reason.as_deref() == Some("Evicted") && e.regarding.is_some())
+    );
     let events: Api<Event> = Api::namespaced(client, "shop");
     let evs = events.list(&ListParams::default()).await.unwrap();
     assert!(
