@@ -6,6 +6,13 @@
 //! unmodified through the kubeconfig it writes, and the same experiment files run against it
 //! and against EKS. What is and is not modelled is listed in `src/sandbox/FIDELITY.md`.
 //!
+//! The handle is small on purpose: [`Topology::load`] reads a topology file,
+//! [`Sandbox::start`] runs it and writes `<dir>/kubeconfig`; [`Sandbox::service_url`] gives a
+//! Service's load balancer, [`Sandbox::set_backend_behaviour`] makes a Deployment slow or
+//! failing, [`Sandbox::set_node_reporting`], [`Sandbox::set_node_partitioned`],
+//! [`Sandbox::add_node`] and [`Sandbox::remove_node`] act on machines, and
+//! [`Sandbox::link_cloud`] ties the nodes to EC2 instances of an AWS emulator.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), steadfast::sandbox::SandboxError> {
 //! use steadfast::sandbox::{Sandbox, SandboxOptions, Topology};
