@@ -69,13 +69,15 @@ pub struct CloudLink {
     /// The cloud resources of the sandbox.
     pub resources: CloudResources,
     cancel: CancellationToken,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for CloudLink {
     fn drop(&mut self) {
         self.cancel.cancel();
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -83,8 +85,10 @@ impl CloudLink {
     /// Stops the mirror loop and waits for it.
     pub async fn stop(mut self) {
         self.cancel.cancel();
-        let task = std::mem::replace(&mut self.task, tokio::spawn(async {}));
-        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        if let Some(task) = self.task.take() {
+            // The loop ends at its next await; a panic inside it has been logged already.
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
     }
 }
 
@@ -413,7 +417,7 @@ pub(crate) async fn link(
     Ok(CloudLink {
         resources,
         cancel,
-        task,
+        task: Some(task),
     })
 }
 
