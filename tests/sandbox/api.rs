@@ -286,6 +286,32 @@ async fn configmaps_take_every_patch_kind() {
         matches!(bad, kube::Error::Api(ref e) if e.code == 422),
         "{bad:?}"
     );
+    // A namespace deletes its contents, then itself; creating in it meanwhile is refused.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "tmp"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let tmp: Api<ConfigMap> = Api::namespaced(client.clone(), "tmp");
+    tmp.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    namespaces
+        .delete("tmp", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("namespace gone", Duration::from_secs(10), || async {
+        matches!(namespaces.get("tmp").await, Err(kube::Error::Api(ref e)) if e.code == 404)
+            .then_some(())
+    })
+    .await;
+    assert!(matches!(tmp.get("x").await, Err(kube::Error::Api(ref e)) if e.code == 404));
     run.sandbox.shutdown().await;
 }
 
