@@ -251,6 +251,44 @@ async fn kubectl_gets_deletes_cordons_drains() {
         events.contains("LAST SEEN") && events.contains("Scheduled") && events.contains("Evicted"),
         "{events}"
     );
+    // Client-side apply (with kubectl's validation on) and a rolling update.
+    let manifest = kubectl.cache.path().join("ui.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ui, namespace: shop}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: ui}}\n  template:\n    metadata: {labels: {app: ui}}\n    spec: {containers: [{name: ui, image: 'ui:v1'}]}\n",
+    )
+    .unwrap();
+    let manifest = manifest.to_string_lossy().into_owned();
+    kubectl.ok(&["apply", "-f", &manifest]).await;
+    kubectl
+        .ok(&[
+            "rollout",
+            "status",
+            "deploy/ui",
+            "-n",
+            "shop",
+            "--timeout=30s",
+        ])
+        .await;
+    kubectl
+        .ok(&["set", "image", "deploy/ui", "-n", "shop", "ui=ui:v2"])
+        .await;
+    let rolled = kubectl
+        .ok(&[
+            "rollout",
+            "status",
+            "deploy/ui",
+            "-n",
+            "shop",
+            "--timeout=30s",
+        ])
+        .await;
+    assert!(rolled.contains("successfully rolled out"), "{rolled}");
+    let sets = kubectl
+        .ok(&["get", "rs", "-n", "shop", "-l", "app=ui"])
+        .await;
+    assert_eq!(sets.lines().count(), 3, "old and new ReplicaSet: {sets}");
+
     let other = kubectl
         .ok(&["get", "deploy,svc,pdb,rs,endpointslices", "-n", "shop"])
         .await;

@@ -156,6 +156,18 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response<Body>, ApiError> {
         ["version"] if get => Ok(json_response(200, &discovery::version())),
         ["healthz" | "livez" | "readyz"] if get => Ok(text_response(200, "ok".into())),
         ["metrics"] if get => Ok(text_response(200, app.shared.lb_metrics.render())),
+        // An empty OpenAPI v2 document (protobuf, all fields default): kubectl finds no schema
+        // for any kind and skips client-side validation, as for types without one.
+        ["openapi", "v2"] if get => {
+            let mut resp = Response::new(Body::empty());
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                ),
+            );
+            Ok(resp)
+        }
         ["api"] if get => Ok(json_response(
             200,
             &discovery::api_versions(&app.addr.to_string()),
