@@ -60,6 +60,8 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Re-render a saved report.json in another format.
     Report(ReportArgs),
+    /// A local Kubernetes API with real HTTP backends, for trying steadfast and for tests.
+    Sandbox(SandboxArgs),
 }
 
 /// Arguments of `schema`.
@@ -104,4 +106,34 @@ pub enum ReportFormat {
     Junit,
     /// A Markdown summary for pull requests.
     Md,
+}
+
+/// Arguments of `sandbox`.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// What to do with the sandbox.
+    #[command(subcommand)]
+    pub command: SandboxCommand,
+}
+
+/// Sandbox subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Start the local cluster and keep it running until Ctrl-C.
+    Up(SandboxUpArgs),
+}
+
+/// Arguments of `sandbox up`.
+#[derive(Debug, Args, Clone)]
+pub struct SandboxUpArgs {
+    /// The topology to create.
+    #[arg(long, default_value = "experiments/sandbox/topology.yaml", value_name = "FILE")]
+    pub topology: PathBuf,
+    /// Where to write the kubeconfig (a temporary directory when absent).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Link to a moto server (or AWS-compatible endpoint) so EC2 and network-ACL faults have
+    /// effects; defaults to AWS_ENDPOINT_URL when that is set.
+    #[arg(long, value_name = "URL")]
+    pub aws_endpoint: Option<String>,
 }

@@ -1,6 +1,8 @@
 //! One file per subcommand; each turns its `*Args` into work and returns an [`ExitStatus`].
 
 pub mod report;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
 pub mod schema;
 pub mod validate;
 
@@ -18,5 +20,9 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatu
         Command::Validate(args) => validate::run(&args, &cli.global, out),
         Command::Schema(args) => schema::run(&args, out),
         Command::Report(args) => report::run(&args, out),
+        #[cfg(feature = "sandbox")]
+        Command::Sandbox(args) => sandbox::run(&args, out).await,
+        #[cfg(not(feature = "sandbox"))]
+        Command::Sandbox(_) => anyhow::bail!("this build has no sandbox (built without the `sandbox` feature)"),
     }
 }

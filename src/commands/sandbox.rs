@@ -1,0 +1,92 @@
+//! `steadfast sandbox up`: the local cluster for people, running until Ctrl-C.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::cli::{SandboxArgs, SandboxCommand, SandboxUpArgs};
+use crate::exit::ExitStatus;
+use crate::sandbox::{Sandbox, SandboxOptions, Topology};
+
+/// How long the topology may take to become Ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs a sandbox subcommand.
+///
+/// # Errors
+/// When the sandbox cannot start.
+pub async fn run(args: &SandboxArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+    match &args.command {
+        SandboxCommand::Up(up) => up_until_interrupted(up, out).await,
+    }
+}
+
+/// A started sandbox and the directory it writes to (kept alive as long as the sandbox).
+pub struct RunningSandbox {
+    /// The sandbox.
+    pub sandbox: Sandbox,
+    /// Its directory, removed on drop when it was temporary.
+    pub dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+}
+
+/// Starts the sandbox of `args` and waits until its workloads are Ready.
+///
+/// # Errors
+/// When the topology is invalid or the sandbox does not become Ready in time.
+pub async fn start(args: &SandboxUpArgs) -> anyhow::Result<RunningSandbox> {
+    let topology = Topology::load(&args.topology)?;
+    let (dir, temp) = match &args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+            (dir.clone(), None)
+        }
+        None => {
+            let temp = tempfile::Builder::new().prefix("steadfast-sandbox-").tempdir()?;
+            (temp.path().to_owned(), Some(temp))
+        }
+    };
+    let sandbox = Sandbox::start(&topology, SandboxOptions::new(&dir)).await?;
+    let endpoint = args.aws_endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok().filter(|e| !e.is_empty()));
+    if let Some(endpoint) = endpoint {
+        sandbox
+            .link_cloud(crate::sandbox::cloud::CloudOptions::new(&endpoint, &topology_name(&args.topology)))
+            .await
+            .with_context(|| format!("cannot link the sandbox to {endpoint}"))?;
+    }
+    sandbox.wait_ready(READY_TIMEOUT).await?;
+    Ok(RunningSandbox { sandbox, dir, _temp: temp })
+}
+
+fn topology_name(path: &std::path::Path) -> String {
+    path.file_stem().and_then(|s| s.to_str()).unwrap_or("sandbox").to_owned()
+}
+
+async fn up_until_interrupted(args: &SandboxUpArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+    let running = start(args).await?;
+    let sandbox = &running.sandbox;
+    let kubeconfig = sandbox.kubeconfig_path().display().to_string();
+    writeln!(out, "sandbox ready: {}", sandbox.api_url())?;
+    writeln!(out, "kubeconfig:    {kubeconfig}")?;
+    writeln!(out, "nodes:         {}", sandbox.node_names().join(", "))?;
+    for (namespace, service) in services(&args.topology) {
+        if let Some(url) = sandbox.service_url(&namespace, &service) {
+            writeln!(out, "service:       {namespace}/{service} -> {url}")?;
+        }
+    }
+    writeln!(out, "\ntry:  export KUBECONFIG={kubeconfig}; kubectl get nodes -o wide; kubectl get pods -A")?;
+    writeln!(out, "then: steadfast run experiments/demo.yaml   (Ctrl-C here stops the sandbox)")?;
+    out.flush()?;
+    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    running.sandbox.shutdown().await;
+    Ok(ExitStatus::Success)
+}
+
+/// `(namespace, service)` pairs of a topology, for printing their URLs.
+fn services(path: &std::path::Path) -> Vec<(String, String)> {
+    Topology::load(path)
+        .map(|t| t.deployments.iter().filter(|d| d.service.is_some()).map(|d| (d.namespace.clone(), d.name.clone())).collect())
+        .unwrap_or_default()
+}
