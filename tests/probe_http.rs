@@ -518,3 +518,175 @@ async fn per_endpoint_probing_tags_samples_with_the_endpoint() {
             .all(|s| s.outcome == Outcome::Failure(FailureKind::Status))
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+
+/// A CA and a leaf certificate for 127.0.0.1 made with the `openssl` CLI; `None` (after a loud
+/// message) when it is not installed.
+fn make_certificates(dir: &std::path::Path) -> Option<()> {
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        match status {
+            Ok(status) => {
+                assert!(status.success(), "openssl {args:?} failed");
+                Some(())
+            }
+            Err(_) => None,
+        }
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca = [
+        &[
+            "req",
+            "-x509",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=steadfast-test-ca",
+        ][..],
+        &ec[..],
+    ]
+    .concat();
+    let Some(()) = openssl(&[&ca[..], &["-keyout", "ca.key", "-out", "ca.pem"]].concat()) else {
+        eprintln!("\n!!! SKIPPED: openssl not found; TLS test did not run !!!\n");
+        return None;
+    };
+    let leaf = [&["req", "-subj", "/CN=localhost"][..], &ec[..]].concat();
+    openssl(&[&leaf[..], &["-keyout", "leaf.key", "-out", "leaf.csr"]].concat())?;
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-out",
+        "leaf.pem",
+        "-extfile",
+        "leaf.ext",
+    ])
+}
+
+async fn serve_tls(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor) {
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        while connections.try_join_next().is_some() {}
+        let acceptor = acceptor.clone();
+        connections.spawn(async move {
+            let Ok(stream) = acceptor.accept(stream).await else {
+                return;
+            };
+            let service = service_fn(|_request: Request<Incoming>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"secure ok"))))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_trusts_a_ca_file_or_skips_verification_on_request() {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use steadfast::probe::http::TlsOptions;
+
+    let dir = tempfile::tempdir().unwrap();
+    if make_certificates(dir.path()).is_none() {
+        return;
+    }
+    let chain = CertificateDer::pem_file_iter(dir.path().join("leaf.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.path().join("leaf.key")).unwrap();
+    let server_config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url: http::Uri = format!("https://{}/", listener.local_addr().unwrap())
+        .parse()
+        .unwrap();
+    let server = AbortOnDrop(tokio::spawn(serve_tls(
+        listener,
+        tokio_rustls::TlsAcceptor::from(Arc::new(server_config)),
+    )));
+
+    let outcomes = |tls: TlsOptions| {
+        let url = url.clone();
+        async move {
+            let transport = Arc::new(
+                DirectTransport::new(DirectTransportConfig {
+                    tls,
+                    ..Default::default()
+                })
+                .unwrap(),
+            );
+            let probe =
+                HttpProbe::new(config(url, 20.0, Duration::from_millis(250)), transport).unwrap();
+            let sink = Arc::new(Collect::default());
+            tokio::time::timeout(
+                TEST_BOUND,
+                probe.run(Instant::now(), CancellationToken::new(), sink.clone()),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+            let samples = sink.sorted();
+            assert!(samples.len() >= 4, "{}", samples.len());
+            samples.into_iter().map(|s| s.outcome).collect::<Vec<_>>()
+        }
+    };
+    let trusted = outcomes(TlsOptions {
+        ca_file: Some(dir.path().join("ca.pem")),
+        insecure_skip_verify: false,
+    })
+    .await;
+    assert!(trusted.iter().all(|o| o.is_success()), "{trusted:?}");
+    let insecure = outcomes(TlsOptions {
+        ca_file: None,
+        insecure_skip_verify: true,
+    })
+    .await;
+    assert!(insecure.iter().all(|o| o.is_success()), "{insecure:?}");
+    // The system roots do not know the test CA: the handshake fails as a connect failure.
+    let untrusted = outcomes(TlsOptions::default()).await;
+    assert!(
+        untrusted
+            .iter()
+            .all(|o| *o == Outcome::Failure(FailureKind::Connect)),
+        "{untrusted:?}"
+    );
+    drop(server);
+}
