@@ -223,6 +223,25 @@ async fn outage_gap_matches_the_true_outage_within_one_interval() {
     );
     assert_eq!(stats.dropped, 0);
 
+    assert_gap_matches(
+        &samples,
+        origin,
+        (down, up),
+        interval,
+        &[FailureKind::Status],
+    );
+}
+
+/// The gap between the last success before the outage and the first after it, from the
+/// samples' intended times, is the true outage within one probe interval + 5 ms; everything
+/// inside the gap failed (as one of `kinds`) and nothing outside it did.
+fn assert_gap_matches(
+    samples: &[Sample],
+    origin: Instant,
+    (down, up): (Instant, Instant),
+    interval: Duration,
+    kinds: &[FailureKind],
+) {
     let true_outage = up - down;
     let down_offset = down - origin;
     let last_before = samples
@@ -244,19 +263,123 @@ async fn outage_gap_matches_the_true_outage_within_one_interval() {
         error <= tolerance,
         "measured gap {measured:?} vs true outage {true_outage:?} (error {error:?} > {tolerance:?})"
     );
-    // Everything inside the gap failed, as a 503, and nothing outside it did.
-    for sample in &samples {
+    for sample in samples {
         let inside = sample.intended > last_before && sample.intended < first_after;
         if inside {
-            assert_eq!(
-                sample.outcome,
-                Outcome::Failure(FailureKind::Status),
+            assert!(
+                kinds
+                    .iter()
+                    .any(|kind| sample.outcome == Outcome::Failure(*kind)),
                 "{sample:?}"
             );
         } else {
             assert!(sample.outcome.is_success(), "{sample:?}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_outage_gap_matches_the_true_outage_within_one_interval() {
+    // The server goes away entirely: listener closed, open connections dropped, then it comes
+    // back on the same port. Pooled keep-alive connections die with it.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = Arc::new(ServerState::default());
+    state.available.store(true, Ordering::SeqCst);
+    let first = AbortOnDrop(tokio::spawn(serve(listener, state.clone(), "b1")));
+    let interval = Duration::from_millis(5);
+    let probe = HttpProbe::new(
+        config(
+            format!("http://{addr}/").parse().unwrap(),
+            200.0,
+            Duration::from_millis(3_000),
+        ),
+        transport(ConnectionMode::KeepAlive),
+    )
+    .unwrap();
+    let sink = Arc::new(Collect::default());
+    let origin = Instant::now();
+    let run = probe.run(origin, CancellationToken::new(), sink.clone());
+    let switch = async {
+        tokio::time::sleep_until((origin + Duration::from_millis(1_000)).into()).await;
+        drop(first);
+        let down = Instant::now();
+        tokio::time::sleep_until((origin + Duration::from_millis(2_000)).into()).await;
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let up = Instant::now();
+        let second = AbortOnDrop(tokio::spawn(serve(listener, state.clone(), "b1")));
+        (down, up, second)
+    };
+    let (stats, (down, up, _second)) =
+        tokio::time::timeout(TEST_BOUND, async { tokio::join!(run, switch) })
+            .await
+            .unwrap();
+    let stats = stats.unwrap();
+    let samples = sink.sorted();
+    assert_eq!(samples.len() as u64, stats.scheduled);
+    assert!(stats.scheduled >= 590, "{}", stats.scheduled);
+    assert!(
+        samples
+            .iter()
+            .any(|s| s.outcome == Outcome::Failure(FailureKind::Connect)),
+        "a refused outage shows as connect failures"
+    );
+    // An attempt in flight when the server vanished may also see a broken exchange.
+    assert_gap_matches(
+        &samples,
+        origin,
+        (down, up),
+        interval,
+        &[FailureKind::Connect, FailureKind::Protocol],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_pooled_connections_are_not_counted_as_failures() {
+    // A server that closes every connection shortly after answering, without saying so: the
+    // pool holds closed connections that the probe must notice or retry, not report.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let server = {
+        let accepted = accepted.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                accepted.fetch_add(1, Ordering::SeqCst);
+                while connections.try_join_next().is_some() {}
+                connections.spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buffer = [0_u8; 4096];
+                    let _ = stream.read(&mut buffer).await;
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                });
+            }
+        }))
+    };
+    let (_, samples) = run(
+        config(
+            format!("http://{addr}/").parse().unwrap(),
+            20.0,
+            Duration::from_millis(1_000),
+        ),
+        ConnectionMode::KeepAlive,
+    )
+    .await;
+    assert!(samples.len() >= 19, "{}", samples.len());
+    assert_eq!(
+        count(&samples, Outcome::Success),
+        samples.len(),
+        "{samples:?}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), samples.len() as u64);
+    drop(server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
