@@ -813,3 +813,44 @@ async fn https_trusts_a_ca_file_or_skips_verification_on_request() {
     );
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_run_reports_its_own_stats() {
+    // The engine runs one probe per phase (before, during, after); counts must not carry over.
+    let server = TestServer::start("b1").await;
+    let mut config = config(server.url("/slow"), 20.0, Duration::from_millis(500));
+    config.max_in_flight = 2;
+    let probe = HttpProbe::new(config, transport(ConnectionMode::KeepAlive)).unwrap();
+    let origin = Instant::now();
+    for phase in 0..2 {
+        let sink = Arc::new(Collect::default());
+        let stats = tokio::time::timeout(
+            TEST_BOUND,
+            probe.run(origin, CancellationToken::new(), sink.clone()),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let samples = sink.sorted();
+        assert_eq!(samples.len() as u64, stats.scheduled, "phase {phase}");
+        assert!(
+            (9..=11).contains(&stats.scheduled),
+            "phase {phase}: {}",
+            stats.scheduled
+        );
+        assert_eq!(
+            stats.lag_micros.len(),
+            stats.scheduled - stats.dropped,
+            "phase {phase}"
+        );
+        assert!(stats.dropped >= 5, "phase {phase}: {}", stats.dropped);
+        // Later phases continue the same timeline.
+        if phase == 1 {
+            assert!(
+                samples[0].intended >= Duration::from_millis(500),
+                "{:?}",
+                samples[0]
+            );
+        }
+    }
+}

@@ -28,6 +28,7 @@ mod schedule;
 mod tls;
 mod transport;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -128,7 +129,7 @@ pub enum HttpProbeError {
 pub struct RunStats {
     /// Attempts due during the run (started plus dropped).
     pub scheduled: u64,
-    /// Starts skipped because the concurrency cap was reached.
+    /// Starts skipped because the concurrency cap was reached; their samples have zero latency.
     pub dropped: u64,
     /// Samples the sink refused.
     pub lost: u64,
@@ -153,8 +154,13 @@ struct Shared {
     fixed_backend: Option<Arc<str>>,
     max_in_flight: usize,
     transport: Arc<dyn Transport>,
+}
+
+/// What one run collects besides samples; fresh per run, so a probe can run once per phase.
+struct RunState {
+    sink: Arc<dyn SampleSink>,
     lag: Mutex<Histogram<u64>>,
-    lost: std::sync::atomic::AtomicU64,
+    lost: AtomicU64,
 }
 
 impl HttpProbe {
@@ -188,9 +194,6 @@ impl HttpProbe {
         if !scheme_ok || uri.host().is_none() {
             return Err(HttpProbeError::InvalidUri { uri: uri.clone() });
         }
-        // One microsecond to one hour at three significant digits: constant, valid bounds.
-        let lag = Histogram::new_with_bounds(1, 3_600_000_000, 3)
-            .expect("constant histogram bounds are valid");
         Ok(HttpProbe {
             shared: Arc::new(Shared {
                 request: config.request,
@@ -200,8 +203,6 @@ impl HttpProbe {
                 fixed_backend,
                 max_in_flight: config.max_in_flight,
                 transport,
-                lag: Mutex::new(lag),
-                lost: Default::default(),
             }),
             schedule,
             duration: config.duration,
@@ -229,6 +230,14 @@ impl HttpProbe {
         sink: Arc<dyn SampleSink>,
     ) -> Result<RunStats, HttpProbeError> {
         let end = self.duration.map(|duration| Instant::now() + duration);
+        // One microsecond to one hour at three significant digits: constant, valid bounds.
+        let lag = Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            .expect("constant histogram bounds are valid");
+        let state = Arc::new(RunState {
+            sink,
+            lag: Mutex::new(lag),
+            lost: AtomicU64::new(0),
+        });
         let pacer_cancel = cancel.child_token();
         let (pacer, mut ticks) =
             schedule::Pacer::start(self.schedule, origin, end, pacer_cancel.clone())
@@ -246,11 +255,11 @@ impl HttpProbe {
                     scheduled += 1;
                     match permits.clone().try_acquire_owned() {
                         Ok(permit) => {
-                            in_flight.spawn(attempt(self.shared.clone(), tick, permit, sink.clone()));
+                            in_flight.spawn(attempt(self.shared.clone(), tick, permit, state.clone()));
                         }
                         Err(_) => {
                             dropped += 1;
-                            self.shared.record(&*sink, Sample {
+                            state.record(Sample {
                                 intended: tick.offset,
                                 latency: Duration::ZERO,
                                 outcome: Outcome::Failure(FailureKind::Dropped),
@@ -277,8 +286,7 @@ impl HttpProbe {
         {
             in_flight.abort_all();
         }
-        let lag_micros = self
-            .shared
+        let lag_micros = state
             .lag
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -286,19 +294,27 @@ impl HttpProbe {
         Ok(RunStats {
             scheduled,
             dropped,
-            lost: self.shared.lost.load(std::sync::atomic::Ordering::Relaxed),
+            lost: state.lost.load(Ordering::Relaxed),
             lag_micros,
         })
     }
 }
 
-impl Shared {
-    fn record(&self, sink: &dyn SampleSink, sample: Sample) {
-        if sink.record(sample).is_err() {
-            self.lost.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+impl RunState {
+    fn record(&self, sample: Sample) {
+        if self.sink.record(sample).is_err() {
+            self.lost.fetch_add(1, Ordering::Relaxed);
         }
     }
 
+    fn record_lag(&self, lag: Duration) {
+        let micros = u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1);
+        let mut histogram = self.lag.lock().unwrap_or_else(PoisonError::into_inner);
+        histogram.saturating_record(micros);
+    }
+}
+
+impl Shared {
     fn backend(&self, headers: &HeaderMap) -> Option<Arc<str>> {
         if let Some(fixed) = &self.fixed_backend {
             return Some(fixed.clone());
@@ -314,13 +330,9 @@ async fn attempt(
     shared: Arc<Shared>,
     tick: schedule::Tick,
     _permit: OwnedSemaphorePermit,
-    sink: Arc<dyn SampleSink>,
+    state: Arc<RunState>,
 ) {
-    let lag = Instant::now().saturating_duration_since(tick.intended);
-    {
-        let mut histogram = shared.lag.lock().unwrap_or_else(PoisonError::into_inner);
-        histogram.saturating_record(u64::try_from(lag.as_micros()).unwrap_or(u64::MAX).max(1));
-    }
+    state.record_lag(Instant::now().saturating_duration_since(tick.intended));
     let deadline = tokio::time::Instant::from_std(tick.intended + shared.timeout);
     let result = tokio::time::timeout_at(deadline, shared.transport.send(&shared.request)).await;
     let latency = Instant::now().saturating_duration_since(tick.intended);
@@ -341,15 +353,12 @@ async fn attempt(
             shared.backend(&response.headers),
         ),
     };
-    shared.record(
-        &*sink,
-        Sample {
-            intended: tick.offset,
-            latency,
-            outcome,
-            backend,
-        },
-    );
+    state.record(Sample {
+        intended: tick.offset,
+        latency,
+        outcome,
+        backend,
+    });
 }
 
 fn report_panic(joined: Result<(), tokio::task::JoinError>) {
