@@ -4,6 +4,27 @@
 //! Every series of the result must meet the comparison (at every step, for a range query); what
 //! an empty result means is an explicit choice ([`EmptyResult`]), because "no errors" and
 //! "no data" look the same to PromQL.
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! use std::time::Duration;
+//! use steadfast::probe::prometheus::*;
+//!
+//! let probe = PrometheusProbe::new(PrometheusProbeConfig {
+//!     url: "http://127.0.0.1:9090".into(),
+//!     query: "sum(rate(http_errors_total[$window])) / sum(rate(http_requests_total[$window]))".into(),
+//!     comparison: Comparison { op: CompareOp::Lt, threshold: 0.01 },
+//!     on_empty: EmptyResult::Fail,
+//!     auth: Some(PrometheusAuth::Bearer("token".into())),
+//!     headers: http::HeaderMap::new(),
+//!     timeout: DEFAULT_QUERY_TIMEOUT,
+//! })?;
+//! let now = chrono::Utc::now();
+//! let during = probe.instant(now, Duration::from_secs(60)).await?;
+//! let after = probe.range(now - chrono::Duration::minutes(10), now, Duration::from_secs(15)).await?;
+//! println!("{}", serde_json::to_string(&after)?);
+//! # Ok(()) }
+//! ```
 
 mod auth;
 mod evaluation;
@@ -24,11 +45,14 @@ pub use template::{Span, promql_duration, render};
 
 /// Default bound on one query, request and evaluation together.
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest interval between instant evaluations: faster only loads Prometheus, whose
+/// data changes once per scrape anyway.
+pub const MIN_EVALUATION_INTERVAL: Duration = Duration::from_millis(100);
 /// Prometheus refuses range queries of more than 11,000 points per series.
 const MAX_POINTS_PER_SERIES: f64 = 11_000.0;
 
-/// How to authenticate to Prometheus.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How to authenticate to Prometheus. `Debug` shows the kind, never the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub enum PrometheusAuth {
     /// `Authorization: Bearer <token>`.
     Bearer(String),
@@ -39,6 +63,19 @@ pub enum PrometheusAuth {
         /// Password.
         password: String,
     },
+}
+
+impl std::fmt::Debug for PrometheusAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrometheusAuth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            PrometheusAuth::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"<redacted>")
+                .finish(),
+        }
+    }
 }
 
 /// A resolved Prometheus probe.
@@ -222,7 +259,8 @@ impl PrometheusProbe {
 
     /// Evaluates the instant query every `every` until `cancel` fires, each over the `window`
     /// before its evaluation time. Failed queries become failed evaluations carrying their
-    /// error, so a Prometheus outage shows in the report instead of ending the run.
+    /// error, so a Prometheus outage shows in the report instead of ending the run. Intervals
+    /// below [`MIN_EVALUATION_INTERVAL`] are raised to it; the first evaluation is immediate.
     pub async fn run_instant(
         &self,
         every: Duration,
@@ -230,7 +268,7 @@ impl PrometheusProbe {
         cancel: CancellationToken,
     ) -> Vec<Evaluation> {
         let mut evaluations = Vec::new();
-        let mut ticker = tokio::time::interval(every.max(Duration::from_millis(100)));
+        let mut ticker = tokio::time::interval(every.max(MIN_EVALUATION_INTERVAL));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -372,4 +410,80 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_credentials() {
+        let bearer = format!("{:?}", PrometheusAuth::Bearer("s3cret".into()));
+        let basic = format!(
+            "{:?}",
+            PrometheusAuth::Basic {
+                username: "ops".into(),
+                password: "hunter2".into()
+            }
+        );
+        assert!(!bearer.contains("s3cret") && !basic.contains("hunter2"));
+        assert!(basic.contains("ops"));
+    }
+
+    #[test]
+    fn range_rejects_reversed_spans_and_too_many_points() {
+        let probe = PrometheusProbe::new(PrometheusProbeConfig {
+            url: "http://127.0.0.1:9".into(),
+            query: "up".into(),
+            comparison: Comparison {
+                op: CompareOp::Eq,
+                threshold: 1.0,
+            },
+            on_empty: EmptyResult::Fail,
+            auth: None,
+            headers: HeaderMap::new(),
+            timeout: Duration::from_secs(1),
+        })
+        .unwrap();
+        let now = Utc::now();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let reversed = runtime.block_on(probe.range(
+            now,
+            now - chrono::Duration::minutes(1),
+            Duration::from_secs(1),
+        ));
+        assert!(matches!(
+            reversed,
+            Err(PrometheusProbeError::InvalidRange(_))
+        ));
+        let dense = runtime.block_on(probe.range(
+            now - chrono::Duration::hours(24),
+            now,
+            Duration::from_secs(1),
+        ));
+        assert!(matches!(dense, Err(PrometheusProbeError::InvalidRange(_))));
+    }
+
+    #[test]
+    fn credentials_that_cannot_be_a_header_are_rejected() {
+        let result = PrometheusProbe::new(PrometheusProbeConfig {
+            url: "http://127.0.0.1:9".into(),
+            query: "up".into(),
+            comparison: Comparison {
+                op: CompareOp::Eq,
+                threshold: 1.0,
+            },
+            on_empty: EmptyResult::Fail,
+            auth: Some(PrometheusAuth::Bearer("line\nbreak".into())),
+            headers: HeaderMap::new(),
+            timeout: Duration::from_secs(1),
+        });
+        assert!(matches!(
+            result,
+            Err(PrometheusProbeError::InvalidCredentials)
+        ));
+    }
 }
