@@ -197,7 +197,7 @@ impl DirectTransport {
             tcp.set_nodelay(true)
                 .map_err(|source| connect_error(&authority, source))?;
             if target.key.https {
-                let connector = self.tls_connector()?;
+                let connector = self.tls_connector(&authority)?;
                 let name = ServerName::try_from(target.host.clone())
                     .map_err(|source| connect_error(&authority, source))?;
                 let tls = connector
@@ -243,14 +243,14 @@ impl DirectTransport {
         Ok(sender)
     }
 
-    fn tls_connector(&self) -> Result<TlsConnector, TransportError> {
+    fn tls_connector(&self, authority: &str) -> Result<TlsConnector, TransportError> {
         let connector = self.tls.get_or_init(|| {
             tls::client_config(&self.config.tls)
                 .map(TlsConnector::from)
                 .map_err(Arc::new)
         });
         connector.clone().map_err(|error| TransportError::Connect {
-            authority: String::new(),
+            authority: authority.to_owned(),
             source: Box::new(ArcError(error)),
         })
     }
