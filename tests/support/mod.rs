@@ -1,5 +1,6 @@
-//! Helpers shared by integration tests. Each test file uses the parts it needs, so the rest
-//! would warn as unused there.
+//! Helpers shared by integration tests: real external tools started on loopback. Each test file
+//! uses the parts it needs, so the rest would warn as unused there.
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod prometheus;
