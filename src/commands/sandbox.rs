@@ -57,7 +57,7 @@ pub async fn start(args: &SandboxUpArgs) -> anyhow::Result<RunningSandbox> {
             .with_context(|| format!("cannot link the sandbox to {endpoint}"))?;
     }
     sandbox.wait_ready(READY_TIMEOUT).await?;
-    Ok(RunningSandbox { sandbox, dir, _temp: temp })
+    Ok(RunningSandbox { sandbox, dir: dir.clone(), _temp: temp })
 }
 
 fn topology_name(path: &std::path::Path) -> String {
