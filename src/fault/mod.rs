@@ -7,6 +7,7 @@
 //! clients ([`Undoer`]), so a fresh process holding only the journal can heal what a dead run
 //! left behind.
 
+pub mod targets;
 pub mod undo;
 
 use std::time::SystemTime;

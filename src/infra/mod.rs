@@ -1,1 +1,3 @@
-//! infra
+//! Adapters to the outside world: the only modules that import cloud and cluster SDKs.
+
+pub mod kube;
