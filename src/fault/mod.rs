@@ -7,8 +7,16 @@
 //! clients ([`Undoer`]), so a fresh process holding only the journal can heal what a dead run
 //! left behind.
 
+pub mod healing;
+pub mod kube_context;
+pub mod kube_undo;
+pub mod node_cordon;
+pub mod node_drain;
+pub mod pod_evict;
+pub mod pod_kill;
 pub mod targets;
 pub mod undo;
+pub mod zone_outage;
 
 use std::time::SystemTime;
 

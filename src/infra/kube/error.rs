@@ -45,11 +45,21 @@ impl KubeError {
     /// Maps a kube error for `action`.
     pub fn from_kube(action: &str, error: kube::Error) -> Self {
         match error {
-            kube::Error::Api(status) => KubeError::Api {
-                action: action.to_owned(),
-                code: status.code,
-                message: status.message.clone(),
-            },
+            kube::Error::Api(status) => {
+                // Causes carry the specifics, e.g. which disruption budget refused an eviction.
+                let mut message = status.message.clone();
+                for cause in status.details.iter().flat_map(|d| &d.causes) {
+                    if !cause.message.is_empty() {
+                        message.push(' ');
+                        message.push_str(&cause.message);
+                    }
+                }
+                KubeError::Api {
+                    action: action.to_owned(),
+                    code: status.code,
+                    message,
+                }
+            }
             other => KubeError::Transport {
                 action: action.to_owned(),
                 message: other.to_string(),
