@@ -1,0 +1,243 @@
+//! The API server: Kubernetes REST over plain HTTP on loopback.
+//!
+//! Routing follows kube-apiserver's URL scheme (`/api/v1/...`, `/apis/<group>/<version>/...`,
+//! `namespaces/<ns>/<resource>/<name>/<subresource>`), so kube-rs, kubectl and the Python client
+//! talk to it unmodified.
+
+mod convert;
+mod crud;
+mod discovery;
+mod proxy;
+mod table;
+mod watch;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::cluster::Shared;
+use super::resources::{self, ResourceDef};
+use super::status::ApiError;
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// What every handler needs.
+pub(crate) struct App {
+    /// Shared sandbox state.
+    pub shared: Arc<Shared>,
+    /// Address the server listens on.
+    pub addr: SocketAddr,
+    /// Fires on shutdown; ends watches.
+    pub cancel: CancellationToken,
+}
+
+/// A request, read fully (bodies are small JSON documents).
+pub(crate) struct Req {
+    /// HTTP method.
+    pub method: Method,
+    /// Decoded query parameters.
+    pub query: HashMap<String, String>,
+    /// Raw query string, forwarded by the service proxy.
+    pub raw_query: Option<String>,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Bytes,
+    /// Raw path.
+    pub path: String,
+}
+
+impl Req {
+    /// A query parameter, if present and non-empty.
+    pub fn q(&self, key: &str) -> Option<&str> {
+        self.query
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A boolean query parameter, parsed as Go's `strconv.ParseBool` (Python sends `True`).
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(
+            self.q(key),
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True")
+        )
+    }
+
+    /// Whether the client asked for a `meta.k8s.io` Table.
+    pub fn wants_table(&self) -> bool {
+        self.headers
+            .get_all(http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("as=Table"))
+    }
+
+    /// The body as JSON (`Null` when empty).
+    pub fn json(&self) -> Result<Value, ApiError> {
+        if self.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
+    }
+}
+
+/// A JSON response.
+pub(crate) fn json_response(code: u16, v: &Value) -> Response<Body> {
+    let mut resp = Response::new(Body::from(v.to_string()));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn text_response(code: u16, text: String) -> Response<Body> {
+    let mut resp = Response::new(Body::from(text));
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Serves until `cancel` fires.
+pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
+    let cancel = app.cancel.clone();
+    let router = Router::new().fallback(handle).with_state(app);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(cancel.cancelled_owned())
+        .await
+}
+
+async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+        .map(|q| q.0)
+        .unwrap_or_default();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => return json_response(400, &ApiError::bad_request(e.to_string()).to_status()),
+    };
+    let req = Req {
+        method: parts.method,
+        query,
+        raw_query: parts.uri.query().map(String::from),
+        headers: parts.headers,
+        body,
+        path: parts.uri.path().to_string(),
+    };
+    match route(&app, &req).await {
+        Ok(resp) => resp,
+        Err(e) => json_response(e.code, &e.to_status()),
+    }
+}
+
+async fn route(app: &Arc<App>, req: &Req) -> Result<Response<Body>, ApiError> {
+    let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+    let get = req.method == Method::GET;
+    let found = |v: Option<Value>| {
+        v.map(|v| json_response(200, &v))
+            .ok_or_else(|| ApiError::no_route(&req.path))
+    };
+    match segs.as_slice() {
+        ["version"] if get => Ok(json_response(200, &discovery::version())),
+        ["healthz" | "livez" | "readyz"] if get => Ok(text_response(200, "ok".into())),
+        ["metrics"] if get => Ok(text_response(200, app.shared.lb_metrics.render())),
+        ["api"] if get => Ok(json_response(
+            200,
+            &discovery::api_versions(&app.addr.to_string()),
+        )),
+        ["apis"] if get => Ok(json_response(200, &discovery::api_groups())),
+        ["api", "v1"] if get => found(discovery::resource_list("", "v1")),
+        ["apis", g] if get => found(discovery::api_group(g)),
+        ["apis", g, v] if get => found(discovery::resource_list(g, v)),
+        ["api", "v1", rest @ ..] => resource(app, req, "", "v1", rest).await,
+        ["apis", g, v, rest @ ..] => resource(app, req, g, v, rest).await,
+        _ => Err(ApiError::no_route(&req.path)),
+    }
+}
+
+/// Which object or collection a resource path names.
+pub(crate) struct Target<'a> {
+    /// The resource.
+    pub def: &'static ResourceDef,
+    /// Namespace; `None` lists across namespaces, `Some("")` for cluster-scoped resources.
+    pub ns: Option<&'a str>,
+    /// Object name, if any.
+    pub name: Option<&'a str>,
+    /// Subresource, if any.
+    pub sub: Option<&'a str>,
+    /// Path segments after the subresource (service proxy).
+    pub tail: &'a [&'a str],
+}
+
+async fn resource(
+    app: &Arc<App>,
+    req: &Req,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> Result<Response<Body>, ApiError> {
+    let no_route = || ApiError::no_route(&req.path);
+    let (def, ns, tail): (&'static ResourceDef, Option<&str>, &[&str]) = match rest {
+        ["namespaces", ns, plural, tail @ ..]
+            if resources::find(group, version, plural).is_some_and(|d| d.namespaced) =>
+        {
+            (
+                resources::find(group, version, plural).ok_or_else(no_route)?,
+                Some(*ns),
+                tail,
+            )
+        }
+        [plural, tail @ ..] => {
+            let def = resources::find(group, version, plural).ok_or_else(no_route)?;
+            if def.namespaced && !tail.is_empty() {
+                return Err(no_route());
+            }
+            (def, if def.namespaced { None } else { Some("") }, tail)
+        }
+        [] => return Err(no_route()),
+    };
+    let target = match tail {
+        [] => Target {
+            def,
+            ns,
+            name: None,
+            sub: None,
+            tail: &[],
+        },
+        [name] => Target {
+            def,
+            ns,
+            name: Some(*name),
+            sub: None,
+            tail: &[],
+        },
+        [name, sub, more @ ..] => {
+            if !def.subresources.contains(sub) {
+                return Err(no_route());
+            }
+            Target {
+                def,
+                ns,
+                name: Some(*name),
+                sub: Some(*sub),
+                tail: more,
+            }
+        }
+    };
+    crud::dispatch(app, req, target).await
+}

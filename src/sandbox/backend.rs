@@ -1,0 +1,229 @@
+//! The "container" of a sandbox pod: a real HTTP server on its own loopback port.
+//!
+//! It names its pod, node and zone in response headers so clients see where traffic lands,
+//! applies the Deployment's latency and error rate on each request, and exposes `/metrics`.
+//! Termination follows the kubelet: after the pre-stop delay it stops accepting, lets in-flight
+//! requests finish (idle keep-alive connections close), and is killed when the grace period ends.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span};
+
+use super::cluster::BehaviourCell;
+
+/// Where a backend runs, as reported in its headers and metrics.
+#[derive(Debug, Clone)]
+pub(crate) struct BackendIdentity {
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub pod: String,
+    /// Node name.
+    pub node: String,
+    /// Zone of the node.
+    pub zone: String,
+}
+
+#[derive(Default)]
+struct Counters {
+    by_code: Mutex<BTreeMap<u16, u64>>,
+}
+
+struct Ctx {
+    id: BackendIdentity,
+    behaviour: BehaviourCell,
+    partitioned: Arc<AtomicBool>,
+    counters: Counters,
+}
+
+/// A running backend; dropping it kills the server.
+pub(crate) struct Backend {
+    /// Address the backend listens on.
+    pub addr: SocketAddr,
+    drain: CancellationToken,
+    kill: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.kill.cancel();
+        self.task.abort();
+    }
+}
+
+impl Backend {
+    /// Binds a loopback port and starts serving.
+    pub fn start(
+        id: BackendIdentity,
+        behaviour: BehaviourCell,
+        partitioned: Arc<AtomicBool>,
+    ) -> std::io::Result<Self> {
+        let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        std_listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(std_listener)?;
+        let addr = listener.local_addr()?;
+        let drain = CancellationToken::new();
+        let kill = CancellationToken::new();
+        let span = info_span!("backend", pod = %id.pod, node = %id.node);
+        let ctx = Arc::new(Ctx {
+            id,
+            behaviour,
+            partitioned,
+            counters: Counters::default(),
+        });
+        let task = tokio::spawn(serve(listener, ctx, drain.clone(), kill.clone()).instrument(span));
+        Ok(Self {
+            addr,
+            drain,
+            kill,
+            task,
+        })
+    }
+
+    /// Starts a graceful shutdown: stop accepting, finish in-flight requests.
+    pub fn begin_shutdown(&self) {
+        self.drain.cancel();
+    }
+
+    /// Whether the server has stopped.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+async fn serve(
+    listener: TcpListener,
+    ctx: Arc<Ctx>,
+    drain: CancellationToken,
+    kill: CancellationToken,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = drain.cancelled() => break,
+            _ = kill.cancelled() => return,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let ctx = ctx.clone();
+                let drain = drain.clone();
+                conns.spawn(async move {
+                    // A partition drops packets: the connection waits, as TCP retransmits would.
+                    while ctx.partitioned.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    let svc_ctx = ctx.clone();
+                    let svc = service_fn(move |req| handle(req, svc_ctx.clone()));
+                    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        r = conn.as_mut() => { if let Err(e) = r { debug!(error = %e, "backend connection ended"); } }
+                        _ = drain.cancelled() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = async { while conns.join_next().await.is_some() {} } => {}
+        _ = kill.cancelled() => conns.abort_all(),
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    ctx: Arc<Ctx>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    while ctx.partitioned.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if req.uri().path() == "/metrics" {
+        return Ok(text_response(
+            200,
+            "text/plain; version=0.0.4",
+            render_metrics(&ctx),
+        ));
+    }
+    let behaviour = *ctx.behaviour.read().unwrap_or_else(|e| e.into_inner());
+    if !behaviour.latency.is_zero() {
+        tokio::time::sleep(behaviour.latency).await;
+    }
+    let code: u16 = if behaviour.error_rate > 0.0 && rand::random::<f64>() < behaviour.error_rate {
+        500
+    } else {
+        200
+    };
+    {
+        let mut m = ctx
+            .counters
+            .by_code
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *m.entry(code).or_default() += 1;
+    }
+    let body = serde_json::json!({
+        "pod": ctx.id.pod, "namespace": ctx.id.namespace, "node": ctx.id.node, "zone": ctx.id.zone,
+        "path": req.uri().path(), "status": code,
+    })
+    .to_string();
+    let mut resp = text_response(code, "application/json", body);
+    let h = resp.headers_mut();
+    for (name, value) in [
+        ("x-steadfast-pod", &ctx.id.pod),
+        ("x-steadfast-namespace", &ctx.id.namespace),
+        ("x-steadfast-node", &ctx.id.node),
+        ("x-steadfast-zone", &ctx.id.zone),
+    ] {
+        if let Ok(v) = http::HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    }
+    Ok(resp)
+}
+
+fn text_response(code: u16, ct: &str, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = http::StatusCode::from_u16(code).unwrap_or(http::StatusCode::OK);
+    if let Ok(v) = http::HeaderValue::from_str(ct) {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    resp
+}
+
+fn render_metrics(ctx: &Ctx) -> String {
+    let mut out = String::from(
+        "# HELP steadfast_sandbox_backend_requests_total Requests answered by this backend.\n# TYPE steadfast_sandbox_backend_requests_total counter\n",
+    );
+    let m = ctx
+        .counters
+        .by_code
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    for (code, n) in m.iter() {
+        out.push_str(&format!(
+            "steadfast_sandbox_backend_requests_total{{namespace=\"{}\",pod=\"{}\",node=\"{}\",zone=\"{}\",code=\"{code}\"}} {n}\n",
+            ctx.id.namespace, ctx.id.pod, ctx.id.node, ctx.id.zone
+        ));
+    }
+    out
+}

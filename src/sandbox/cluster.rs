@@ -1,0 +1,154 @@
+//! State shared by the API server, the controllers and the data path.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use super::store::Store;
+use super::topology::Timing;
+
+/// How a Deployment's backends answer; read on every request, so changes apply at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BackendBehaviour {
+    /// Added latency per request.
+    pub latency: Duration,
+    /// Fraction of requests answered with 500, 0.0..=1.0.
+    pub error_rate: f64,
+}
+
+/// A behaviour cell shared by every backend of one Deployment.
+pub(crate) type BehaviourCell = Arc<RwLock<BackendBehaviour>>;
+
+/// Simulated machine state of a node, outside the API (what the kubelet and network do).
+#[derive(Debug, Clone)]
+pub(crate) struct NodeRuntime {
+    /// Zone of the node.
+    pub zone: String,
+    /// Whether the kubelet posts status and renews its Lease.
+    pub reporting: bool,
+    /// Whether the node's network drops traffic (backends unreachable, kubelet silent).
+    pub partitioned: Arc<AtomicBool>,
+    /// When the node joined; it turns Ready after the boot delay.
+    pub joined: Instant,
+    /// Boot delay of this node (zero for nodes present at start).
+    pub boot_delay: Duration,
+}
+
+/// `(namespace, name)` of a Service.
+pub(crate) type ServiceKey = (String, String);
+
+/// A ready endpoint as the load balancers see it.
+#[derive(Debug, Clone)]
+pub(crate) struct LbEndpoint {
+    /// Pod name.
+    pub pod: String,
+    /// Backend address.
+    pub addr: SocketAddr,
+}
+
+/// Counters of the service load balancers, exported on the API server's `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct LbMetrics {
+    /// `(namespace, service, pod, code)` → requests.
+    pub requests: Mutex<HashMap<(String, String, String, u16), u64>>,
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Connections refused for want of a ready endpoint.
+    pub no_endpoint: AtomicU64,
+}
+
+impl LbMetrics {
+    /// Counts one proxied request.
+    pub fn count(&self, ns: &str, svc: &str, pod: &str, code: u16) {
+        let mut m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        *m.entry((ns.into(), svc.into(), pod.into(), code))
+            .or_default() += 1;
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP steadfast_sandbox_lb_requests_total Requests proxied by sandbox Service load balancers.\n# TYPE steadfast_sandbox_lb_requests_total counter\n",
+        );
+        let m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rows: Vec<_> = m.iter().collect();
+        rows.sort();
+        for ((ns, svc, pod, code), n) in rows {
+            out.push_str(&format!(
+                "steadfast_sandbox_lb_requests_total{{namespace=\"{ns}\",service=\"{svc}\",pod=\"{pod}\",code=\"{code}\"}} {n}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP steadfast_sandbox_lb_connections_total Client connections accepted.\n# TYPE steadfast_sandbox_lb_connections_total counter\nsteadfast_sandbox_lb_connections_total {}\n",
+            self.connections.load(Ordering::Relaxed)
+        ));
+        out.push_str(&format!(
+            "# HELP steadfast_sandbox_lb_no_endpoint_total Connections closed because no endpoint was ready.\n# TYPE steadfast_sandbox_lb_no_endpoint_total counter\nsteadfast_sandbox_lb_no_endpoint_total {}\n",
+            self.no_endpoint.load(Ordering::Relaxed)
+        ));
+        out
+    }
+}
+
+/// Everything the sandbox's tasks share.
+pub(crate) struct Shared {
+    /// The API objects.
+    pub store: Store,
+    /// Timing knobs.
+    pub timing: Timing,
+    /// Region the nodes claim.
+    pub region: String,
+    /// Instance type the nodes claim.
+    pub instance_type: String,
+    /// Backend behaviour per `(namespace, deployment)`.
+    pub behaviours: Mutex<HashMap<(String, String), BehaviourCell>>,
+    /// Simulated machine state per node name.
+    pub nodes: Mutex<HashMap<String, NodeRuntime>>,
+    /// Ready endpoints per `(namespace, service)`, published by the endpoint controller.
+    pub endpoints: RwLock<HashMap<ServiceKey, Arc<Vec<LbEndpoint>>>>,
+    /// Load balancer address per `(namespace, service)`.
+    pub lb_addrs: Mutex<HashMap<(String, String), SocketAddr>>,
+    /// Load balancer counters.
+    pub lb_metrics: LbMetrics,
+}
+
+impl Shared {
+    /// Fresh shared state.
+    pub fn new(timing: Timing, region: String, instance_type: String, history: usize) -> Self {
+        Self {
+            store: Store::new(history.max(16)),
+            timing,
+            region,
+            instance_type,
+            behaviours: Mutex::new(HashMap::new()),
+            nodes: Mutex::new(HashMap::new()),
+            endpoints: RwLock::new(HashMap::new()),
+            lb_addrs: Mutex::new(HashMap::new()),
+            lb_metrics: LbMetrics::default(),
+        }
+    }
+
+    /// The behaviour cell of a Deployment, created on first use.
+    pub fn behaviour(&self, ns: &str, deployment: &str) -> BehaviourCell {
+        let mut m = self.behaviours.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry((ns.to_string(), deployment.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// A snapshot of one node's runtime state.
+    pub fn node_runtime(&self, node: &str) -> Option<NodeRuntime> {
+        let m = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(node).cloned()
+    }
+
+    /// Ready endpoints of a Service.
+    pub fn ready_endpoints(&self, ns: &str, svc: &str) -> Arc<Vec<LbEndpoint>> {
+        let m = self.endpoints.read().unwrap_or_else(|e| e.into_inner());
+        m.get(&(ns.to_string(), svc.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,678 @@
+//! The object store: every object as JSON, one global `resourceVersion` counter and a bounded
+//! history of changes that watches replay from.
+//!
+//! Like etcd behind kube-apiserver, each write bumps the revision and emits one change; a watch
+//! that asks for a revision older than the history answers 410 Gone so the client relists.
+//! Changes are broadcast while the lock is held, so a watch that subscribes under the same lock
+//! sees every change after its snapshot exactly once.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Value, json};
+use tokio::sync::{Notify, broadcast};
+
+use super::resources::ResourceDef;
+use super::status::ApiError;
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChangeKind {
+    /// The object was created.
+    Added,
+    /// The object was updated.
+    Modified,
+    /// The object was removed.
+    Deleted,
+}
+
+impl ChangeKind {
+    /// The watch event type for this change.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change in the history.
+#[derive(Debug)]
+pub(crate) struct Change {
+    /// Revision of the write.
+    pub rv: u64,
+    /// Storage bucket of the object.
+    pub storage: &'static str,
+    /// Namespace, empty for cluster-scoped objects.
+    pub namespace: String,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The object after the change (before it, for deletions, with the new revision).
+    pub object: Value,
+}
+
+type Key = (String, String);
+
+struct Inner {
+    rv: u64,
+    buckets: HashMap<&'static str, BTreeMap<Key, Value>>,
+    history: VecDeque<Arc<Change>>,
+    truncated_at: u64,
+    next_uid: u64,
+}
+
+/// Replayed changes, the current revision and a receiver for what follows.
+pub(crate) type WatchStart = (Vec<Arc<Change>>, u64, broadcast::Receiver<Arc<Change>>);
+
+/// Shared state of the sandbox API.
+pub(crate) struct Store {
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Arc<Change>>,
+    changed: Notify,
+    history_cap: usize,
+    uid_prefix: String,
+}
+
+/// Current time as Kubernetes writes timestamps (RFC 3339, seconds, `Z`).
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Current time with microseconds, as `MicroTime` fields expect.
+pub(crate) fn now_micro() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// `namespace` and `name` of an object.
+pub(crate) fn ns_name(obj: &Value) -> (String, String) {
+    (
+        obj.pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        obj.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+fn random_suffix(len: usize) -> String {
+    // Kubernetes' alphabet for generated names: no vowels, no confusable digits.
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    (0..len)
+        .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+impl Store {
+    /// An empty store keeping `history_cap` changes for watches.
+    pub fn new(history_cap: usize) -> Self {
+        let (tx, _) = broadcast::channel(history_cap.max(1024));
+        Self {
+            inner: Mutex::new(Inner {
+                rv: 1,
+                buckets: HashMap::new(),
+                history: VecDeque::new(),
+                truncated_at: 1,
+                next_uid: 1,
+            }),
+            tx,
+            changed: Notify::new(),
+            history_cap,
+            uid_prefix: format!("{:08x}", rand::random::<u32>()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (writes are single inserts).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes when anything changes (controllers wait on it).
+    pub fn notified(&self) -> tokio::sync::futures::Notified<'_> {
+        self.changed.notified()
+    }
+
+    /// The latest revision.
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// Runs `f` with exclusive access, so several reads and writes happen atomically.
+    pub fn transaction<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> R) -> R {
+        let mut guard = self.lock();
+        let mut txn = Txn {
+            inner: &mut guard,
+            store: self,
+            wrote: false,
+        };
+        let out = f(&mut txn);
+        let wrote = txn.wrote;
+        drop(guard);
+        if wrote {
+            self.changed.notify_waiters();
+            self.changed.notify_one();
+        }
+        out
+    }
+
+    /// One object, if present.
+    pub fn get(&self, storage: &str, ns: &str, name: &str) -> Option<Value> {
+        self.transaction(|t| t.get(storage, ns, name).cloned())
+    }
+
+    /// Every object of a bucket (in one namespace, or all), with the list revision.
+    pub fn list(&self, storage: &str, ns: Option<&str>) -> (Vec<Value>, u64) {
+        self.transaction(|t| (t.list(storage, ns), t.inner.rv))
+    }
+
+    /// Objects of a bucket after `after` (exclusive), at most `limit`, with the list revision
+    /// and whether more remain.
+    pub fn page(
+        &self,
+        storage: &str,
+        ns: Option<&str>,
+        after: Option<&(String, String)>,
+        mut keep: impl FnMut(&Value) -> bool,
+        limit: usize,
+    ) -> (Vec<Value>, u64, bool) {
+        self.transaction(|t| {
+            let rv = t.inner.rv;
+            let Some(bucket) = t.inner.buckets.get(storage) else {
+                return (Vec::new(), rv, false);
+            };
+            let mut out = Vec::new();
+            let range: Box<dyn Iterator<Item = (&Key, &Value)>> = match after {
+                Some(k) => Box::new(bucket.range((
+                    std::ops::Bound::Excluded(k.clone()),
+                    std::ops::Bound::Unbounded,
+                ))),
+                None => Box::new(bucket.iter()),
+            };
+            for ((ons, _), v) in range {
+                if ns.is_some_and(|n| n != ons) {
+                    continue;
+                }
+                if !keep(v) {
+                    continue;
+                }
+                if out.len() == limit {
+                    return (out, rv, true);
+                }
+                out.push(v.clone());
+            }
+            (out, rv, false)
+        })
+    }
+
+    /// Creates an object (see [`Txn::create`]).
+    pub fn create(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
+        self.transaction(|t| t.create(def, ns, obj))
+    }
+
+    /// Read-modify-write of one object (see [`Txn::update_with`]).
+    pub fn update_with(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value) -> Result<(), ApiError>,
+    ) -> Result<Value, ApiError> {
+        self.transaction(|t| t.update_with(def, ns, name, f))
+    }
+
+    /// Removes an object now (see [`Txn::remove`]).
+    pub fn remove(
+        &self,
+        def: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        uid: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        self.transaction(|t| t.remove(def, ns, name, uid))
+    }
+
+    /// A consistent snapshot of a bucket plus a receiver for every later change.
+    pub fn list_and_subscribe(
+        &self,
+        storage: &str,
+        ns: Option<&str>,
+    ) -> (Vec<Value>, u64, broadcast::Receiver<Arc<Change>>) {
+        let mut inner = self.lock();
+        let rx = self.tx.subscribe();
+        let txn = Txn {
+            inner: &mut inner,
+            store: self,
+            wrote: false,
+        };
+        let items = txn.list(storage, ns);
+        let rv = txn.inner.rv;
+        (items, rv, rx)
+    }
+
+    /// Changes after `rv` still in the history plus a receiver for later ones, or 410 Gone.
+    pub fn watch_from(&self, rv: Option<u64>) -> Result<WatchStart, ApiError> {
+        let inner = self.lock();
+        let rx = self.tx.subscribe();
+        let start = rv.unwrap_or(inner.rv);
+        if start < inner.truncated_at {
+            return Err(ApiError::gone(start, inner.truncated_at));
+        }
+        let replay = inner
+            .history
+            .iter()
+            .filter(|c| c.rv > start)
+            .cloned()
+            .collect();
+        Ok((replay, inner.rv, rx))
+    }
+}
+
+/// Exclusive access to the store for the duration of a transaction.
+pub(crate) struct Txn<'a> {
+    inner: &'a mut Inner,
+    store: &'a Store,
+    wrote: bool,
+}
+
+impl Txn<'_> {
+    fn record(&mut self, storage: &'static str, ns: &str, kind: ChangeKind, object: Value) {
+        let change = Arc::new(Change {
+            rv: self.inner.rv,
+            storage,
+            namespace: ns.to_string(),
+            kind,
+            object,
+        });
+        self.inner.history.push_back(change.clone());
+        while self.inner.history.len() > self.store.history_cap {
+            if let Some(old) = self.inner.history.pop_front() {
+                self.inner.truncated_at = old.rv;
+            }
+        }
+        // No receiver is not an error: nobody watches yet.
+        let _ = self.store.tx.send(change);
+        self.wrote = true;
+    }
+
+    fn bump(&mut self) -> u64 {
+        self.inner.rv += 1;
+        self.inner.rv
+    }
+
+    /// One object, if present.
+    pub fn get(&self, storage: &str, ns: &str, name: &str) -> Option<&Value> {
+        self.inner
+            .buckets
+            .get(storage)
+            .and_then(|b| b.get(&(ns.to_string(), name.to_string())))
+    }
+
+    /// Clones of every object of a bucket, in one namespace or all.
+    pub fn list(&self, storage: &str, ns: Option<&str>) -> Vec<Value> {
+        self.inner
+            .buckets
+            .get(storage)
+            .map(|b| {
+                b.iter()
+                    .filter(|((ons, _), _)| ns.is_none_or(|n| n == ons))
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Creates an object: fills uid, creationTimestamp, resourceVersion, generation and a name
+    /// from `generateName`; 409 if the name is taken, 422 if it is not a DNS subdomain.
+    pub fn create(
+        &mut self,
+        def: &'static ResourceDef,
+        ns: &str,
+        mut obj: Value,
+    ) -> Result<Value, ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request("the object must be a JSON object"));
+        }
+        if def.namespaced && self.get("namespaces", "", ns).is_none() {
+            return Err(ApiError::not_found(
+                super::resources::well_known::namespaces(),
+                ns,
+            ));
+        }
+        if def.namespaced
+            && self
+                .get("namespaces", "", ns)
+                .and_then(|n| n.pointer("/metadata/deletionTimestamp"))
+                .is_some()
+        {
+            return Err(ApiError {
+                code: 403,
+                reason: "Forbidden",
+                message: format!(
+                    "{} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                    def.qualified()
+                ),
+                details: None,
+            });
+        }
+        let mut name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if name.is_empty() {
+            let prefix = obj
+                .pointer("/metadata/generateName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            if prefix.is_empty() {
+                return Err(ApiError::invalid(
+                    def,
+                    "",
+                    "metadata.name",
+                    "Required value: name or generateName is required",
+                ));
+            }
+            loop {
+                name = format!("{prefix}{}", random_suffix(5));
+                if self.get(def.storage, ns, &name).is_none() {
+                    break;
+                }
+            }
+        }
+        if !valid_name(&name) {
+            return Err(ApiError::invalid(
+                def,
+                &name,
+                "metadata.name",
+                "Invalid value: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            ));
+        }
+        if self.get(def.storage, ns, &name).is_some() {
+            return Err(ApiError::already_exists(def, &name));
+        }
+        let rv = self.bump();
+        self.inner.next_uid += 1;
+        let uid = format!(
+            "{}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            self.store.uid_prefix,
+            (self.inner.next_uid >> 16) & 0xffff,
+            (self.inner.next_uid >> 4) & 0xfff,
+            self.inner.next_uid & 0xfff,
+            rand::random::<u64>() & 0xffff_ffff_ffff
+        );
+        let meta = obj
+            .as_object_mut()
+            .map(|o| o.entry("metadata").or_insert_with(|| json!({})));
+        if let Some(Value::Object(m)) = meta {
+            m.insert("name".into(), json!(name));
+            if def.namespaced {
+                m.insert("namespace".into(), json!(ns));
+            } else {
+                m.remove("namespace");
+            }
+            m.insert("uid".into(), json!(uid));
+            m.insert("resourceVersion".into(), json!(rv.to_string()));
+            m.insert("creationTimestamp".into(), json!(now_rfc3339()));
+            m.remove("deletionTimestamp");
+            m.remove("deletionGracePeriodSeconds");
+            m.remove("managedFields");
+            if def.has_spec {
+                m.insert("generation".into(), json!(1));
+            }
+        }
+        obj["apiVersion"] = json!(def.api_version());
+        obj["kind"] = json!(def.kind);
+        self.inner
+            .buckets
+            .entry(def.storage)
+            .or_default()
+            .insert((ns.to_string(), name), obj.clone());
+        self.record(def.storage, ns, ChangeKind::Added, obj.clone());
+        Ok(obj)
+    }
+
+    /// Read-modify-write: `f` edits a copy; identity fields are restored, the revision bumps
+    /// and `generation` follows `.spec`. No write (and no event) when nothing changed.
+    pub fn update_with(
+        &mut self,
+        def: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value) -> Result<(), ApiError>,
+    ) -> Result<Value, ApiError> {
+        let key = (ns.to_string(), name.to_string());
+        let old = self
+            .get(def.storage, ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(def, name))?;
+        let mut new = old.clone();
+        f(&mut new)?;
+        if !new.is_object() {
+            return Err(ApiError::bad_request("the object must be a JSON object"));
+        }
+        for field in [
+            "uid",
+            "creationTimestamp",
+            "name",
+            "namespace",
+            "resourceVersion",
+        ] {
+            match old["metadata"].get(field) {
+                Some(v) => new["metadata"][field] = v.clone(),
+                None => {
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove(field);
+                    }
+                }
+            }
+        }
+        for field in ["deletionTimestamp", "deletionGracePeriodSeconds"] {
+            match old["metadata"].get(field) {
+                Some(v) => new["metadata"][field] = v.clone(),
+                None => {
+                    if let Some(m) = new["metadata"].as_object_mut() {
+                        m.remove(field);
+                    }
+                }
+            }
+        }
+        new["apiVersion"] = old["apiVersion"].clone();
+        new["kind"] = old["kind"].clone();
+        if new == old {
+            return Ok(old);
+        }
+        if def.has_spec && new.get("spec") != old.get("spec") {
+            let g = old
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            new["metadata"]["generation"] = json!(g + 1);
+        }
+        let rv = self.bump();
+        new["metadata"]["resourceVersion"] = json!(rv.to_string());
+        self.inner
+            .buckets
+            .entry(def.storage)
+            .or_default()
+            .insert(key, new.clone());
+        self.record(def.storage, ns, ChangeKind::Modified, new.clone());
+        Ok(new)
+    }
+
+    /// Removes an object now; with `uid`, only if it is still the same object.
+    pub fn remove(
+        &mut self,
+        def: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        uid: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        let key = (ns.to_string(), name.to_string());
+        let current = self
+            .get(def.storage, ns, name)
+            .ok_or_else(|| ApiError::not_found(def, name))?;
+        if let Some(uid) = uid
+            && current.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+        {
+            return Err(ApiError::conflict(def, name));
+        }
+        let rv = self.bump();
+        let mut obj = self
+            .inner
+            .buckets
+            .get_mut(def.storage)
+            .and_then(|b| b.remove(&key))
+            .ok_or_else(|| ApiError::not_found(def, name))?;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        self.record(def.storage, ns, ChangeKind::Deleted, obj.clone());
+        Ok(obj)
+    }
+
+    /// Sets `deletionTimestamp` (and the grace period), the only write that may move them.
+    pub fn mark_deleting(
+        &mut self,
+        def: &'static ResourceDef,
+        ns: &str,
+        name: &str,
+        timestamp: String,
+        grace: Option<i64>,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<Value, ApiError> {
+        let key = (ns.to_string(), name.to_string());
+        let mut obj = self
+            .get(def.storage, ns, name)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(def, name))?;
+        obj["metadata"]["deletionTimestamp"] = json!(timestamp);
+        if let Some(g) = grace {
+            obj["metadata"]["deletionGracePeriodSeconds"] = json!(g);
+        }
+        edit(&mut obj);
+        let rv = self.bump();
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        self.inner
+            .buckets
+            .entry(def.storage)
+            .or_default()
+            .insert(key, obj.clone());
+        self.record(def.storage, ns, ChangeKind::Modified, obj.clone());
+        Ok(obj)
+    }
+
+    /// Every uid in the store (the garbage collector's view of live owners).
+    pub fn uids(&self) -> std::collections::HashSet<String> {
+        self.inner
+            .buckets
+            .values()
+            .flat_map(|b| b.values())
+            .filter_map(|v| v.pointer("/metadata/uid").and_then(Value::as_str))
+            .map(String::from)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::resources::well_known;
+
+    fn store_with_ns() -> Store {
+        let s = Store::new(4);
+        s.create(
+            well_known::namespaces(),
+            "",
+            json!({"metadata": {"name": "shop"}}),
+        )
+        .unwrap();
+        s
+    }
+
+    #[test]
+    fn create_fills_metadata_and_rejects_duplicates() {
+        let s = store_with_ns();
+        let cm = crate::sandbox::resources::find("", "v1", "configmaps").unwrap();
+        let a = s
+            .create(cm, "shop", json!({"metadata": {"generateName": "j-"}}))
+            .unwrap();
+        assert!(a["metadata"]["name"].as_str().unwrap().starts_with("j-"));
+        assert!(a["metadata"]["uid"].is_string());
+        let name = a["metadata"]["name"].as_str().unwrap().to_string();
+        let dup = s
+            .create(cm, "shop", json!({"metadata": {"name": name}}))
+            .unwrap_err();
+        assert_eq!(dup.code, 409);
+        let missing_ns = s
+            .create(cm, "nope", json!({"metadata": {"name": "x"}}))
+            .unwrap_err();
+        assert_eq!(missing_ns.code, 404);
+        let bad = s
+            .create(cm, "shop", json!({"metadata": {"name": "Bad_Name"}}))
+            .unwrap_err();
+        assert_eq!(bad.code, 422);
+    }
+
+    #[test]
+    fn watch_history_expires_with_gone() {
+        let s = store_with_ns();
+        let cm = crate::sandbox::resources::find("", "v1", "configmaps").unwrap();
+        let start = s.current_rv();
+        for i in 0..10 {
+            s.create(cm, "shop", json!({"metadata": {"name": format!("c{i}")}}))
+                .unwrap();
+        }
+        assert_eq!(s.watch_from(Some(start)).unwrap_err().code, 410);
+        let (replay, _, _) = s.watch_from(Some(s.current_rv() - 2)).unwrap();
+        assert_eq!(replay.len(), 2);
+    }
+
+    #[test]
+    fn generation_follows_spec_only() {
+        let s = store_with_ns();
+        let d = well_known::deployments();
+        s.create(
+            d,
+            "shop",
+            json!({"metadata": {"name": "web"}, "spec": {"replicas": 1}}),
+        )
+        .unwrap();
+        let v = s
+            .update_with(d, "shop", "web", |o| {
+                o["status"] = json!({"replicas": 1});
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(v["metadata"]["generation"], json!(1));
+        let v = s
+            .update_with(d, "shop", "web", |o| {
+                o["spec"]["replicas"] = json!(2);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(v["metadata"]["generation"], json!(2));
+    }
+}
