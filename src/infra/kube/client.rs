@@ -97,6 +97,10 @@ impl KubeClient {
         config.connect_timeout = Some(CONNECT_TIMEOUT);
         config.read_timeout = Some(READ_TIMEOUT);
         config.write_timeout = Some(WRITE_TIMEOUT);
+        // kube retries 429 on its own, below the rate limiter and invisibly: an eviction a
+        // budget refuses would be retried until it happens to pass. Refusals are findings here,
+        // and the faults retry (or not) deliberately.
+        config.default_retry = false;
         let limiter = Arc::new(RateLimiter::new(options.qps, options.burst));
         let access = options.record_access.then(AccessLog::default);
         let builder = ClientBuilder::try_from(config).map_err(|e| KubeError::Config {
