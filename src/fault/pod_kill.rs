@@ -20,9 +20,14 @@ use crate::infra::kube::Removal;
 use crate::spec::FaultKind;
 use crate::spec::fault::PodKillSpec;
 
-/// Requests in flight at once. The rate limiter sets the pace; a few concurrent calls keep the
-/// pace even when one call takes longer than the interval between two tokens.
-pub(crate) const IN_FLIGHT: usize = 16;
+/// Requests in flight at once for a limiter of `qps`: about one second's worth (16 to 128).
+/// The rate limiter sets the pace; concurrency only keeps that pace when a call takes longer
+/// than the interval between two tokens, and the bound keeps every call's wait for its token
+/// far below the call deadline.
+pub(crate) fn in_flight(qps: f64) -> usize {
+    // Truncation is intended: qps is clamped to 16..=128 first.
+    qps.clamp(16.0, 128.0) as usize
+}
 
 /// Deletes the chosen pods.
 #[derive(Debug)]
@@ -73,9 +78,10 @@ pub(crate) fn pod_targets(plan: &FaultPlan) -> impl Iterator<Item = (&TargetRef,
         .filter_map(|t| t.namespace.as_deref().map(|ns| (t, ns)))
 }
 
-/// Runs `act` on every pod target of `plan`, [`IN_FLIGHT`] at a time, in target order.
+/// Runs `act` on every pod target of `plan`, [`in_flight`] at a time, in target order.
 pub(crate) async fn on_each_pod(
     plan: &FaultPlan,
+    qps: f64,
     act: impl Fn(TargetRef, String) -> BoxFuture<'static, Effect>,
 ) -> Vec<TargetEffect> {
     let jobs: Vec<(TargetRef, String)> = pod_targets(plan)
@@ -92,7 +98,7 @@ pub(crate) async fn on_each_pod(
                 }
             }
         })
-        .buffered(IN_FLIGHT)
+        .buffered(in_flight(qps))
         .collect()
         .await
 }
@@ -121,7 +127,8 @@ impl Fault for PodKill {
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {
         let grace = u32::try_from(self.spec.grace_period.get().as_secs()).unwrap_or(u32::MAX);
         let kube = self.context.kube.clone();
-        let effects = on_each_pod(plan, move |target, namespace| {
+        let qps = self.context.kube.limiter().qps();
+        let effects = on_each_pod(plan, qps, move |target, namespace| {
             let kube = kube.clone();
             Box::pin(async move {
                 match kube.delete_pod(&namespace, &target.name, grace).await {
