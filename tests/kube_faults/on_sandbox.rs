@@ -71,3 +71,28 @@ async fn rbac_rules_match_the_requests_the_faults_make() {
     );
     env.teardown().await;
 }
+
+/// The rate limit sits on the client's request stack: with QPS 10 and burst 1, eleven calls
+/// cannot take less than a second however fast the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_waits_for_the_shared_rate_limit() {
+    use std::time::{Duration, Instant};
+    use steadfast::infra::kube::{KubeClient, KubeOptions};
+    let env = Env::sandbox().await;
+    let (_, nodes) = env.zone_with_pods().await;
+    let limited = KubeClient::connect(&KubeOptions {
+        kubeconfig: env.kubeconfig(),
+        qps: 10,
+        burst: 1,
+        ..KubeOptions::default()
+    })
+    .await
+    .expect("client");
+    let start = Instant::now();
+    for _ in 0..11 {
+        assert!(limited.get_node(&nodes[0]).await.expect("get").is_some());
+    }
+    let elapsed = start.elapsed();
+    assert!(elapsed >= Duration::from_millis(990), "{elapsed:?}");
+    env.teardown().await;
+}

@@ -159,6 +159,13 @@ impl Env {
         self.create_budget("web", "app=web", 5).await;
     }
 
+    /// The sandbox's kubeconfig, or `None` (the default lookup) on a cluster.
+    pub fn kubeconfig(&self) -> Option<std::path::PathBuf> {
+        self.sandbox
+            .as_ref()
+            .map(|(sb, _)| sb.kubeconfig_path().to_path_buf())
+    }
+
     /// Removes what the environment created.
     pub async fn teardown(self) {
         if let Some((sandbox, _dir)) = self.sandbox {
