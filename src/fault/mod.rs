@@ -11,7 +11,16 @@ pub mod aws_undo;
 pub mod az_partition;
 pub mod ec2_stop;
 pub mod ec2_terminate;
+pub mod healing;
+pub mod kube_context;
+pub mod kube_undo;
+pub mod node_cordon;
+pub mod node_drain;
+pub mod pod_evict;
+pub mod pod_kill;
+pub mod targets;
 pub mod undo;
+pub mod zone_outage;
 
 use std::time::{Duration, SystemTime};
 

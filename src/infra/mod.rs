@@ -4,4 +4,5 @@
 
 pub mod aws;
 pub mod cluster;
+pub mod kube;
 pub mod nodes;

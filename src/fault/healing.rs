@@ -1,0 +1,621 @@
+//! Self-healing evidence: after a kill, an eviction or a drain, how long the workload took to
+//! replace what it lost.
+//!
+//! [`HealingObserver::start`] runs before the fault acts: it reads the pods the plan will
+//! disrupt (the chosen pods, or every evictable pod of the chosen nodes) and their owners, then
+//! watches (a `kube::runtime` watcher, not polling) their namespaces. For every disrupted pod it
+//! records when a replacement from the same owner was scheduled (`nodeName` set) and became
+//! Ready, counted from the disruption (first seen terminating or gone); for Deployments it
+//! records the ready replicas at every change. [`HealingObserver::finish`] tells it the fault
+//! has acted and waits, at most until the timeout, for every disrupted pod to be replaced.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::stream::{BoxStream, SelectAll};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span};
+
+use crate::fault::kube_context::api;
+use crate::fault::targets::{controller_of, is_daemon_or_mirror, is_running_and_ready};
+use crate::fault::{FaultError, FaultPlan, TargetKind};
+use crate::infra::kube::KubeClient;
+
+/// After the fault acted, how long to wait for disruptions that happen asynchronously (taint
+/// evictions) before judging that nothing more will be disrupted.
+pub const SETTLE: Duration = Duration::from_secs(2);
+/// Most readiness samples kept per Deployment, so memory stays bounded.
+pub const MAX_SAMPLES: usize = 10_000;
+
+/// What the observer saw; embedded in the run report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealingEvidence {
+    /// The fault observed.
+    pub fault: String,
+    /// When observation started; every `...Ms` offset below counts from the pod's disruption,
+    /// `atMs` in samples from this instant.
+    pub started_at: DateTime<Utc>,
+    /// One entry per pod the fault was expected to disrupt.
+    pub pods: Vec<PodHealing>,
+    /// Ready replicas over time of the Deployments owning those pods.
+    pub workloads: Vec<WorkloadReadiness>,
+    /// True when every disrupted pod with an owner has a Ready replacement.
+    pub healed: bool,
+    /// True when the timeout ended the observation before that.
+    pub timed_out: bool,
+}
+
+/// One disrupted pod and its replacement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodHealing {
+    /// Namespace.
+    pub namespace: String,
+    /// The original pod.
+    pub pod: String,
+    /// Its controller, `Kind/name`; pods without one are never replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Whether the pod was seen terminating or gone.
+    pub disrupted: bool,
+    /// The replacement pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    /// The node the replacement was scheduled to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement_node: Option<String>,
+    /// From the disruption until the replacement had a node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_after_ms: Option<u64>,
+    /// From the disruption until the replacement was Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_after_ms: Option<u64>,
+}
+
+/// A Deployment's ready replicas over time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadReadiness {
+    /// Namespace.
+    pub namespace: String,
+    /// Deployment name.
+    pub deployment: String,
+    /// `spec.replicas` when last seen.
+    pub desired: i32,
+    /// Every change of `status.readyReplicas`.
+    pub samples: Vec<ReadySample>,
+}
+
+/// One readiness sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadySample {
+    /// Milliseconds since observation started.
+    pub at_ms: u64,
+    /// `status.readyReplicas`.
+    pub ready_replicas: i32,
+}
+
+/// A pod the fault is expected to disrupt.
+#[derive(Debug, Clone)]
+struct Tracked {
+    namespace: String,
+    name: String,
+    uid: String,
+    owner_uid: Option<String>,
+    owner: Option<String>,
+    disrupted_at: Option<Instant>,
+    replacement: Option<String>,
+}
+
+/// A pod that appeared after observation started.
+#[derive(Debug, Clone)]
+struct Newcomer {
+    name: String,
+    owner_uid: String,
+    seen_at: Instant,
+    node: Option<String>,
+    scheduled_at: Option<Instant>,
+    ready_at: Option<Instant>,
+    assigned: bool,
+}
+
+/// The observer's bookkeeping, kept apart from the watch plumbing so it can be tested with
+/// plain objects.
+#[derive(Debug)]
+struct Ledger {
+    start: Instant,
+    tracked: Vec<Tracked>,
+    known: BTreeSet<String>,
+    newcomers: BTreeMap<String, Newcomer>,
+    deployments: BTreeMap<(String, String), WorkloadReadiness>,
+}
+
+fn ms(from: Instant, to: Instant) -> u64 {
+    u64::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Ledger {
+    fn on_pod(&mut self, pod: &Pod, deleted: bool, now: Instant) {
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return;
+        };
+        if let Some(t) = self.tracked.iter_mut().find(|t| t.uid == uid) {
+            if (deleted || pod.metadata.deletion_timestamp.is_some()) && t.disrupted_at.is_none() {
+                t.disrupted_at = Some(now);
+            }
+        } else if !self.known.contains(&uid) && !deleted {
+            let Some(owner_uid) = controller_of(pod).map(|o| o.uid.clone()) else {
+                return;
+            };
+            if !self
+                .tracked
+                .iter()
+                .any(|t| t.owner_uid.as_ref() == Some(&owner_uid))
+            {
+                return;
+            }
+            let entry = self.newcomers.entry(uid).or_insert_with(|| Newcomer {
+                name: pod.metadata.name.clone().unwrap_or_default(),
+                owner_uid,
+                seen_at: now,
+                node: None,
+                scheduled_at: None,
+                ready_at: None,
+                assigned: false,
+            });
+            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+            if node.is_some() && entry.scheduled_at.is_none() {
+                entry.scheduled_at = Some(now);
+                entry.node = node;
+            }
+            if is_running_and_ready(pod) && entry.ready_at.is_none() {
+                entry.ready_at = Some(now);
+            }
+        }
+        self.assign();
+    }
+
+    /// Pairs disrupted originals with newcomers of the same owner, oldest first on both sides.
+    fn assign(&mut self) {
+        let mut order: Vec<usize> = (0..self.tracked.len())
+            .filter(|i| {
+                self.tracked[*i].disrupted_at.is_some() && self.tracked[*i].replacement.is_none()
+            })
+            .collect();
+        order.sort_by_key(|i| self.tracked[*i].disrupted_at);
+        for i in order {
+            let Some(owner) = self.tracked[i].owner_uid.clone() else {
+                continue;
+            };
+            let candidate = self
+                .newcomers
+                .iter_mut()
+                .filter(|(_, n)| !n.assigned && n.owner_uid == owner)
+                .min_by_key(|(_, n)| n.seen_at);
+            if let Some((uid, newcomer)) = candidate {
+                newcomer.assigned = true;
+                self.tracked[i].replacement = Some(uid.clone());
+            }
+        }
+    }
+
+    fn on_deployment(&mut self, deployment: &Deployment, now: Instant) {
+        let key = (
+            deployment.metadata.namespace.clone().unwrap_or_default(),
+            deployment.metadata.name.clone().unwrap_or_default(),
+        );
+        let start = self.start;
+        if let Some(w) = self.deployments.get_mut(&key) {
+            w.desired = deployment.spec.replicas.unwrap_or(1);
+            let ready = deployment
+                .status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0);
+            if w.samples.last().is_none_or(|s| s.ready_replicas != ready)
+                && w.samples.len() < MAX_SAMPLES
+            {
+                w.samples.push(ReadySample {
+                    at_ms: ms(start, now),
+                    ready_replicas: ready,
+                });
+            }
+        }
+    }
+
+    /// Every disrupted pod with an owner has a Ready replacement.
+    fn healed(&self) -> bool {
+        self.tracked
+            .iter()
+            .filter(|t| t.disrupted_at.is_some() && t.owner_uid.is_some())
+            .all(|t| {
+                t.replacement
+                    .as_ref()
+                    .and_then(|uid| self.newcomers.get(uid))
+                    .is_some_and(|n| n.ready_at.is_some())
+            })
+    }
+
+    fn all_disrupted(&self) -> bool {
+        self.tracked.iter().all(|t| t.disrupted_at.is_some())
+    }
+
+    fn evidence(&self, fault: &str, started_at: DateTime<Utc>, timed_out: bool) -> HealingEvidence {
+        let pods = self
+            .tracked
+            .iter()
+            .map(|t| {
+                let newcomer = t
+                    .replacement
+                    .as_ref()
+                    .and_then(|uid| self.newcomers.get(uid));
+                let since = |at: Option<Instant>| match (t.disrupted_at, at) {
+                    (Some(d), Some(a)) => Some(ms(d, a)),
+                    _ => None,
+                };
+                PodHealing {
+                    namespace: t.namespace.clone(),
+                    pod: t.name.clone(),
+                    owner: t.owner.clone(),
+                    disrupted: t.disrupted_at.is_some(),
+                    replacement: newcomer.map(|n| n.name.clone()),
+                    replacement_node: newcomer.and_then(|n| n.node.clone()),
+                    scheduled_after_ms: since(newcomer.and_then(|n| n.scheduled_at)),
+                    ready_after_ms: since(newcomer.and_then(|n| n.ready_at)),
+                }
+            })
+            .collect();
+        HealingEvidence {
+            fault: fault.to_owned(),
+            started_at,
+            pods,
+            workloads: self.deployments.values().cloned().collect(),
+            healed: self.healed(),
+            timed_out,
+        }
+    }
+}
+
+enum Change {
+    Pod(Pod, bool),
+    Deployment(Deployment),
+    Ignored,
+}
+
+/// Watches one fault's disruption heal. Dropping it stops the watch.
+#[derive(Debug)]
+pub struct HealingObserver {
+    injected: CancellationToken,
+    stop: CancellationToken,
+    task: Option<JoinHandle<HealingEvidence>>,
+    fault: String,
+    started_at: DateTime<Utc>,
+}
+
+impl Drop for HealingObserver {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl HealingObserver {
+    /// Reads what `plan` will disrupt and starts watching it, for at most `timeout`.
+    ///
+    /// # Errors
+    /// API errors while reading the pods and their owners.
+    pub async fn start(
+        kube: &KubeClient,
+        plan: &FaultPlan,
+        timeout: Duration,
+    ) -> Result<Self, FaultError> {
+        let started_at = Utc::now();
+        let start = Instant::now();
+        let (tracked, known) = affected_pods(kube, plan).await?;
+        let mut deployments = BTreeMap::new();
+        let mut replica_sets = BTreeSet::new();
+        for t in &tracked {
+            if let Some(rs) = t
+                .owner
+                .as_deref()
+                .and_then(|o| o.strip_prefix("ReplicaSet/"))
+            {
+                replica_sets.insert((t.namespace.clone(), rs.to_owned()));
+            }
+        }
+        for (ns, rs) in &replica_sets {
+            let owner = kube
+                .get_replica_set(ns, rs)
+                .await
+                .map_err(api)?
+                .and_then(|rs| {
+                    rs.metadata
+                        .owner_references
+                        .unwrap_or_default()
+                        .into_iter()
+                        .find(|o| o.controller == Some(true) && o.kind == "Deployment")
+                });
+            if let Some(owner) = owner {
+                deployments.insert(
+                    (ns.clone(), owner.name.clone()),
+                    WorkloadReadiness {
+                        namespace: ns.clone(),
+                        deployment: owner.name,
+                        desired: 0,
+                        samples: Vec::new(),
+                    },
+                );
+            }
+        }
+        let namespaces: BTreeSet<String> = tracked.iter().map(|t| t.namespace.clone()).collect();
+        let deployment_namespaces: BTreeSet<String> =
+            deployments.keys().map(|(ns, _)| ns.clone()).collect();
+        let mut streams: SelectAll<BoxStream<'static, Change>> = SelectAll::new();
+        for ns in &namespaces {
+            let pods: Api<Pod> = Api::namespaced(kube.raw().clone(), ns);
+            streams.push(
+                watcher::watcher(pods, watcher::Config::default())
+                    .default_backoff()
+                    .map(|event| match event {
+                        Ok(Event::Apply(p) | Event::InitApply(p)) => Change::Pod(p, false),
+                        Ok(Event::Delete(p)) => Change::Pod(p, true),
+                        Ok(_) => Change::Ignored,
+                        Err(e) => {
+                            debug!(error = %e, "pod watch error; the watcher retries");
+                            Change::Ignored
+                        }
+                    })
+                    .boxed(),
+            );
+        }
+        for ns in &deployment_namespaces {
+            let api: Api<Deployment> = Api::namespaced(kube.raw().clone(), ns);
+            streams.push(
+                watcher::watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .map(|event| match event {
+                        Ok(Event::Apply(d) | Event::InitApply(d)) => Change::Deployment(d),
+                        _ => Change::Ignored,
+                    })
+                    .boxed(),
+            );
+        }
+        let mut ledger = Ledger {
+            start,
+            tracked,
+            known,
+            newcomers: BTreeMap::new(),
+            deployments,
+        };
+        let injected = CancellationToken::new();
+        let stop = CancellationToken::new();
+        let fault = plan.fault.clone();
+        let task = {
+            let injected = injected.clone();
+            let stop = stop.clone();
+            let fault = fault.clone();
+            tokio::spawn(
+                async move {
+                    let deadline = start + timeout;
+                    let mut settled_at: Option<Instant> = None;
+                    let mut timed_out = false;
+                    loop {
+                        if injected.is_cancelled() {
+                            let settle = *settled_at.get_or_insert_with(|| Instant::now() + SETTLE);
+                            let waited = Instant::now() >= settle || ledger.all_disrupted();
+                            if waited && ledger.healed() {
+                                break;
+                            }
+                        }
+                        let tick = tokio::time::sleep(Duration::from_millis(250));
+                        tokio::select! {
+                            () = stop.cancelled() => break,
+                            () = tokio::time::sleep_until(deadline) => { timed_out = true; break; }
+                            () = tick => {}
+                            change = streams.next() => match change {
+                                Some(Change::Pod(p, deleted)) => ledger.on_pod(&p, deleted, Instant::now()),
+                                Some(Change::Deployment(d)) => ledger.on_deployment(&d, Instant::now()),
+                                Some(Change::Ignored) => {}
+                                None => break,
+                            },
+                        }
+                    }
+                    ledger.evidence(&fault, started_at, timed_out)
+                }
+                .instrument(info_span!("healing", fault = %plan.fault)),
+            )
+        };
+        Ok(Self {
+            injected,
+            stop,
+            task: Some(task),
+            fault,
+            started_at,
+        })
+    }
+
+    /// Marks the fault as acted and waits until every disrupted pod is replaced and Ready, or
+    /// the observer's timeout.
+    pub async fn finish(mut self) -> HealingEvidence {
+        self.injected.cancel();
+        let task = self.task.take();
+        let empty = || HealingEvidence {
+            fault: self.fault.clone(),
+            started_at: self.started_at,
+            pods: Vec::new(),
+            workloads: Vec::new(),
+            healed: false,
+            timed_out: true,
+        };
+        match task {
+            // The task ends by its own deadline; awaiting it is bounded.
+            Some(task) => task.await.unwrap_or_else(|_| empty()),
+            None => empty(),
+        }
+    }
+}
+
+/// The pods a plan will disrupt: its pod targets, or the evictable pods of its node targets.
+/// Also returns the uids of every pod seen, so replacements can be told from old pods.
+async fn affected_pods(
+    kube: &KubeClient,
+    plan: &FaultPlan,
+) -> Result<(Vec<Tracked>, BTreeSet<String>), FaultError> {
+    let mut pods: Vec<Pod> = Vec::new();
+    let mut known = BTreeSet::new();
+    let pod_namespaces: BTreeSet<&str> = plan
+        .targets
+        .iter()
+        .filter(|t| t.kind == TargetKind::Pod)
+        .filter_map(|t| t.namespace.as_deref())
+        .collect();
+    for ns in pod_namespaces {
+        let listed = kube.list_pods(Some(ns), None, None).await.map_err(api)?;
+        known.extend(listed.iter().filter_map(|p| p.metadata.uid.clone()));
+        pods.extend(listed.into_iter().filter(|p| {
+            plan.targets.iter().any(|t| {
+                t.kind == TargetKind::Pod
+                    && t.namespace.as_deref() == p.metadata.namespace.as_deref()
+                    && Some(t.name.as_str()) == p.metadata.name.as_deref()
+            })
+        }));
+    }
+    for node in plan.targets.iter().filter(|t| t.kind == TargetKind::Node) {
+        let field = format!("spec.nodeName={}", node.name);
+        let listed = kube
+            .list_pods(None, None, Some(&field))
+            .await
+            .map_err(api)?;
+        known.extend(listed.iter().filter_map(|p| p.metadata.uid.clone()));
+        pods.extend(listed.into_iter().filter(|p| !is_daemon_or_mirror(p)));
+    }
+    // Pods of the same owners elsewhere are old pods too, not replacements.
+    let namespaces: BTreeSet<String> = pods
+        .iter()
+        .filter_map(|p| p.metadata.namespace.clone())
+        .collect();
+    for ns in namespaces {
+        let listed = kube.list_pods(Some(&ns), None, None).await.map_err(api)?;
+        known.extend(listed.iter().filter_map(|p| p.metadata.uid.clone()));
+    }
+    let tracked = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| {
+            let owner = controller_of(p);
+            Some(Tracked {
+                namespace: p.metadata.namespace.clone()?,
+                name: p.metadata.name.clone()?,
+                uid: p.metadata.uid.clone()?,
+                owner_uid: owner.map(|o| o.uid.clone()),
+                owner: owner.map(|o| format!("{}/{}", o.kind, o.name)),
+                disrupted_at: None,
+                replacement: None,
+            })
+        })
+        .collect();
+    Ok((tracked, known))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(yaml: &str) -> Pod {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn ledger() -> Ledger {
+        Ledger {
+            start: Instant::now(),
+            tracked: vec![Tracked {
+                namespace: "shop".into(),
+                name: "web-1".into(),
+                uid: "old".into(),
+                owner_uid: Some("rs".into()),
+                owner: Some("ReplicaSet/web-abc".into()),
+                disrupted_at: None,
+                replacement: None,
+            }],
+            known: BTreeSet::from(["old".to_string(), "sibling".to_string()]),
+            newcomers: BTreeMap::new(),
+            deployments: BTreeMap::new(),
+        }
+    }
+
+    const OWNER: &str = "ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-abc, uid: rs, controller: true}]";
+
+    #[test]
+    fn a_replacement_is_timed_from_the_disruption_to_scheduled_and_ready() {
+        let mut l = ledger();
+        let t0 = Instant::now();
+        let original = pod(&format!(
+            "metadata: {{name: web-1, namespace: shop, uid: old, deletionTimestamp: '2026-01-01T00:00:00Z', {OWNER}}}"
+        ));
+        l.on_pod(&original, false, t0);
+        assert!(!l.healed());
+        let pending = pod(&format!(
+            "metadata: {{name: web-2, namespace: shop, uid: new, {OWNER}}}"
+        ));
+        l.on_pod(&pending, false, t0 + Duration::from_millis(10));
+        let bound = pod(&format!(
+            "{{metadata: {{name: web-2, namespace: shop, uid: new, {OWNER}}}, spec: {{nodeName: n2, containers: []}}}}"
+        ));
+        l.on_pod(&bound, false, t0 + Duration::from_millis(40));
+        let ready = pod(&format!(
+            "{{metadata: {{name: web-2, namespace: shop, uid: new, {OWNER}}}, spec: {{nodeName: n2, containers: []}}, status: {{phase: Running, conditions: [{{type: Ready, status: 'True'}}]}}}}"
+        ));
+        l.on_pod(&ready, false, t0 + Duration::from_millis(900));
+        assert!(l.healed());
+        let e = l.evidence("kill", Utc::now(), false);
+        let p = &e.pods[0];
+        assert_eq!(p.replacement.as_deref(), Some("web-2"));
+        assert_eq!(p.replacement_node.as_deref(), Some("n2"));
+        assert_eq!(p.scheduled_after_ms, Some(40));
+        assert_eq!(p.ready_after_ms, Some(900));
+        let json = serde_json::to_value(&e).unwrap();
+        assert!(json["pods"][0]["readyAfterMs"].is_u64(), "{json}");
+    }
+
+    #[test]
+    fn old_siblings_and_strangers_are_not_replacements() {
+        let mut l = ledger();
+        let t0 = Instant::now();
+        l.on_pod(
+            &pod(&format!(
+                "metadata: {{name: web-1, namespace: shop, uid: old, {OWNER}}}"
+            )),
+            true,
+            t0,
+        );
+        l.on_pod(
+            &pod(&format!(
+                "metadata: {{name: web-0, namespace: shop, uid: sibling, {OWNER}}}"
+            )),
+            false,
+            t0,
+        );
+        l.on_pod(
+            &pod("metadata: {name: other, namespace: shop, uid: x, ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: api, uid: rs2, controller: true}]}"),
+            false,
+            t0,
+        );
+        assert!(l.tracked[0].disrupted_at.is_some());
+        assert_eq!(l.tracked[0].replacement, None);
+        assert!(!l.healed());
+    }
+}

@@ -1,0 +1,19 @@
+//! The Kubernetes adapter: the one place that talks to the API server for faults, rollback and
+//! self-healing evidence.
+//!
+//! Every request goes through one [`KubeClient`], whose tower stack carries the run's rate
+//! limiter ([`ratelimit`]) and, in tests, an access recorder ([`access`]) that keeps the RBAC
+//! list ([`rbac::RULES`]) honest.
+
+pub mod access;
+pub mod client;
+pub mod error;
+pub mod ops;
+pub mod ratelimit;
+pub mod rbac;
+
+pub use access::{AccessLog, ApiAccess};
+pub use client::{KubeClient, KubeOptions};
+pub use error::KubeError;
+pub use ops::Removal;
+pub use ratelimit::RateLimiter;
