@@ -8,7 +8,7 @@ LOCKED := $(if $(filter true 1,$(CI)),--locked,)
 # Extra arguments for the test binaries, e.g. `make test TEST_ARGS=--test-threads=1`.
 TEST_ARGS ?=
 
-.PHONY: check setup fmt fmt-check lint test test-cluster schema schema-check bench deny ci-versions help
+.PHONY: check setup fmt fmt-check lint test test-cluster schema schema-check bench deny ci-versions help venv-lock
 
 ## check: everything CI runs: setup, formatting, lints, tests
 check: setup fmt-check lint test
@@ -68,3 +68,11 @@ ci-versions:
 ## help: list the targets
 help:
 	@sed -n 's/^## //p' $(MAKEFILE_LIST)
+
+## venv-lock: re-pin scripts/constraints-test.txt from a fresh resolve of requirements-test.txt
+venv-lock:
+	rm -rf .venv-lock && python3 -m venv .venv-lock
+	.venv-lock/bin/python -m pip --disable-pip-version-check -q install -r scripts/requirements-test.txt
+	{ sed -n '1,2p' scripts/constraints-test.txt; .venv-lock/bin/python -m pip freeze --disable-pip-version-check; } > scripts/constraints-test.txt.new
+	mv scripts/constraints-test.txt.new scripts/constraints-test.txt && rm -rf .venv-lock
+	scripts/setup
