@@ -241,23 +241,15 @@ fn seconds(duration: &Value) -> u64 {
         .as_secs()
 }
 
-/// How long the experiment runs before rollback: its timeout, or the sum of its phases.
+/// The longest a run may take before steadfast aborts it: `spec.timeout`, which defaults to
+/// 3 × duration + 5m.
 fn experiment_seconds(doc: &Value) -> u64 {
     let spec = &doc["spec"];
-    if !spec["timeout"].is_null() {
-        return seconds(&spec["timeout"]);
+    if spec["timeout"].is_null() {
+        3 * seconds(&spec["duration"]) + 300
+    } else {
+        seconds(&spec["timeout"])
     }
-    let steady = &spec["steadyState"];
-    [
-        &spec["duration"],
-        &steady["before"],
-        &steady["after"],
-        &steady["recoveryTimeout"],
-    ]
-    .into_iter()
-    .filter(|d| !d.is_null())
-    .map(seconds)
-    .sum()
 }
 
 fn as_u64(value: &Value) -> u64 {

@@ -115,9 +115,9 @@ Whole seconds in a steadfast duration such as `90s`, `10m`, `1h30m`, `2d`, `500m
 {{- end -}}
 
 {{/*
-How long one run of the experiment can take before rollback: its own timeout when it sets one,
-otherwise steady state before + duration + steady state after + recovery timeout. Empty when the
-document names no duration.
+The longest one run of the experiment may take: steadfast aborts and rolls back at the
+experiment's spec.timeout, which defaults to 3 x duration + 5m (as in the spec). Empty when the
+document names neither.
 Input: the Experiment document (a map)
 */}}
 {{- define "steadfast.experimentSeconds" -}}
@@ -126,18 +126,15 @@ Input: the Experiment document (a map)
 {{- if $timeout -}}
 {{- include "steadfast.durationSeconds" $timeout -}}
 {{- else if $duration -}}
-{{- $total := include "steadfast.durationSeconds" $duration | atoi -}}
-{{- range $key := list "before" "after" "recoveryTimeout" -}}
-{{- $total = add $total (include "steadfast.durationSeconds" (dig "spec" "steadyState" $key "" $) | atoi) -}}
-{{- end -}}
-{{- $total -}}
+{{- add (mul 3 (include "steadfast.durationSeconds" $duration | atoi)) 300 -}}
 {{- end -}}
 {{- end -}}
 
 {{/*
-The Job's activeDeadlineSeconds. Kubernetes sends SIGTERM at the deadline and steadfast rolls
-back within terminationGracePeriodSeconds, so the deadline must leave the experiment its whole
-length: an explicit value below length + grace period fails rendering.
+The Job's activeDeadlineSeconds: the experiment's timeout plus job.deadlineMarginSeconds (time to
+start and to roll back after its own timeout). Kubernetes sends SIGTERM at the deadline and
+steadfast rolls back within terminationGracePeriodSeconds, so an explicit value below timeout +
+grace period would cut runs short and fails rendering.
 Input: dict "ctx" $ "name" <experiment key> "entry" <values entry> "doc" <Experiment map>
 */}}
 {{- define "steadfast.activeDeadlineSeconds" -}}
