@@ -1,1 +1,6 @@
-//! plan
+//! Planning: turning what a spec asks for into concrete targets, within the blast-radius caps,
+//! with random choices that a recorded seed makes repeatable.
+
+pub mod select;
+
+pub use select::{Caps, Selection, SelectionError, select};

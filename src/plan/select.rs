@@ -1,0 +1,239 @@
+//! Choosing targets among candidates: `one`, `count`, `percent`, `all` or `names`, at seeded
+//! random, refused outright when the choice would exceed the safety caps.
+//!
+//! Pure: the callers list candidates through their clients and hand them in sorted by a stable
+//! key, so the same seed picks the same objects on every machine.
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::index;
+
+use crate::spec::Percent;
+use crate::spec::fault::SelectionMode;
+
+/// How many of the candidates to choose.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    /// The mode.
+    pub mode: SelectionMode,
+    /// With `count`.
+    pub count: Option<u32>,
+    /// With `percent`.
+    pub percent: Option<Percent>,
+    /// With `names`.
+    pub names: Vec<String>,
+}
+
+/// The blast-radius limits one firing must respect.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Caps {
+    /// Most objects chosen.
+    pub max_objects: u32,
+    /// Most of the candidates chosen.
+    pub max_percent: Percent,
+}
+
+/// Why no choice was made; nothing is touched in either case.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SelectionError {
+    /// The selection matched nothing.
+    #[error("no candidates matched")]
+    NoCandidates,
+    /// Named objects are not among the candidates.
+    #[error("not found among the candidates: {}", .0.join(", "))]
+    MissingNames(Vec<String>),
+    /// The choice exceeds a cap; the numbers say by how much.
+    #[error(
+        "would touch {chosen} of {candidates} ({percent:.1}%), over the cap of {max_objects} and {max_percent}%"
+    )]
+    OverCaps {
+        /// How many would be chosen.
+        chosen: usize,
+        /// Out of how many.
+        candidates: usize,
+        /// As a percentage.
+        percent: f64,
+        /// The object cap.
+        max_objects: u32,
+        /// The percentage cap.
+        max_percent: f64,
+    },
+}
+
+/// Chooses among `candidates` (named by `name_of`), returning the indices chosen in ascending
+/// order.
+///
+/// # Errors
+/// No candidates, missing names, or a choice over the caps.
+pub fn select<T>(
+    candidates: &[T],
+    name_of: impl Fn(&T) -> &str,
+    selection: &Selection,
+    caps: Caps,
+    seed: u64,
+) -> Result<Vec<usize>, SelectionError> {
+    if candidates.is_empty() {
+        return Err(SelectionError::NoCandidates);
+    }
+    let total = candidates.len();
+    let mut chosen: Vec<usize> = match selection.mode {
+        SelectionMode::All => (0..total).collect(),
+        SelectionMode::Names => {
+            let missing: Vec<String> = selection
+                .names
+                .iter()
+                .filter(|name| !candidates.iter().any(|c| name_of(c) == name.as_str()))
+                .cloned()
+                .collect();
+            if !missing.is_empty() {
+                return Err(SelectionError::MissingNames(missing));
+            }
+            (0..total)
+                .filter(|i| {
+                    selection
+                        .names
+                        .iter()
+                        .any(|n| n == name_of(&candidates[*i]))
+                })
+                .collect()
+        }
+        mode => {
+            let wanted = match mode {
+                SelectionMode::Count => selection.count.unwrap_or(1) as usize,
+                SelectionMode::Percent => {
+                    let ratio = selection.percent.map_or(0.0, Percent::ratio);
+                    ((total as f64 * ratio).ceil() as usize).max(1)
+                }
+                _ => 1,
+            };
+            let mut rng = StdRng::seed_from_u64(seed);
+            index::sample(&mut rng, total, wanted.min(total)).into_vec()
+        }
+    };
+    chosen.sort_unstable();
+    let percent = chosen.len() as f64 * 100.0 / total as f64;
+    if chosen.len() > caps.max_objects as usize || percent > caps.max_percent.value() + 1e-9 {
+        return Err(SelectionError::OverCaps {
+            chosen: chosen.len(),
+            candidates: total,
+            percent,
+            max_objects: caps.max_objects,
+            max_percent: caps.max_percent.value(),
+        });
+    }
+    Ok(chosen)
+}
+
+/// The seed of one firing: the run's seed mixed with the fault and the repetition, so faults
+/// and repetitions choose independently yet repeatably.
+pub fn firing_seed(run_seed: u64, fault: &str, firing: u32) -> u64 {
+    // FNV-1a: stable across platforms and releases, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ run_seed;
+    for byte in fault.bytes().chain(firing.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("pod-{i}")).collect()
+    }
+
+    fn caps(max: u32, percent: f64) -> Caps {
+        Caps {
+            max_objects: max,
+            max_percent: Percent::new(percent),
+        }
+    }
+
+    fn sel(mode: SelectionMode) -> Selection {
+        Selection {
+            mode,
+            count: None,
+            percent: None,
+            names: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_same_seed_chooses_the_same_targets() {
+        let pods = names(20);
+        let s = Selection {
+            count: Some(3),
+            ..sel(SelectionMode::Count)
+        };
+        let a = select(&pods, |p| p, &s, caps(10, 100.0), 42).unwrap();
+        let b = select(&pods, |p| p, &s, caps(10, 100.0), 42).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 3);
+        let others: Vec<_> = (0..20u64)
+            .map(|seed| select(&pods, |p| p, &s, caps(10, 100.0), seed).unwrap())
+            .collect();
+        assert!(
+            others.iter().any(|o| o != &a),
+            "different seeds choose differently"
+        );
+    }
+
+    #[test]
+    fn percent_rounds_up_and_caps_refuse_with_numbers() {
+        let pods = names(10);
+        let s = Selection {
+            percent: Some(Percent::new(25.0)),
+            ..sel(SelectionMode::Percent)
+        };
+        assert_eq!(
+            select(&pods, |p| p, &s, caps(10, 50.0), 1).unwrap().len(),
+            3
+        );
+        let err = select(&pods, |p| p, &sel(SelectionMode::All), caps(5, 100.0), 1).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "would touch 10 of 10 (100.0%), over the cap of 5 and 100%"
+        );
+        let err = select(&pods, |p| p, &s, caps(10, 20.0), 1).unwrap_err();
+        assert!(matches!(err, SelectionError::OverCaps { chosen: 3, .. }));
+    }
+
+    #[test]
+    fn names_must_all_exist() {
+        let pods = names(3);
+        let s = Selection {
+            names: vec!["pod-2".into(), "pod-9".into()],
+            ..sel(SelectionMode::Names)
+        };
+        assert_eq!(
+            select(&pods, |p| p, &s, caps(10, 100.0), 0).unwrap_err(),
+            SelectionError::MissingNames(vec!["pod-9".into()])
+        );
+        let s = Selection {
+            names: vec!["pod-2".into()],
+            ..sel(SelectionMode::Names)
+        };
+        assert_eq!(
+            select(&pods, |p| p, &s, caps(10, 100.0), 0).unwrap(),
+            vec![2]
+        );
+    }
+
+    #[test]
+    fn nothing_to_choose_is_an_error() {
+        let none: Vec<String> = Vec::new();
+        assert_eq!(
+            select(&none, |p| p, &sel(SelectionMode::One), caps(1, 100.0), 0).unwrap_err(),
+            SelectionError::NoCandidates
+        );
+    }
+
+    #[test]
+    fn firing_seeds_differ_per_fault_and_firing() {
+        assert_ne!(firing_seed(7, "a", 0), firing_seed(7, "a", 1));
+        assert_ne!(firing_seed(7, "a", 0), firing_seed(7, "b", 0));
+        assert_eq!(firing_seed(7, "a", 3), firing_seed(7, "a", 3));
+    }
+}

@@ -1,0 +1,377 @@
+//! Fault specs: what to break, when, and which objects may be chosen.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::quantity::{DurationSpec, Percent};
+
+/// One fault on the timeline: timing and exactly one kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Unique within the experiment; reports and recovery targets refer to it.
+    pub name: String,
+    /// Offset from the start of the fault phase. Default 0s.
+    #[serde(default)]
+    pub at: DurationSpec,
+    /// How long the fault lasts before it is rolled back. Instant faults (podKill, podEvict,
+    /// ec2Terminate) use it as the window in which `every` repeats them. Default 30s.
+    #[serde(rename = "for", default = "default_for")]
+    pub for_: DurationSpec,
+    /// Repeat the fault this often within its window (instant faults only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<DurationSpec>,
+    /// Delete pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_kill: Option<PodKillSpec>,
+    /// Evict pods through the Eviction API, honouring PodDisruptionBudgets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_evict: Option<PodEvictSpec>,
+    /// Cordon nodes and evict their pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_drain: Option<NodeDrainSpec>,
+    /// Cordon nodes (no new pods), without evicting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_cordon: Option<NodeCordonSpec>,
+    /// Cordon and taint (NoExecute) every node of a zone: a zone outage on any cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone_outage: Option<ZoneOutageSpec>,
+    /// Terminate EC2 instances; in an Auto Scaling group the group replaces them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2_terminate: Option<Ec2TerminateSpec>,
+    /// Stop EC2 instances; they are started again on rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec2_stop: Option<Ec2StopSpec>,
+    /// Cut an availability zone off the network by swapping its subnets to a deny-all ACL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub az_partition: Option<AzPartitionSpec>,
+}
+
+fn default_for() -> DurationSpec {
+    DurationSpec::from_secs(30)
+}
+
+/// The fault kind keys, in schema order.
+pub const FAULT_KINDS: &[&str] = &[
+    "podKill",
+    "podEvict",
+    "nodeDrain",
+    "nodeCordon",
+    "zoneOutage",
+    "ec2Terminate",
+    "ec2Stop",
+    "azPartition",
+];
+
+/// Which kind a fault is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FaultKind {
+    /// `podKill`
+    PodKill,
+    /// `podEvict`
+    PodEvict,
+    /// `nodeDrain`
+    NodeDrain,
+    /// `nodeCordon`
+    NodeCordon,
+    /// `zoneOutage`
+    ZoneOutage,
+    /// `ec2Terminate`
+    Ec2Terminate,
+    /// `ec2Stop`
+    Ec2Stop,
+    /// `azPartition`
+    AzPartition,
+}
+
+impl FaultKind {
+    /// The key as written in experiment files.
+    pub fn key(self) -> &'static str {
+        match self {
+            FaultKind::PodKill => "podKill",
+            FaultKind::PodEvict => "podEvict",
+            FaultKind::NodeDrain => "nodeDrain",
+            FaultKind::NodeCordon => "nodeCordon",
+            FaultKind::ZoneOutage => "zoneOutage",
+            FaultKind::Ec2Terminate => "ec2Terminate",
+            FaultKind::Ec2Stop => "ec2Stop",
+            FaultKind::AzPartition => "azPartition",
+        }
+    }
+
+    /// Instant faults act once per firing and have nothing to hold; `every` repeats them.
+    pub fn is_instant(self) -> bool {
+        matches!(
+            self,
+            FaultKind::PodKill | FaultKind::PodEvict | FaultKind::Ec2Terminate
+        )
+    }
+}
+
+impl FaultSpec {
+    /// The kinds that are set; valid faults have exactly one.
+    pub fn kinds(&self) -> Vec<FaultKind> {
+        let mut kinds = Vec::new();
+        let set = [
+            (self.pod_kill.is_some(), FaultKind::PodKill),
+            (self.pod_evict.is_some(), FaultKind::PodEvict),
+            (self.node_drain.is_some(), FaultKind::NodeDrain),
+            (self.node_cordon.is_some(), FaultKind::NodeCordon),
+            (self.zone_outage.is_some(), FaultKind::ZoneOutage),
+            (self.ec2_terminate.is_some(), FaultKind::Ec2Terminate),
+            (self.ec2_stop.is_some(), FaultKind::Ec2Stop),
+            (self.az_partition.is_some(), FaultKind::AzPartition),
+        ];
+        for (is_set, kind) in set {
+            if is_set {
+                kinds.push(kind);
+            }
+        }
+        kinds
+    }
+
+    /// The kind of a validated fault.
+    pub fn kind(&self) -> Option<FaultKind> {
+        match self.kinds()[..] {
+            [kind] => Some(kind),
+            _ => None,
+        }
+    }
+}
+
+/// How many of the matching objects a fault chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum SelectionMode {
+    /// One, at random.
+    #[default]
+    One,
+    /// `count` of them, at random.
+    Count,
+    /// `percent` of them (rounded up), at random.
+    Percent,
+    /// All of them.
+    All,
+    /// Exactly the objects listed in `names`.
+    Names,
+}
+
+/// Which pods a pod fault may choose, and how many.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct PodTargetSpec {
+    /// Namespaces to choose from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+    /// Namespaces by label selector, in addition to `namespaces`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<String>,
+    /// Pod label selector, e.g. `app=web`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Pod field selector, e.g. `spec.nodeName=node-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_selector: Option<String>,
+    /// Only pods on nodes matching this label selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<String>,
+    /// Only pods on nodes in this zone (`topology.kubernetes.io/zone`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// Only pods owned by this kind (e.g. `ReplicaSet`, `StatefulSet`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_kind: Option<String>,
+    /// Also choose pods that are not Running and Ready. Default false.
+    #[serde(default)]
+    pub include_not_ready: bool,
+    /// How many to choose. Default `one`.
+    #[serde(default)]
+    pub mode: SelectionMode,
+    /// With mode `count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// With mode `percent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<Percent>,
+    /// With mode `names`: pod names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+}
+
+/// Which nodes a node fault may choose, and how many.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct NodeTargetSpec {
+    /// Node label selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+    /// Only nodes in this zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// How many to choose. Default `one`.
+    #[serde(default)]
+    pub mode: SelectionMode,
+    /// With mode `count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// With mode `percent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<Percent>,
+    /// With mode `names`: node names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+}
+
+/// Delete pods.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct PodKillSpec {
+    /// Which pods.
+    pub target: PodTargetSpec,
+    /// Grace period of the delete; `0s` kills at once. Default 0s.
+    #[serde(default)]
+    pub grace_period: DurationSpec,
+}
+
+/// What a disruption budget blocking an eviction means for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum BlockedPolicy {
+    /// Recorded in the report as a finding; the run goes on. Default.
+    #[default]
+    Finding,
+    /// The run fails.
+    Fail,
+}
+
+/// Evict pods through the Eviction API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct PodEvictSpec {
+    /// Which pods.
+    pub target: PodTargetSpec,
+    /// What a PodDisruptionBudget refusing the eviction means. Default `finding`.
+    #[serde(default)]
+    pub on_blocked: BlockedPolicy,
+}
+
+/// Cordon nodes and evict their pods.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct NodeDrainSpec {
+    /// Which nodes.
+    pub target: NodeTargetSpec,
+    /// Give up evicting after this long (blocked evictions are retried until then). Default 2m.
+    #[serde(default = "default_drain_timeout")]
+    pub timeout: DurationSpec,
+    /// What a PodDisruptionBudget blocking the drain means. Default `finding`.
+    #[serde(default)]
+    pub on_blocked: BlockedPolicy,
+}
+
+fn default_drain_timeout() -> DurationSpec {
+    DurationSpec::from_secs(120)
+}
+
+/// Cordon nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct NodeCordonSpec {
+    /// Which nodes.
+    pub target: NodeTargetSpec,
+}
+
+/// Cordon and taint every node of a zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ZoneOutageSpec {
+    /// The zone (`topology.kubernetes.io/zone`).
+    pub zone: String,
+    /// Only nodes matching this label selector within the zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<String>,
+}
+
+/// Which EC2 instances an EC2 fault may choose.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct InstanceTargetSpec {
+    /// Instance ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_ids: Vec<String>,
+    /// Instances carrying all of these tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// Instances of these Auto Scaling groups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auto_scaling_groups: Vec<String>,
+    /// Instances in this availability zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// The instances behind Kubernetes nodes matching this label selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<String>,
+    /// How many to choose. Default `one`.
+    #[serde(default)]
+    pub mode: SelectionMode,
+    /// With mode `count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// With mode `percent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<Percent>,
+}
+
+/// Terminate instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Ec2TerminateSpec {
+    /// Which instances.
+    pub target: InstanceTargetSpec,
+    /// Allow terminating instances outside any Auto Scaling group: nothing replaces them and
+    /// the step cannot be undone. Default false.
+    #[serde(default)]
+    pub allow_standalone: bool,
+    /// Wait until every touched group is back to its desired capacity and the replacement nodes
+    /// are Ready. Default 10m; `0s` to skip the check.
+    #[serde(default = "default_replacement_timeout")]
+    pub replacement_timeout: DurationSpec,
+}
+
+fn default_replacement_timeout() -> DurationSpec {
+    DurationSpec::from_secs(600)
+}
+
+/// Stop instances, start them on rollback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct Ec2StopSpec {
+    /// Which instances.
+    pub target: InstanceTargetSpec,
+}
+
+/// Partition a zone with a deny-all network ACL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct AzPartitionSpec {
+    /// The availability zone, e.g. `eu-west-1a`.
+    pub zone: String,
+    /// Subnets carrying any of these tags stay untouched (e.g. the ones of a bastion).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub exclude_subnet_tags: BTreeMap<String, String>,
+}
