@@ -773,3 +773,89 @@ fn checker_reports_invalid_manifests() {
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
+
+/// Parses experiment text with steadfast's own loader; panics with every diagnostic.
+fn assert_valid_experiment(origin: &str, text: &str) {
+    if let Err(diagnostics) = steadfast::spec::parse_experiment(origin, text) {
+        let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+        panic!("{origin} is not a valid experiment:\n{}", lines.join("\n"));
+    }
+}
+
+fn assert_valid_schedule(origin: &str, cron: &Value, zone: &Value) {
+    let cron = cron
+        .as_str()
+        .unwrap_or_else(|| panic!("{origin}: no schedule"));
+    if let Err(err) = steadfast::schedule::parse_cron(cron) {
+        panic!("{origin}: schedule `{cron}` is invalid: {err}");
+    }
+    if let Some(zone) = zone.as_str() {
+        assert!(
+            zone.parse::<chrono_tz::Tz>().is_ok(),
+            "{origin}: unknown time zone {zone}"
+        );
+    }
+}
+
+#[test]
+fn every_experiment_shipped_for_deployment_is_valid() {
+    // Needs no Python: steadfast's own parser and validator judge the experiments that the
+    // chart's files, its CI values and the plain manifests carry.
+    let mut checked = 0;
+
+    let chart_files = repo().join(CHART).join("experiments");
+    for entry in std::fs::read_dir(&chart_files).expect("chart experiments directory") {
+        let path = entry.expect("directory entry").path();
+        let text = std::fs::read_to_string(&path).expect("chart experiment");
+        assert_valid_experiment(&path.display().to_string(), &text);
+        // A chart cannot reach files outside its directory, so it carries copies; they must not
+        // drift from the originals.
+        let file_name = path.file_name().expect("file name");
+        let original = std::fs::read_to_string(repo().join("experiments").join(file_name))
+            .unwrap_or_else(|e| panic!("{}: no original in experiments/: {e}", path.display()));
+        assert_eq!(
+            text,
+            original,
+            "{} differs from experiments/",
+            path.display()
+        );
+        checked += 1;
+    }
+
+    let values = yaml_file(THREE_EXPERIMENTS);
+    for (name, entry) in values["experiments"].as_object().expect("experiments") {
+        let origin = format!("{THREE_EXPERIMENTS}: experiments.{name}");
+        let doc = if entry["spec"].is_null() {
+            let file = entry["file"].as_str().expect("spec or file");
+            let text = std::fs::read_to_string(repo().join(CHART).join(file)).expect("chart file");
+            serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(&text).expect("YAML"))
+                .expect("string keys")
+        } else {
+            let text = serde_yaml::to_string(&entry["spec"]).expect("spec as YAML");
+            assert_valid_experiment(&origin, &text);
+            checked += 1;
+            entry["spec"].clone()
+        };
+        let schedule = entry
+            .get("schedule")
+            .unwrap_or(&doc["spec"]["schedule"]["cron"]);
+        let zone = entry
+            .get("timeZone")
+            .unwrap_or(&doc["spec"]["schedule"]["timeZone"]);
+        assert_valid_schedule(&origin, schedule, zone);
+    }
+
+    let config_map = yaml_file("deploy/manifests/30-experiments.yaml");
+    for (key, text) in config_map["data"].as_object().expect("ConfigMap data") {
+        let origin = format!("deploy/manifests/30-experiments.yaml: {key}");
+        let text = text.as_str().expect("experiment text");
+        assert_valid_experiment(&origin, text);
+        let doc: serde_yaml::Value = serde_yaml::from_str(text).expect("YAML");
+        let doc = serde_json::to_value(doc).expect("string keys");
+        let schedule = &doc["spec"]["schedule"];
+        assert_valid_schedule(&origin, &schedule["cron"], &schedule["timeZone"]);
+        checked += 1;
+    }
+
+    assert!(checked >= 4, "only {checked} experiments found to check");
+}
