@@ -46,10 +46,7 @@ impl Checker {
     fn find(test: &str) -> Option<Checker> {
         let python = repo().join(".venv/bin/python");
         if !python.exists() {
-            eprintln!(
-                "SKIPPED {test}: {} is missing; run scripts/setup",
-                python.display()
-            );
+            skip(test, &format!("{} is missing", python.display()));
             return None;
         }
         let importable = Command::new(&python)
@@ -59,9 +56,9 @@ impl Checker {
             .status()
             .is_ok_and(|status| status.success());
         if !importable {
-            eprintln!(
-                "SKIPPED {test}: helm-python-sdk or kubernetes-validate is not installed in .venv; \
-                 run scripts/setup"
+            skip(
+                test,
+                "helm-python-sdk or kubernetes-validate is not installed in .venv",
             );
             return None;
         }
@@ -128,6 +125,16 @@ impl Checker {
             .expect("error message")
             .to_owned()
     }
+}
+
+/// Says that a test did not run. Written to the stderr descriptor itself: the test harness
+/// captures `eprintln!` of passing tests, and a skip must show in every run's log.
+fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "SKIPPED {test}: {why}; run scripts/setup"
+    );
 }
 
 fn read_from_start(mut file: File) -> String {
