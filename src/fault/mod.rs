@@ -9,7 +9,7 @@
 
 pub mod undo;
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -172,6 +172,29 @@ pub trait Fault: Send + Sync {
 
     /// Acts on a plan whose undo records are already durable.
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError>;
+
+    /// Waits, at most `timeout`, until what this firing disrupted is whole again (replacement
+    /// pods Ready, groups back at capacity), returning how long that took from the injection.
+    /// Faults with nothing to heal keep the default.
+    async fn await_healing(&self, _plan: &FaultPlan, _injection: &Injection, _timeout: Duration) -> Healing {
+        Healing::NotApplicable
+    }
+}
+
+/// Self-healing evidence of one firing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum Healing {
+    /// The fault disrupts nothing that heals by itself (a cordon).
+    NotApplicable,
+    /// Everything was whole again after this long.
+    Healed {
+        /// Seconds from the injection.
+        #[serde(with = "crate::verdict::evidence::secs")]
+        after: Duration,
+    },
+    /// Not whole again within the timeout.
+    NotHealed,
 }
 
 /// Executes undo records. Implementations re-read live state, so applying a record twice, or to

@@ -31,7 +31,8 @@ pub enum Outcome {
 }
 
 /// Why an attempt failed; kept apart so a report can tell a refused connection from a slow one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum FailureKind {
     /// The connection could not be made (refused, reset before a response, DNS).
     Connect,
@@ -48,6 +49,32 @@ pub enum FailureKind {
     /// The start was skipped because the concurrency cap was reached: the service was too slow
     /// to keep up with the schedule, which counts against availability.
     Dropped,
+}
+
+impl FailureKind {
+    /// Every kind, in declaration order; the measurement store keeps one counter per entry.
+    pub const ALL: [FailureKind; 7] = [
+        FailureKind::Connect,
+        FailureKind::Timeout,
+        FailureKind::Status,
+        FailureKind::Body,
+        FailureKind::Latency,
+        FailureKind::Protocol,
+        FailureKind::Dropped,
+    ];
+
+    /// Position in [`FailureKind::ALL`], so counters can live in a plain array.
+    pub fn index(self) -> usize {
+        match self {
+            FailureKind::Connect => 0,
+            FailureKind::Timeout => 1,
+            FailureKind::Status => 2,
+            FailureKind::Body => 3,
+            FailureKind::Latency => 4,
+            FailureKind::Protocol => 5,
+            FailureKind::Dropped => 6,
+        }
+    }
 }
 
 impl Outcome {

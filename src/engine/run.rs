@@ -1,0 +1,531 @@
+//! One run, start to verdict.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, instrument, warn};
+
+use super::ports::{AbortCheck, HaltSwitch, LockError, Probes, RunLock};
+use super::schedule::plan_firings;
+use super::timeline::{Event, EventKind, Phase};
+use crate::fault::{Fault, FaultPlan, Healing, Injection, UndoRecord, Undoer};
+use crate::journal::{FileJournal, JournalEntry};
+use crate::spec::ExperimentSpec;
+use crate::verdict::judge::TargetResult;
+use crate::verdict::{RunWindows, TimeWindow, Verdict, evaluate};
+
+/// Knobs of a run that are not in the experiment file.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Identifies the run in the journal, the lock and the report.
+    pub run_id: String,
+    /// Who runs it (user@host or the pod), shown to a run that finds the lock held.
+    pub holder: String,
+    /// The seed every random choice derives from.
+    pub seed: u64,
+    /// The instant all offsets count from; the probes use the same one.
+    pub origin: Instant,
+    /// How long the run lock lasts unless renewed.
+    pub lock_ttl: Duration,
+    /// How often abort conditions, the halt switch and the lock are checked.
+    pub check_every: Duration,
+    /// How long the steady state must hold again before recovery counts as done.
+    pub recovery_stable: Duration,
+    /// Attempts per undo record before it is left pending for `steadfast rollback`.
+    pub undo_attempts: u32,
+}
+
+/// Cancellation from outside: the first signal stops injecting and rolls back; the second skips
+/// the waits that remain (rollback still happens).
+#[derive(Debug, Clone, Default)]
+pub struct Interrupts {
+    /// First signal.
+    pub stop: CancellationToken,
+    /// Second signal.
+    pub hurry: CancellationToken,
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The run's id.
+    pub run_id: String,
+    /// The seed used.
+    pub seed: u64,
+    /// Wall-clock start.
+    pub started_at: DateTime<Utc>,
+    /// Wall-clock end.
+    pub finished_at: DateTime<Utc>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The windows as they happened.
+    pub windows: RunWindows,
+    /// Each target, judged (plus the implicit steady-state checks).
+    pub results: Vec<TargetResult>,
+    /// The timeline.
+    pub events: Vec<Event>,
+    /// Per fault, self-healing evidence.
+    pub healing: BTreeMap<String, Healing>,
+    /// Undo records that could not be applied.
+    pub pending: Vec<UndoRecord>,
+}
+
+/// Why a run could not start at all (nothing was changed).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Another run holds the lock.
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    /// The halt switch is on.
+    #[error("chaos is halted on this cluster: {0}")]
+    Halted(String),
+    /// The journal could not be written.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    /// A probe could not start.
+    #[error("probes: {0}")]
+    Probes(anyhow::Error),
+}
+
+/// The engine, wired to its adapters.
+pub struct Engine<'a> {
+    /// The experiment.
+    pub spec: &'a ExperimentSpec,
+    /// The probes.
+    pub probes: &'a dyn Probes,
+    /// One fault per `spec.faults` entry, in the same order.
+    pub faults: Vec<Arc<dyn Fault>>,
+    /// Applies undo records.
+    pub undoer: &'a dyn Undoer,
+    /// The write-ahead journal.
+    pub journal: &'a FileJournal,
+    /// The cluster's run lock.
+    pub lock: &'a dyn RunLock,
+    /// The cluster's halt switch.
+    pub halt: &'a dyn HaltSwitch,
+    /// External stop conditions (Prometheus alerts).
+    pub abort_checks: Vec<Box<dyn AbortCheck>>,
+    /// Run knobs.
+    pub options: EngineOptions,
+}
+
+struct State {
+    events: Vec<Event>,
+    undo: Vec<(UndoRecord, bool)>,
+    healing_tasks: JoinSet<(String, Healing)>,
+    aborted: Option<String>,
+    last_renew: Instant,
+}
+
+impl Engine<'_> {
+    fn now(&self) -> Duration {
+        Instant::now().saturating_duration_since(self.options.origin)
+    }
+
+    fn event(&self, state: &mut State, kind: EventKind) {
+        state.events.push(Event { at: self.now(), kind });
+    }
+
+    /// Runs the experiment to its verdict.
+    ///
+    /// # Errors
+    /// Only when the run cannot start; once a fault may have acted, every problem becomes part
+    /// of the outcome and rollback always runs.
+    #[instrument(skip_all, fields(experiment = %self.spec.metadata.name, run = %self.options.run_id))]
+    pub async fn run(&self, interrupts: &Interrupts) -> Result<RunOutcome, StartError> {
+        let started_at = Utc::now();
+        if let Some(reason) = self.halt.halted().await.map_err(StartError::Probes)? {
+            return Err(StartError::Halted(reason));
+        }
+        self.lock.acquire(&self.options.holder, self.options.lock_ttl).await?;
+        let outcome = self.run_locked(interrupts, started_at).await;
+        if let Err(err) = self.lock.release().await {
+            warn!(%err, "could not release the run lock; it lapses on its own");
+        }
+        outcome
+    }
+
+    async fn run_locked(&self, interrupts: &Interrupts, started_at: DateTime<Utc>) -> Result<RunOutcome, StartError> {
+        self.journal.append(&JournalEntry::RunStarted {
+            run_id: self.options.run_id.clone(),
+            experiment: self.spec.metadata.name.clone(),
+            holder: self.options.holder.clone(),
+            at: Utc::now(),
+        })?;
+        let mut state = State {
+            events: Vec::new(),
+            undo: Vec::new(),
+            healing_tasks: JoinSet::new(),
+            aborted: None,
+            last_renew: Instant::now(),
+        };
+        let steady = &self.spec.spec.steady_state;
+        let mut windows = RunWindows::default();
+        let run_start = self.now();
+
+        self.probes.start().await.map_err(StartError::Probes)?;
+        self.event(&mut state, EventKind::PhaseStarted { phase: Phase::SteadyBefore });
+        let before_start = self.now();
+        self.wait(steady.before.get(), interrupts, &mut state).await;
+        let before = TimeWindow::new(before_start, self.now());
+        windows.before = Some(before);
+
+        let mut not_steady = None;
+        if state.aborted.is_none() {
+            let check = self.probes.steady(before);
+            if !check.holds {
+                not_steady = Some(check.reasons.join("; "));
+            }
+        }
+
+        if not_steady.is_none() && state.aborted.is_none() {
+            self.event(&mut state, EventKind::PhaseStarted { phase: Phase::Faults });
+            self.timeline(interrupts, &mut state, &mut windows).await;
+        }
+
+        self.event(&mut state, EventKind::PhaseStarted { phase: Phase::Rollback });
+        self.rollback_all(&mut state).await;
+
+        let mut after_check = None;
+        if not_steady.is_none() && !interrupts.hurry.is_cancelled() {
+            self.event(&mut state, EventKind::PhaseStarted { phase: Phase::Recovery });
+            self.await_recovery(interrupts).await;
+            if !interrupts.hurry.is_cancelled() {
+                self.event(&mut state, EventKind::PhaseStarted { phase: Phase::SteadyAfter });
+                let after_start = self.now();
+                self.sleep_unless(steady.after.get(), &interrupts.hurry).await;
+                let after = TimeWindow::new(after_start, self.now());
+                windows.after = Some(after);
+                after_check = Some(self.probes.steady(after));
+            }
+        }
+        self.probes.stop().await;
+        windows.run = Some(TimeWindow::new(run_start, self.now()));
+        self.event(&mut state, EventKind::PhaseStarted { phase: Phase::Finished });
+
+        let healing = collect_healing(&mut state.healing_tasks, interrupts).await;
+        let mut evidence = self.probes.evidence();
+        evidence.healing = healing
+            .iter()
+            .filter_map(|(fault, h)| match h {
+                Healing::NotApplicable => None,
+                Healing::Healed { after } => Some((fault.clone(), Some(*after))),
+                Healing::NotHealed => Some((fault.clone(), None)),
+            })
+            .collect();
+        let mut results = evaluate(self.spec, &windows, &evidence);
+        if let Some(check) = &after_check {
+            results.push(steady_result(check, windows.after));
+        }
+        drop(evidence);
+
+        let pending: Vec<UndoRecord> = state.undo.iter().filter(|(_, done)| !done).map(|(r, _)| r.clone()).collect();
+        let verdict = if !pending.is_empty() {
+            Verdict::RollbackIncomplete { pending: pending.iter().map(|r| r.id.clone()).collect() }
+        } else if let Some(reason) = state.aborted.clone() {
+            Verdict::Aborted { reason }
+        } else if let Some(reason) = not_steady {
+            Verdict::NotSteady { reason }
+        } else {
+            Verdict::from_results(&results)
+        };
+        if pending.is_empty() {
+            self.journal.append(&JournalEntry::RunFinished { run_id: self.options.run_id.clone(), at: Utc::now() })?;
+        }
+        info!(verdict = verdict.label(), "run finished");
+        Ok(RunOutcome {
+            run_id: self.options.run_id.clone(),
+            seed: self.options.seed,
+            started_at,
+            finished_at: Utc::now(),
+            verdict,
+            windows,
+            results,
+            events: state.events,
+            healing,
+            pending,
+        })
+    }
+
+    /// Sleeps `length`, checking abort conditions all along; returns early on abort or signal.
+    async fn wait(&self, length: Duration, interrupts: &Interrupts, state: &mut State) {
+        let deadline = Instant::now() + length;
+        while state.aborted.is_none() {
+            let tick = (Instant::now() + self.options.check_every).min(deadline);
+            tokio::select! {
+                () = tokio::time::sleep_until(tick) => {}
+                () = interrupts.stop.cancelled() => {
+                    self.abort(state, "interrupted by a signal".to_owned());
+                    return;
+                }
+            }
+            self.check_aborts(state).await;
+            if Instant::now() >= deadline {
+                return;
+            }
+        }
+    }
+
+    async fn sleep_unless(&self, length: Duration, token: &CancellationToken) {
+        tokio::select! {
+            () = tokio::time::sleep(length) => {}
+            () = token.cancelled() => {}
+        }
+    }
+
+    fn abort(&self, state: &mut State, reason: String) {
+        if state.aborted.is_none() {
+            warn!(%reason, "aborting: no more faults, rolling back");
+            self.event(state, EventKind::Aborted { reason: reason.clone() });
+            state.aborted = Some(reason);
+        }
+    }
+
+    async fn check_aborts(&self, state: &mut State) {
+        let now = self.now();
+        for condition in &self.spec.spec.safety.abort_when {
+            let (Some(probe), Some(bound)) = (&condition.probe, condition.availability) else { continue };
+            let over = condition.over.map_or(Duration::from_secs(10), |d| d.get());
+            if now < over {
+                continue;
+            }
+            let window = TimeWindow::new(now - over, now);
+            if let Some(ratio) = self.probes.availability(probe, window)
+                && bound.holds(crate::spec::Percent::new(ratio * 100.0))
+            {
+                self.abort(state, format!("availability of `{probe}` was {:.2}% over the last {}, {bound}", ratio * 100.0, crate::spec::DurationSpec(over)));
+                return;
+            }
+        }
+        match self.halt.halted().await {
+            Ok(Some(reason)) => {
+                self.abort(state, format!("chaos was halted: {reason}"));
+                return;
+            }
+            Ok(None) => {}
+            Err(err) => warn!(%err, "could not read the halt switch"),
+        }
+        for check in &self.abort_checks {
+            match check.check().await {
+                Ok(Some(reason)) => {
+                    self.abort(state, reason);
+                    return;
+                }
+                Ok(None) => {}
+                Err(err) => warn!(%err, "an abort condition could not be checked"),
+            }
+        }
+        if state.last_renew.elapsed() >= self.options.lock_ttl / 3 {
+            match self.lock.renew().await {
+                Ok(()) => state.last_renew = Instant::now(),
+                Err(err) => self.abort(state, format!("lost the run lock: {err}")),
+            }
+        }
+    }
+
+    /// Fires every fault on schedule, rolling lasting ones back at the end of their window.
+    async fn timeline(&self, interrupts: &Interrupts, state: &mut State, windows: &mut RunWindows) {
+        let phase_start = self.now();
+        let mut pending_rollbacks: Vec<(Duration, Vec<String>)> = Vec::new();
+        for fault in &self.spec.spec.faults {
+            let start = phase_start + fault.at.get();
+            windows.faults.insert(fault.name.clone(), TimeWindow::new(start, start + fault.for_.get()));
+        }
+        let firings = plan_firings(&self.spec.spec.faults);
+        let mut next = 0;
+        loop {
+            let next_fire = firings.get(next).map(|f| phase_start + f.at);
+            let next_rollback = pending_rollbacks.iter().map(|(at, _)| phase_start + *at).min();
+            let Some(due) = [next_fire, next_rollback].into_iter().flatten().min() else { break };
+            let wait = due.saturating_sub(self.now());
+            self.wait(wait, interrupts, state).await;
+            if state.aborted.is_some() {
+                break;
+            }
+            let now = self.now();
+            let (due_rollbacks, later): (Vec<_>, Vec<_>) =
+                pending_rollbacks.into_iter().partition(|(at, _)| phase_start + *at <= now);
+            pending_rollbacks = later;
+            for (_, ids) in due_rollbacks {
+                self.rollback_ids(state, &ids).await;
+            }
+            while let Some(firing) = firings.get(next).filter(|f| phase_start + f.at <= self.now()) {
+                next += 1;
+                let ids = self.fire(state, firing.fault, firing.firing).await;
+                if let Some(at) = firing.rollback_at {
+                    pending_rollbacks.push((at, ids));
+                }
+                if state.aborted.is_some() {
+                    break;
+                }
+            }
+        }
+        let end = self.now();
+        windows.during = Some(TimeWindow::new(phase_start, end));
+        // A fault cut short by an abort ends when the run stopped injecting.
+        for window in windows.faults.values_mut() {
+            *window = TimeWindow::new(window.start.min(end), window.end.min(end));
+        }
+    }
+
+    /// Plans, journals and injects one firing; returns the ids of its undo records.
+    #[instrument(skip_all, fields(fault = %self.spec.spec.faults[index].name, firing))]
+    async fn fire(&self, state: &mut State, index: usize, firing: u32) -> Vec<String> {
+        let spec = &self.spec.spec.faults[index];
+        let Some(fault) = self.faults.get(index).cloned() else { return Vec::new() };
+        let plan = match fault.plan(&self.options.run_id, firing).await {
+            Ok(plan) => plan,
+            Err(err) => {
+                self.event(state, EventKind::FaultSkipped { fault: spec.name.clone(), firing, reason: err.to_string() });
+                return Vec::new();
+            }
+        };
+        // The undo must be durable before anything changes.
+        for record in &plan.undo {
+            if let Err(err) = self.journal.append(&JournalEntry::Undo(record.clone())) {
+                self.abort(state, format!("cannot write the journal, refusing to inject: {err}"));
+                return Vec::new();
+            }
+            state.undo.push((record.clone(), false));
+        }
+        let ids: Vec<String> = plan.undo.iter().map(|r| r.id.clone()).collect();
+        match fault.inject(&plan).await {
+            Ok(injection) => {
+                info!(targets = plan.targets.len(), "fault injected");
+                self.record_injection(state, &plan, &injection, firing);
+                let timeout = self.spec.spec.steady_state.recovery_timeout.get() + spec.for_.get();
+                let name = spec.name.clone();
+                state.healing_tasks.spawn(async move {
+                    let healing = fault.await_healing(&plan, &injection, timeout).await;
+                    (name, healing)
+                });
+            }
+            Err(err) => {
+                // Something may have changed before the error: the undo records stay pending
+                // and are applied with the rest.
+                self.event(state, EventKind::FaultSkipped { fault: spec.name.clone(), firing, reason: err.to_string() });
+            }
+        }
+        ids
+    }
+
+    fn record_injection(&self, state: &mut State, plan: &FaultPlan, injection: &Injection, firing: u32) {
+        self.event(
+            state,
+            EventKind::FaultInjected {
+                fault: plan.fault.clone(),
+                firing,
+                targets: plan.targets.clone(),
+                effects: injection.effects.clone(),
+                seed: plan.seed,
+            },
+        );
+    }
+
+    async fn rollback_ids(&self, state: &mut State, ids: &[String]) {
+        for id in ids.iter().rev() {
+            self.undo_one(state, id).await;
+        }
+    }
+
+    async fn rollback_all(&self, state: &mut State) {
+        let ids: Vec<String> = state.undo.iter().filter(|(_, done)| !done).map(|(r, _)| r.id.clone()).collect();
+        self.rollback_ids(state, &ids).await;
+    }
+
+    async fn undo_one(&self, state: &mut State, id: &str) {
+        let Some(position) = state.undo.iter().position(|(r, done)| r.id == id && !done) else { return };
+        let record = state.undo[position].0.clone();
+        let mut last_error = String::new();
+        for attempt in 0..self.options.undo_attempts.max(1) {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(500 << attempt.min(4))).await;
+            }
+            match self.undoer.undo(&record).await {
+                Ok(outcome) => {
+                    let entry = JournalEntry::RolledBack { id: record.id.clone(), outcome: outcome.clone(), at: Utc::now() };
+                    if let Err(err) = self.journal.append(&entry) {
+                        warn!(%err, "rolled back, but could not journal it; `steadfast rollback` will re-check");
+                    }
+                    state.undo[position].1 = true;
+                    self.event(state, EventKind::RolledBack { fault: record.fault.clone(), undo: record.id.clone(), outcome });
+                    return;
+                }
+                Err(err) => last_error = err.to_string(),
+            }
+        }
+        let _ = self.journal.append(&JournalEntry::RollbackFailed { id: record.id.clone(), error: last_error.clone(), at: Utc::now() });
+        self.event(state, EventKind::RollbackFailed { fault: record.fault.clone(), undo: record.id.clone(), error: last_error });
+    }
+
+    /// Waits until the steady state holds over a trailing window again, or the recovery timeout.
+    async fn await_recovery(&self, interrupts: &Interrupts) {
+        let timeout = self.spec.spec.steady_state.recovery_timeout.get();
+        let deadline = Instant::now() + timeout;
+        let stable = self.options.recovery_stable;
+        let since = self.now();
+        loop {
+            let now = self.now();
+            if now >= since + stable && self.probes.steady(TimeWindow::new(now - stable, now)).holds {
+                return;
+            }
+            if Instant::now() >= deadline {
+                warn!(timeout = %crate::spec::DurationSpec(timeout), "the steady state did not return within the recovery timeout");
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.options.check_every) => {}
+                () = interrupts.hurry.cancelled() => return,
+            }
+        }
+    }
+}
+
+async fn collect_healing(tasks: &mut JoinSet<(String, Healing)>, interrupts: &Interrupts) -> BTreeMap<String, Healing> {
+    let mut healing: BTreeMap<String, Healing> = BTreeMap::new();
+    loop {
+        let next = tokio::select! {
+            next = tasks.join_next() => next,
+            () = interrupts.hurry.cancelled() => {
+                tasks.abort_all();
+                None
+            }
+        };
+        let Some(joined) = next else { break };
+        match joined {
+            Ok((fault, result)) => {
+                let merged = match (healing.get(&fault), result) {
+                    (None, r) | (Some(Healing::NotApplicable), r) => r,
+                    (Some(Healing::NotHealed), _) | (_, Healing::NotHealed) => Healing::NotHealed,
+                    (Some(Healing::Healed { after: a }), Healing::Healed { after: b }) => Healing::Healed { after: (*a).max(b) },
+                    (Some(existing), Healing::NotApplicable) => *existing,
+                };
+                healing.insert(fault, merged);
+            }
+            Err(err) if err.is_panic() => warn!(%err, "a self-healing watch panicked"),
+            Err(_) => {}
+        }
+    }
+    healing
+}
+
+fn steady_result(check: &super::ports::SteadyCheck, span: Option<TimeWindow>) -> TargetResult {
+    TargetResult {
+        name: "steady-state-after".to_owned(),
+        probe: "*".to_owned(),
+        measure: crate::spec::Measure::Satisfied,
+        window: crate::spec::Window::After,
+        fault: None,
+        required: "every probe's steady expectation".to_owned(),
+        measured: Some(if check.holds { "held".to_owned() } else { "did not hold".to_owned() }),
+        value: Some(if check.holds { 100.0 } else { 0.0 }),
+        passed: check.holds,
+        detail: if check.holds { "the steady state returned".to_owned() } else { check.reasons.join("; ") },
+        span,
+    }
+}

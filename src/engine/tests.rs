@@ -1,0 +1,341 @@
+//! The lifecycle with fakes on a paused clock: ordering, journaling before injection, aborts,
+//! signals, the lock, and rollback failures.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use tokio::time::Instant;
+
+use super::ports::{HaltSwitch, LockError, Probes, RunLock, SteadyCheck};
+use super::run::{Engine, EngineOptions, Interrupts, StartError};
+use super::timeline::EventKind;
+use crate::fault::{
+    Effect, Fault, FaultError, FaultPlan, Healing, Injection, RollbackOutcome, TargetEffect, TargetKind, TargetRef,
+    UndoAction, UndoRecord, Undoer,
+};
+use crate::journal::{FileJournal, pending, read_entries};
+use crate::spec::{ExperimentSpec, FaultKind, parse_experiment};
+use crate::verdict::{Evidence, HttpEvidence, OutageSpan, TimeWindow, Verdict};
+
+const SPEC: &str = r#"
+apiVersion: steadfast.dev/v1alpha1
+kind: Experiment
+metadata: {name: engine-test}
+spec:
+  duration: 30s
+  steadyState:
+    before: 5s
+    after: 5s
+    recoveryTimeout: 20s
+    probes: [{name: web, http: {url: "http://127.0.0.1/"}}]
+  faults:
+    - {name: cordon, at: 5s, for: 10s, nodeCordon: {target: {mode: one}}}
+  targets:
+    - {name: avail, probe: web, availability: ">= 90%"}
+  safety:
+    abortWhen:
+      - {probe: web, availability: "< 50%", over: 2s}
+"#;
+
+fn spec() -> ExperimentSpec {
+    parse_experiment("t.yaml", SPEC).unwrap().0
+}
+
+/// Availability as a function of run time.
+struct FakeProbes {
+    origin: Instant,
+    down: Mutex<Option<(Duration, Duration)>>,
+    started: Mutex<bool>,
+}
+
+impl FakeProbes {
+    fn new(origin: Instant) -> Self {
+        Self { origin, down: Mutex::new(None), started: Mutex::new(false) }
+    }
+
+    fn ratio(&self, window: TimeWindow) -> f64 {
+        match *self.down.lock().unwrap() {
+            Some((from, to)) if window.start < to && window.end > from => 0.0,
+            _ => 1.0,
+        }
+    }
+}
+
+impl HttpEvidence for FakeProbes {
+    fn availability(&self, window: TimeWindow) -> Option<f64> {
+        Some(self.ratio(window))
+    }
+    fn latency_percentile(&self, _: TimeWindow, _: f64) -> Option<Duration> {
+        Some(Duration::from_millis(5))
+    }
+    fn longest_outage(&self, _: TimeWindow) -> Option<OutageSpan> {
+        None
+    }
+    fn time_to_recover(&self, _: Duration, _: Duration, _: f64, _: Duration) -> Option<Duration> {
+        Some(Duration::ZERO)
+    }
+    fn balance_deviation(&self, _: TimeWindow) -> Option<f64> {
+        None
+    }
+}
+
+#[async_trait]
+impl Probes for FakeProbes {
+    async fn start(&self) -> anyhow::Result<()> {
+        *self.started.lock().unwrap() = true;
+        Ok(())
+    }
+    fn steady(&self, window: TimeWindow) -> SteadyCheck {
+        let _ = self.origin;
+        if self.ratio(window) >= 0.99 {
+            SteadyCheck::ok()
+        } else {
+            SteadyCheck { holds: false, reasons: vec!["web below 99%".into()] }
+        }
+    }
+    fn availability(&self, _: &str, window: TimeWindow) -> Option<f64> {
+        Some(self.ratio(window))
+    }
+    async fn stop(&self) {}
+    fn evidence(&self) -> Evidence<'_> {
+        let mut evidence = Evidence::default();
+        evidence.http.insert("web".into(), self);
+        evidence
+    }
+}
+
+/// A cordon that checks its undo is journaled before it acts.
+struct FakeFault {
+    journal_path: std::path::PathBuf,
+    injected: Mutex<Vec<u32>>,
+}
+
+#[async_trait]
+impl Fault for FakeFault {
+    fn name(&self) -> &str {
+        "cordon"
+    }
+    fn kind(&self) -> FaultKind {
+        FaultKind::NodeCordon
+    }
+    async fn plan(&self, run_id: &str, firing: u32) -> Result<FaultPlan, FaultError> {
+        let target = TargetRef { kind: TargetKind::Node, name: "node-1".into(), namespace: None, node: None, zone: None };
+        Ok(FaultPlan {
+            fault: "cordon".into(),
+            kind: FaultKind::NodeCordon,
+            targets: vec![target],
+            undo: vec![UndoRecord {
+                id: format!("{run_id}/cordon/{firing}/0"),
+                run_id: run_id.into(),
+                fault: "cordon".into(),
+                action: UndoAction::Uncordon { node: "node-1".into() },
+                created_at: Utc::now(),
+            }],
+            irreversible: Vec::new(),
+            seed: 1,
+            candidates: 3,
+        })
+    }
+    async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {
+        let journaled = pending(&read_entries(&self.journal_path).unwrap());
+        assert!(journaled.iter().any(|r| r.id == plan.undo[0].id), "undo must be journaled before inject");
+        self.injected.lock().unwrap().push(0);
+        Ok(Injection {
+            effects: vec![TargetEffect { target: plan.targets[0].clone(), effect: Effect::Applied, at: std::time::SystemTime::now() }],
+        })
+    }
+    async fn await_healing(&self, _: &FaultPlan, _: &Injection, _: Duration) -> Healing {
+        Healing::Healed { after: Duration::from_secs(2) }
+    }
+}
+
+#[derive(Default)]
+struct FakeUndoer {
+    fail: bool,
+    undone: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Undoer for FakeUndoer {
+    fn handles(&self, _: &UndoAction) -> bool {
+        true
+    }
+    async fn undo(&self, record: &UndoRecord) -> Result<RollbackOutcome, FaultError> {
+        if self.fail {
+            return Err(FaultError::Api { action: "uncordon".into(), message: "connection refused".into() });
+        }
+        self.undone.lock().unwrap().push(record.id.clone());
+        Ok(RollbackOutcome::Restored { detail: "uncordoned".into() })
+    }
+}
+
+#[derive(Default)]
+struct FakeLock {
+    holder: Mutex<Option<String>>,
+}
+
+#[async_trait]
+impl RunLock for FakeLock {
+    async fn acquire(&self, holder: &str, _: Duration) -> Result<(), LockError> {
+        let mut current = self.holder.lock().unwrap();
+        if let Some(other) = current.as_ref() {
+            return Err(LockError::Held { holder: other.clone(), expires: "later".into() });
+        }
+        *current = Some(holder.to_owned());
+        Ok(())
+    }
+    async fn renew(&self) -> Result<(), LockError> {
+        Ok(())
+    }
+    async fn release(&self) -> Result<(), LockError> {
+        *self.holder.lock().unwrap() = None;
+        Ok(())
+    }
+}
+
+struct NoHalt;
+
+#[async_trait]
+impl HaltSwitch for NoHalt {
+    async fn halted(&self) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
+}
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    journal: FileJournal,
+    probes: FakeProbes,
+    fault: Arc<FakeFault>,
+    undoer: FakeUndoer,
+    lock: FakeLock,
+    spec: ExperimentSpec,
+    origin: Instant,
+}
+
+impl Rig {
+    fn new(fail_undo: bool) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let origin = Instant::now();
+        Self {
+            journal: FileJournal::open(&path).unwrap(),
+            probes: FakeProbes::new(origin),
+            fault: Arc::new(FakeFault { journal_path: path, injected: Mutex::new(Vec::new()) }),
+            undoer: FakeUndoer { fail: fail_undo, ..FakeUndoer::default() },
+            lock: FakeLock::default(),
+            spec: spec(),
+            origin,
+            _dir: dir,
+        }
+    }
+
+    fn engine(&self) -> Engine<'_> {
+        Engine {
+            spec: &self.spec,
+            probes: &self.probes,
+            faults: vec![self.fault.clone()],
+            undoer: &self.undoer,
+            journal: &self.journal,
+            lock: &self.lock,
+            halt: &NoHalt,
+            abort_checks: Vec::new(),
+            options: EngineOptions {
+                run_id: "run-1".into(),
+                holder: "tester@host".into(),
+                seed: 7,
+                origin: self.origin,
+                lock_ttl: Duration::from_secs(60),
+                check_every: Duration::from_millis(500),
+                recovery_stable: Duration::from_secs(2),
+                undo_attempts: 2,
+            },
+        }
+    }
+}
+
+fn injected_at(events: &[super::Event]) -> Vec<Duration> {
+    events.iter().filter(|e| matches!(e.kind, EventKind::FaultInjected { .. })).map(|e| e.at).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clean_run_injects_on_schedule_rolls_back_and_passes() {
+    let rig = Rig::new(false);
+    let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
+    assert_eq!(outcome.verdict, Verdict::Passed, "{:?}", outcome.results);
+    let injected = injected_at(&outcome.events);
+    assert_eq!(injected.len(), 1);
+    // before (5s) + at (5s)
+    assert!((injected[0].as_secs_f64() - 10.0).abs() < 0.6, "{injected:?}");
+    let rolled: Vec<Duration> = outcome.events.iter().filter(|e| matches!(e.kind, EventKind::RolledBack { .. })).map(|e| e.at).collect();
+    assert_eq!(rolled.len(), 1);
+    assert!((rolled[0].as_secs_f64() - 20.0).abs() < 0.6, "rolled back at the end of `for`: {rolled:?}");
+    assert_eq!(rig.undoer.undone.lock().unwrap().as_slice(), ["run-1/cordon/0/0"]);
+    assert!(pending(&read_entries(rig.journal.path()).unwrap()).is_empty());
+    assert!(outcome.results.iter().any(|r| r.name == "steady-state-after" && r.passed));
+    assert_eq!(outcome.healing.get("cordon"), Some(&Healing::Healed { after: Duration::from_secs(2) }));
+    assert!(rig.lock.holder.lock().unwrap().is_none(), "the lock is released");
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_fault_is_injected_when_the_steady_state_does_not_hold() {
+    let rig = Rig::new(false);
+    *rig.probes.down.lock().unwrap() = Some((Duration::ZERO, Duration::from_secs(3)));
+    let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
+    assert!(matches!(outcome.verdict, Verdict::NotSteady { .. }), "{:?}", outcome.verdict);
+    assert!(rig.fault.injected.lock().unwrap().is_empty());
+    assert_eq!(outcome.verdict.exit_status(), crate::exit::ExitStatus::TargetsMissed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_abort_condition_stops_injection_within_one_check_and_rolls_back() {
+    let rig = Rig::new(false);
+    // Availability collapses at 12s, while the cordon (10s..20s) is in place.
+    *rig.probes.down.lock().unwrap() = Some((Duration::from_secs(12), Duration::from_secs(1000)));
+    let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
+    let Verdict::Aborted { reason } = &outcome.verdict else { panic!("{:?}", outcome.verdict) };
+    assert!(reason.contains("availability of `web`"), "{reason}");
+    let aborted_at = outcome.events.iter().find(|e| matches!(e.kind, EventKind::Aborted { .. })).unwrap().at;
+    // `over: 2s` is first fully inside the outage at 14s; one check interval of slack.
+    assert!(aborted_at >= Duration::from_secs(12) && aborted_at <= Duration::from_millis(14_600), "{aborted_at:?}");
+    let rolled = outcome.events.iter().find(|e| matches!(e.kind, EventKind::RolledBack { .. })).unwrap().at;
+    assert!(rolled >= aborted_at && rolled < aborted_at + Duration::from_secs(1), "rolled back right away");
+    assert_eq!(outcome.verdict.exit_status(), crate::exit::ExitStatus::Aborted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_signal_during_the_fault_rolls_back_before_returning() {
+    let rig = Rig::new(false);
+    let interrupts = Interrupts::default();
+    let stop = interrupts.stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        stop.cancel();
+    });
+    let outcome = rig.engine().run(&interrupts).await.unwrap();
+    assert!(matches!(&outcome.verdict, Verdict::Aborted { reason } if reason.contains("signal")), "{:?}", outcome.verdict);
+    assert_eq!(rig.undoer.undone.lock().unwrap().len(), 1);
+    assert!(pending(&read_entries(rig.journal.path()).unwrap()).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_run_is_refused_with_the_holders_identity() {
+    let rig = Rig::new(false);
+    rig.lock.acquire("alice@laptop", Duration::from_secs(60)).await.unwrap();
+    let err = rig.engine().run(&Interrupts::default()).await.unwrap_err();
+    assert!(matches!(&err, StartError::Locked(_)));
+    assert!(err.to_string().contains("alice@laptop"), "{err}");
+    assert!(rig.fault.injected.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_undo_leaves_the_record_pending_and_says_so() {
+    let rig = Rig::new(true);
+    let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
+    let Verdict::RollbackIncomplete { pending: left } = &outcome.verdict else { panic!("{:?}", outcome.verdict) };
+    assert_eq!(left, &vec!["run-1/cordon/0/0".to_owned()]);
+    assert_eq!(pending(&read_entries(rig.journal.path()).unwrap()).len(), 1, "still pending in the journal");
+    assert_eq!(outcome.verdict.exit_status(), crate::exit::ExitStatus::RollbackIncomplete);
+}
