@@ -127,7 +127,11 @@ pub enum SandboxCommand {
 #[derive(Debug, Args, Clone)]
 pub struct SandboxUpArgs {
     /// The topology to create.
-    #[arg(long, default_value = "experiments/sandbox/topology.yaml", value_name = "FILE")]
+    #[arg(
+        long,
+        default_value = "experiments/sandbox/topology.yaml",
+        value_name = "FILE"
+    )]
     pub topology: PathBuf,
     /// Where to write the kubeconfig (a temporary directory when absent).
     #[arg(long, value_name = "DIR")]

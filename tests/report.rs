@@ -39,7 +39,10 @@ spec:
 /// 40 s at 100/s over three pods, with a 1 s outage at 17 s.
 fn store() -> MeasurementStore {
     let mut store = MeasurementStore::new(StoreConfig::default()).unwrap();
-    let pods: Vec<Arc<str>> = ["web-a", "web-b", "web-c"].iter().map(|p| Arc::from(*p)).collect();
+    let pods: Vec<Arc<str>> = ["web-a", "web-b", "web-c"]
+        .iter()
+        .map(|p| Arc::from(*p))
+        .collect();
     for i in 0..4000u64 {
         let intended = Duration::from_millis(i * 10);
         let down = (17_000..18_000).contains(&(i * 10));
@@ -47,7 +50,11 @@ fn store() -> MeasurementStore {
             .record(&Sample {
                 intended,
                 latency: Duration::from_millis(3 + i % 7),
-                outcome: if down { Outcome::Failure(FailureKind::Connect) } else { Outcome::Success },
+                outcome: if down {
+                    Outcome::Failure(FailureKind::Connect)
+                } else {
+                    Outcome::Success
+                },
                 backend: (!down).then(|| pods[(i % 3) as usize].clone()),
             })
             .unwrap();
@@ -70,16 +77,31 @@ fn outcome(store: &MeasurementStore, spec: &steadfast::spec::ExperimentSpec) -> 
     let mut evidence = Evidence::default();
     evidence.http.insert("web".into(), store);
     let results = evaluate(spec, &windows, &evidence);
-    let target = TargetRef { kind: TargetKind::Pod, name: "web-a".into(), namespace: Some("shop".into()), node: Some("n1".into()), zone: Some("a".into()) };
+    let target = TargetRef {
+        kind: TargetKind::Pod,
+        name: "web-a".into(),
+        namespace: Some("shop".into()),
+        node: Some("n1".into()),
+        zone: Some("a".into()),
+    };
     let events = vec![
-        Event { at: secs(0), kind: EventKind::PhaseStarted { phase: Phase::SteadyBefore } },
+        Event {
+            at: secs(0),
+            kind: EventKind::PhaseStarted {
+                phase: Phase::SteadyBefore,
+            },
+        },
         Event {
             at: secs(15),
             kind: EventKind::FaultInjected {
                 fault: "kill".into(),
                 firing: 0,
                 targets: vec![target.clone()],
-                effects: vec![TargetEffect { target, effect: Effect::Applied, at: std::time::SystemTime::now() }],
+                effects: vec![TargetEffect {
+                    target,
+                    effect: Effect::Applied,
+                    at: std::time::SystemTime::now(),
+                }],
                 seed: 42,
             },
         },
@@ -93,7 +115,12 @@ fn outcome(store: &MeasurementStore, spec: &steadfast::spec::ExperimentSpec) -> 
         windows,
         results,
         events,
-        healing: BTreeMap::from([("kill".to_owned(), Healing::Healed { after: Duration::from_millis(2500) })]),
+        healing: BTreeMap::from([(
+            "kill".to_owned(),
+            Healing::Healed {
+                after: Duration::from_millis(2500),
+            },
+        )]),
         pending: Vec::new(),
     }
 }
@@ -105,22 +132,38 @@ fn the_report_validates_against_the_committed_schema_and_renders_every_format() 
     let outcome = outcome(&store, &spec);
     let mut probes = ProbeData::default();
     probes.http.insert("web".into(), &store);
-    let report = build_report(&ReportInput { spec: &spec, file: Some("t.yaml".into()), cluster: None, outcome: &outcome, probes });
+    let report = build_report(&ReportInput {
+        spec: &spec,
+        file: Some("t.yaml".into()),
+        cluster: None,
+        outcome: &outcome,
+        probes,
+    });
 
     let text = json::render(&report);
     assert!(!text.contains("s3cr3t"), "secrets never reach the report");
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema.json")).unwrap()).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema.json"))
+            .unwrap(),
+    )
+    .unwrap();
     let instance: serde_json::Value = serde_json::from_str(&text).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("the committed schema compiles");
-    let errors: Vec<String> = validator.iter_errors(&instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     assert_eq!(json::parse(&text).unwrap(), report, "the JSON reads back");
 
     // The 1 s outage fails `outage` and `avail` (17..18 s is inside `during`), p99 passes.
     let by_name = |n: &str| report.targets.iter().find(|t| t.name == n).unwrap();
     assert!(!by_name("outage").passed);
-    assert!((by_name("outage").value.unwrap() - 1.0).abs() < 0.02, "{:?}", by_name("outage"));
+    assert!(
+        (by_name("outage").value.unwrap() - 1.0).abs() < 0.02,
+        "{:?}",
+        by_name("outage")
+    );
     assert!(!by_name("avail").passed);
     assert!(by_name("p99").passed);
     assert_eq!(report.verdict.outcome, "failed");
@@ -129,22 +172,37 @@ fn the_report_validates_against_the_committed_schema_and_renders_every_format() 
     assert_eq!(web.backends.len(), 3);
     assert_eq!(web.windows["run"].attempts, 4000);
     assert_eq!(web.windows["run"].failures["connect"], 100);
-    assert!(web.series.len() >= 79, "half-second points: {}", web.series.len());
+    assert!(
+        web.series.len() >= 79,
+        "half-second points: {}",
+        web.series.len()
+    );
     assert_eq!(report.faults[0].targets[0].name, "shop/web-a");
     assert_eq!(report.faults[0].healed_after_seconds, Some(2.5));
 
     let xml = junit::render(&[&report]);
-    assert!(xml.contains("tests=\"4\" failures=\"2\" errors=\"0\""), "{xml}");
-    assert!(xml.contains("<failure message=\"measured 1000.0ms , required &lt;= 500ms\""), "{xml}");
+    assert!(
+        xml.contains("tests=\"4\" failures=\"2\" errors=\"0\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<failure message=\"measured 1000.0ms , required &lt;= 500ms\""),
+        "{xml}"
+    );
 
     let md = markdown::render(&report);
     assert!(md.starts_with("## ❌ report-test — failed"), "{md}");
-    assert!(md.contains("| outage | web | during | `<= 500ms` |"), "{md}");
+    assert!(
+        md.contains("| outage | web | during | `<= 500ms` |"),
+        "{md}"
+    );
 }
 
 #[test]
 fn the_report_schema_is_committed_and_current() {
-    let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema.json")).unwrap();
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/schema.json"))
+            .unwrap();
     assert!(
         committed == steadfast::report::model::report_schema_text(),
         "reports/schema.json drifted: run `cargo run -q -- schema --report > reports/schema.json`"

@@ -23,6 +23,8 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatu
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(&args, out).await,
         #[cfg(not(feature = "sandbox"))]
-        Command::Sandbox(_) => anyhow::bail!("this build has no sandbox (built without the `sandbox` feature)"),
+        Command::Sandbox(_) => {
+            anyhow::bail!("this build has no sandbox (built without the `sandbox` feature)")
+        }
     }
 }

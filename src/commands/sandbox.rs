@@ -40,31 +40,51 @@ pub async fn start(args: &SandboxUpArgs) -> anyhow::Result<RunningSandbox> {
     let topology = Topology::load(&args.topology)?;
     let (dir, temp) = match &args.dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create", dir.display()))?;
             (dir.clone(), None)
         }
         None => {
-            let temp = tempfile::Builder::new().prefix("steadfast-sandbox-").tempdir()?;
+            let temp = tempfile::Builder::new()
+                .prefix("steadfast-sandbox-")
+                .tempdir()?;
             (temp.path().to_owned(), Some(temp))
         }
     };
     let sandbox = Sandbox::start(&topology, SandboxOptions::new(&dir)).await?;
-    let endpoint = args.aws_endpoint.clone().or_else(|| std::env::var("AWS_ENDPOINT_URL").ok().filter(|e| !e.is_empty()));
+    let endpoint = args.aws_endpoint.clone().or_else(|| {
+        std::env::var("AWS_ENDPOINT_URL")
+            .ok()
+            .filter(|e| !e.is_empty())
+    });
     if let Some(endpoint) = endpoint {
         sandbox
-            .link_cloud(crate::sandbox::cloud::CloudOptions::new(&endpoint, &topology_name(&args.topology)))
+            .link_cloud(crate::sandbox::cloud::CloudOptions::new(
+                &endpoint,
+                &topology_name(&args.topology),
+            ))
             .await
             .with_context(|| format!("cannot link the sandbox to {endpoint}"))?;
     }
     sandbox.wait_ready(READY_TIMEOUT).await?;
-    Ok(RunningSandbox { sandbox, dir: dir.clone(), _temp: temp })
+    Ok(RunningSandbox {
+        sandbox,
+        dir: dir.clone(),
+        _temp: temp,
+    })
 }
 
 fn topology_name(path: &std::path::Path) -> String {
-    path.file_stem().and_then(|s| s.to_str()).unwrap_or("sandbox").to_owned()
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("sandbox")
+        .to_owned()
 }
 
-async fn up_until_interrupted(args: &SandboxUpArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+async fn up_until_interrupted(
+    args: &SandboxUpArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitStatus> {
     let running = start(args).await?;
     let sandbox = &running.sandbox;
     let kubeconfig = sandbox.kubeconfig_path().display().to_string();
@@ -76,10 +96,18 @@ async fn up_until_interrupted(args: &SandboxUpArgs, out: &mut dyn Write) -> anyh
             writeln!(out, "service:       {namespace}/{service} -> {url}")?;
         }
     }
-    writeln!(out, "\ntry:  export KUBECONFIG={kubeconfig}; kubectl get nodes -o wide; kubectl get pods -A")?;
-    writeln!(out, "then: steadfast run experiments/demo.yaml   (Ctrl-C here stops the sandbox)")?;
+    writeln!(
+        out,
+        "\ntry:  export KUBECONFIG={kubeconfig}; kubectl get nodes -o wide; kubectl get pods -A"
+    )?;
+    writeln!(
+        out,
+        "then: steadfast run experiments/demo.yaml   (Ctrl-C here stops the sandbox)"
+    )?;
     out.flush()?;
-    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
     running.sandbox.shutdown().await;
     Ok(ExitStatus::Success)
 }
@@ -87,6 +115,12 @@ async fn up_until_interrupted(args: &SandboxUpArgs, out: &mut dyn Write) -> anyh
 /// `(namespace, service)` pairs of a topology, for printing their URLs.
 fn services(path: &std::path::Path) -> Vec<(String, String)> {
     Topology::load(path)
-        .map(|t| t.deployments.iter().filter(|d| d.service.is_some()).map(|d| (d.namespace.clone(), d.name.clone())).collect())
+        .map(|t| {
+            t.deployments
+                .iter()
+                .filter(|d| d.service.is_some())
+                .map(|d| (d.namespace.clone(), d.name.clone()))
+                .collect()
+        })
         .unwrap_or_default()
 }

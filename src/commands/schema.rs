@@ -13,7 +13,11 @@ use crate::spec::schema::experiment_schema_text;
 /// # Errors
 /// When stdout cannot be written.
 pub fn run(args: &SchemaArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
-    let text = if args.report { report_schema_text() } else { experiment_schema_text() };
+    let text = if args.report {
+        report_schema_text()
+    } else {
+        experiment_schema_text()
+    };
     out.write_all(text.as_bytes())?;
     Ok(ExitStatus::Success)
 }

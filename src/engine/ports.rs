@@ -18,7 +18,10 @@ pub struct SteadyCheck {
 impl SteadyCheck {
     /// A check that held.
     pub fn ok() -> Self {
-        Self { holds: true, reasons: Vec::new() }
+        Self {
+            holds: true,
+            reasons: Vec::new(),
+        }
     }
 }
 

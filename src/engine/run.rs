@@ -131,7 +131,10 @@ impl Engine<'_> {
     }
 
     fn event(&self, state: &mut State, kind: EventKind) {
-        state.events.push(Event { at: self.now(), kind });
+        state.events.push(Event {
+            at: self.now(),
+            kind,
+        });
     }
 
     /// Runs the experiment to its verdict.
@@ -145,7 +148,9 @@ impl Engine<'_> {
         if let Some(reason) = self.halt.halted().await.map_err(StartError::Probes)? {
             return Err(StartError::Halted(reason));
         }
-        self.lock.acquire(&self.options.holder, self.options.lock_ttl).await?;
+        self.lock
+            .acquire(&self.options.holder, self.options.lock_ttl)
+            .await?;
         let outcome = self.run_locked(interrupts, started_at).await;
         if let Err(err) = self.lock.release().await {
             warn!(%err, "could not release the run lock; it lapses on its own");
@@ -153,7 +158,11 @@ impl Engine<'_> {
         outcome
     }
 
-    async fn run_locked(&self, interrupts: &Interrupts, started_at: DateTime<Utc>) -> Result<RunOutcome, StartError> {
+    async fn run_locked(
+        &self,
+        interrupts: &Interrupts,
+        started_at: DateTime<Utc>,
+    ) -> Result<RunOutcome, StartError> {
         self.journal.append(&JournalEntry::RunStarted {
             run_id: self.options.run_id.clone(),
             experiment: self.spec.metadata.name.clone(),
@@ -173,7 +182,12 @@ impl Engine<'_> {
         let run_start = self.now();
 
         self.probes.start().await.map_err(StartError::Probes)?;
-        self.event(&mut state, EventKind::PhaseStarted { phase: Phase::SteadyBefore });
+        self.event(
+            &mut state,
+            EventKind::PhaseStarted {
+                phase: Phase::SteadyBefore,
+            },
+        );
         let before_start = self.now();
         self.wait(steady.before.get(), interrupts, &mut state).await;
         let before = TimeWindow::new(before_start, self.now());
@@ -188,21 +202,42 @@ impl Engine<'_> {
         }
 
         if not_steady.is_none() && state.aborted.is_none() {
-            self.event(&mut state, EventKind::PhaseStarted { phase: Phase::Faults });
+            self.event(
+                &mut state,
+                EventKind::PhaseStarted {
+                    phase: Phase::Faults,
+                },
+            );
             self.timeline(interrupts, &mut state, &mut windows).await;
         }
 
-        self.event(&mut state, EventKind::PhaseStarted { phase: Phase::Rollback });
+        self.event(
+            &mut state,
+            EventKind::PhaseStarted {
+                phase: Phase::Rollback,
+            },
+        );
         self.rollback_all(&mut state).await;
 
         let mut after_check = None;
         if not_steady.is_none() && !interrupts.hurry.is_cancelled() {
-            self.event(&mut state, EventKind::PhaseStarted { phase: Phase::Recovery });
+            self.event(
+                &mut state,
+                EventKind::PhaseStarted {
+                    phase: Phase::Recovery,
+                },
+            );
             self.await_recovery(interrupts).await;
             if !interrupts.hurry.is_cancelled() {
-                self.event(&mut state, EventKind::PhaseStarted { phase: Phase::SteadyAfter });
+                self.event(
+                    &mut state,
+                    EventKind::PhaseStarted {
+                        phase: Phase::SteadyAfter,
+                    },
+                );
                 let after_start = self.now();
-                self.sleep_unless(steady.after.get(), &interrupts.hurry).await;
+                self.sleep_unless(steady.after.get(), &interrupts.hurry)
+                    .await;
                 let after = TimeWindow::new(after_start, self.now());
                 windows.after = Some(after);
                 after_check = Some(self.probes.steady(after));
@@ -210,7 +245,12 @@ impl Engine<'_> {
         }
         self.probes.stop().await;
         windows.run = Some(TimeWindow::new(run_start, self.now()));
-        self.event(&mut state, EventKind::PhaseStarted { phase: Phase::Finished });
+        self.event(
+            &mut state,
+            EventKind::PhaseStarted {
+                phase: Phase::Finished,
+            },
+        );
 
         let healing = collect_healing(&mut state.healing_tasks, interrupts).await;
         let mut evidence = self.probes.evidence();
@@ -228,9 +268,16 @@ impl Engine<'_> {
         }
         drop(evidence);
 
-        let pending: Vec<UndoRecord> = state.undo.iter().filter(|(_, done)| !done).map(|(r, _)| r.clone()).collect();
+        let pending: Vec<UndoRecord> = state
+            .undo
+            .iter()
+            .filter(|(_, done)| !done)
+            .map(|(r, _)| r.clone())
+            .collect();
         let verdict = if !pending.is_empty() {
-            Verdict::RollbackIncomplete { pending: pending.iter().map(|r| r.id.clone()).collect() }
+            Verdict::RollbackIncomplete {
+                pending: pending.iter().map(|r| r.id.clone()).collect(),
+            }
         } else if let Some(reason) = state.aborted.clone() {
             Verdict::Aborted { reason }
         } else if let Some(reason) = not_steady {
@@ -239,7 +286,10 @@ impl Engine<'_> {
             Verdict::from_results(&results)
         };
         if pending.is_empty() {
-            self.journal.append(&JournalEntry::RunFinished { run_id: self.options.run_id.clone(), at: Utc::now() })?;
+            self.journal.append(&JournalEntry::RunFinished {
+                run_id: self.options.run_id.clone(),
+                at: Utc::now(),
+            })?;
         }
         info!(verdict = verdict.label(), "run finished");
         Ok(RunOutcome {
@@ -285,16 +335,27 @@ impl Engine<'_> {
     fn abort(&self, state: &mut State, reason: String) {
         if state.aborted.is_none() {
             warn!(%reason, "aborting: no more faults, rolling back");
-            self.event(state, EventKind::Aborted { reason: reason.clone() });
+            self.event(
+                state,
+                EventKind::Aborted {
+                    reason: reason.clone(),
+                },
+            );
             state.aborted = Some(reason);
         }
     }
 
     async fn check_aborts(&self, state: &mut State) {
         let now = self.now();
-        let conditions = if state.injecting { self.spec.spec.safety.abort_when.as_slice() } else { &[] };
+        let conditions = if state.injecting {
+            self.spec.spec.safety.abort_when.as_slice()
+        } else {
+            &[]
+        };
         for condition in conditions {
-            let (Some(probe), Some(bound)) = (&condition.probe, condition.availability) else { continue };
+            let (Some(probe), Some(bound)) = (&condition.probe, condition.availability) else {
+                continue;
+            };
             let over = condition.over.map_or(Duration::from_secs(10), |d| d.get());
             if now < over {
                 continue;
@@ -303,7 +364,14 @@ impl Engine<'_> {
             if let Some(ratio) = self.probes.availability(probe, window)
                 && bound.holds(crate::spec::Percent::new(ratio * 100.0))
             {
-                self.abort(state, format!("availability of `{probe}` was {:.2}% over the last {}, {bound}", ratio * 100.0, crate::spec::DurationSpec(over)));
+                self.abort(
+                    state,
+                    format!(
+                        "availability of `{probe}` was {:.2}% over the last {}, {bound}",
+                        ratio * 100.0,
+                        crate::spec::DurationSpec(over)
+                    ),
+                );
                 return;
             }
         }
@@ -340,27 +408,39 @@ impl Engine<'_> {
         let mut pending_rollbacks: Vec<(Duration, Vec<String>)> = Vec::new();
         for fault in &self.spec.spec.faults {
             let start = phase_start + fault.at.get();
-            windows.faults.insert(fault.name.clone(), TimeWindow::new(start, start + fault.for_.get()));
+            windows.faults.insert(
+                fault.name.clone(),
+                TimeWindow::new(start, start + fault.for_.get()),
+            );
         }
         let firings = plan_firings(&self.spec.spec.faults);
         let mut next = 0;
         loop {
             let next_fire = firings.get(next).map(|f| phase_start + f.at);
-            let next_rollback = pending_rollbacks.iter().map(|(at, _)| phase_start + *at).min();
-            let Some(due) = [next_fire, next_rollback].into_iter().flatten().min() else { break };
+            let next_rollback = pending_rollbacks
+                .iter()
+                .map(|(at, _)| phase_start + *at)
+                .min();
+            let Some(due) = [next_fire, next_rollback].into_iter().flatten().min() else {
+                break;
+            };
             let wait = due.saturating_sub(self.now());
             self.wait(wait, interrupts, state).await;
             if state.aborted.is_some() {
                 break;
             }
             let now = self.now();
-            let (due_rollbacks, later): (Vec<_>, Vec<_>) =
-                pending_rollbacks.into_iter().partition(|(at, _)| phase_start + *at <= now);
+            let (due_rollbacks, later): (Vec<_>, Vec<_>) = pending_rollbacks
+                .into_iter()
+                .partition(|(at, _)| phase_start + *at <= now);
             pending_rollbacks = later;
             for (_, ids) in due_rollbacks {
                 self.rollback_ids(state, &ids).await;
             }
-            while let Some(firing) = firings.get(next).filter(|f| phase_start + f.at <= self.now()) {
+            while let Some(firing) = firings
+                .get(next)
+                .filter(|f| phase_start + f.at <= self.now())
+            {
                 next += 1;
                 let ids = self.fire(state, firing.fault, firing.firing).await;
                 if let Some(at) = firing.rollback_at {
@@ -384,18 +464,30 @@ impl Engine<'_> {
     #[instrument(skip_all, fields(fault = %self.spec.spec.faults[index].name, firing))]
     async fn fire(&self, state: &mut State, index: usize, firing: u32) -> Vec<String> {
         let spec = &self.spec.spec.faults[index];
-        let Some(fault) = self.faults.get(index).cloned() else { return Vec::new() };
+        let Some(fault) = self.faults.get(index).cloned() else {
+            return Vec::new();
+        };
         let plan = match fault.plan(&self.options.run_id, firing).await {
             Ok(plan) => plan,
             Err(err) => {
-                self.event(state, EventKind::FaultSkipped { fault: spec.name.clone(), firing, reason: err.to_string() });
+                self.event(
+                    state,
+                    EventKind::FaultSkipped {
+                        fault: spec.name.clone(),
+                        firing,
+                        reason: err.to_string(),
+                    },
+                );
                 return Vec::new();
             }
         };
         // The undo must be durable before anything changes.
         for record in &plan.undo {
             if let Err(err) = self.journal.append(&JournalEntry::Undo(record.clone())) {
-                self.abort(state, format!("cannot write the journal, refusing to inject: {err}"));
+                self.abort(
+                    state,
+                    format!("cannot write the journal, refusing to inject: {err}"),
+                );
                 return Vec::new();
             }
             state.undo.push((record.clone(), false));
@@ -415,13 +507,26 @@ impl Engine<'_> {
             Err(err) => {
                 // Something may have changed before the error: the undo records stay pending
                 // and are applied with the rest.
-                self.event(state, EventKind::FaultSkipped { fault: spec.name.clone(), firing, reason: err.to_string() });
+                self.event(
+                    state,
+                    EventKind::FaultSkipped {
+                        fault: spec.name.clone(),
+                        firing,
+                        reason: err.to_string(),
+                    },
+                );
             }
         }
         ids
     }
 
-    fn record_injection(&self, state: &mut State, plan: &FaultPlan, injection: &Injection, firing: u32) {
+    fn record_injection(
+        &self,
+        state: &mut State,
+        plan: &FaultPlan,
+        injection: &Injection,
+        firing: u32,
+    ) {
         self.event(
             state,
             EventKind::FaultInjected {
@@ -441,12 +546,19 @@ impl Engine<'_> {
     }
 
     async fn rollback_all(&self, state: &mut State) {
-        let ids: Vec<String> = state.undo.iter().filter(|(_, done)| !done).map(|(r, _)| r.id.clone()).collect();
+        let ids: Vec<String> = state
+            .undo
+            .iter()
+            .filter(|(_, done)| !done)
+            .map(|(r, _)| r.id.clone())
+            .collect();
         self.rollback_ids(state, &ids).await;
     }
 
     async fn undo_one(&self, state: &mut State, id: &str) {
-        let Some(position) = state.undo.iter().position(|(r, done)| r.id == id && !done) else { return };
+        let Some(position) = state.undo.iter().position(|(r, done)| r.id == id && !done) else {
+            return;
+        };
         let record = state.undo[position].0.clone();
         let mut last_error = String::new();
         for attempt in 0..self.options.undo_attempts.max(1) {
@@ -455,19 +567,41 @@ impl Engine<'_> {
             }
             match self.undoer.undo(&record).await {
                 Ok(outcome) => {
-                    let entry = JournalEntry::RolledBack { id: record.id.clone(), outcome: outcome.clone(), at: Utc::now() };
+                    let entry = JournalEntry::RolledBack {
+                        id: record.id.clone(),
+                        outcome: outcome.clone(),
+                        at: Utc::now(),
+                    };
                     if let Err(err) = self.journal.append(&entry) {
                         warn!(%err, "rolled back, but could not journal it; `steadfast rollback` will re-check");
                     }
                     state.undo[position].1 = true;
-                    self.event(state, EventKind::RolledBack { fault: record.fault.clone(), undo: record.id.clone(), outcome });
+                    self.event(
+                        state,
+                        EventKind::RolledBack {
+                            fault: record.fault.clone(),
+                            undo: record.id.clone(),
+                            outcome,
+                        },
+                    );
                     return;
                 }
                 Err(err) => last_error = err.to_string(),
             }
         }
-        let _ = self.journal.append(&JournalEntry::RollbackFailed { id: record.id.clone(), error: last_error.clone(), at: Utc::now() });
-        self.event(state, EventKind::RollbackFailed { fault: record.fault.clone(), undo: record.id.clone(), error: last_error });
+        let _ = self.journal.append(&JournalEntry::RollbackFailed {
+            id: record.id.clone(),
+            error: last_error.clone(),
+            at: Utc::now(),
+        });
+        self.event(
+            state,
+            EventKind::RollbackFailed {
+                fault: record.fault.clone(),
+                undo: record.id.clone(),
+                error: last_error,
+            },
+        );
     }
 
     /// Waits until the steady state holds over a trailing window again, or the recovery timeout.
@@ -478,7 +612,8 @@ impl Engine<'_> {
         let since = self.now();
         loop {
             let now = self.now();
-            if now >= since + stable && self.probes.steady(TimeWindow::new(now - stable, now)).holds {
+            if now >= since + stable && self.probes.steady(TimeWindow::new(now - stable, now)).holds
+            {
                 return;
             }
             if Instant::now() >= deadline {
@@ -493,7 +628,10 @@ impl Engine<'_> {
     }
 }
 
-async fn collect_healing(tasks: &mut JoinSet<(String, Healing)>, interrupts: &Interrupts) -> BTreeMap<String, Healing> {
+async fn collect_healing(
+    tasks: &mut JoinSet<(String, Healing)>,
+    interrupts: &Interrupts,
+) -> BTreeMap<String, Healing> {
     let mut healing: BTreeMap<String, Healing> = BTreeMap::new();
     loop {
         let next = tokio::select! {
@@ -509,7 +647,9 @@ async fn collect_healing(tasks: &mut JoinSet<(String, Healing)>, interrupts: &In
                 let merged = match (healing.get(&fault), result) {
                     (None, r) | (Some(Healing::NotApplicable), r) => r,
                     (Some(Healing::NotHealed), _) | (_, Healing::NotHealed) => Healing::NotHealed,
-                    (Some(Healing::Healed { after: a }), Healing::Healed { after: b }) => Healing::Healed { after: (*a).max(b) },
+                    (Some(Healing::Healed { after: a }), Healing::Healed { after: b }) => {
+                        Healing::Healed { after: (*a).max(b) }
+                    }
                     (Some(existing), Healing::NotApplicable) => *existing,
                 };
                 healing.insert(fault, merged);
@@ -529,10 +669,18 @@ fn steady_result(check: &super::ports::SteadyCheck, span: Option<TimeWindow>) ->
         window: crate::spec::Window::After,
         fault: None,
         required: "every probe's steady expectation".to_owned(),
-        measured: Some(if check.holds { "held".to_owned() } else { "did not hold".to_owned() }),
+        measured: Some(if check.holds {
+            "held".to_owned()
+        } else {
+            "did not hold".to_owned()
+        }),
         value: Some(if check.holds { 100.0 } else { 0.0 }),
         passed: check.holds,
-        detail: if check.holds { "the steady state returned".to_owned() } else { check.reasons.join("; ") },
+        detail: if check.holds {
+            "the steady state returned".to_owned()
+        } else {
+            check.reasons.join("; ")
+        },
         span,
     }
 }

@@ -29,7 +29,12 @@ pub fn plan_firings(faults: &[FaultSpec]) -> Vec<FiringPlan> {
             let mut at = start;
             let mut firing = 0u32;
             loop {
-                firings.push(FiringPlan { fault: index, firing, at, rollback_at: None });
+                firings.push(FiringPlan {
+                    fault: index,
+                    firing,
+                    at,
+                    rollback_at: None,
+                });
                 let Some(step) = step else { break };
                 at += step;
                 firing += 1;
@@ -38,7 +43,12 @@ pub fn plan_firings(faults: &[FaultSpec]) -> Vec<FiringPlan> {
                 }
             }
         } else {
-            firings.push(FiringPlan { fault: index, firing: 0, at: start, rollback_at: Some(end) });
+            firings.push(FiringPlan {
+                fault: index,
+                firing: 0,
+                at: start,
+                rollback_at: Some(end),
+            });
         }
     }
     firings.sort_by_key(|f| (f.at, f.fault));
@@ -66,10 +76,17 @@ spec:
 "#;
         let (spec, _) = parse_experiment("t.yaml", text).unwrap();
         let firings = plan_firings(&spec.spec.faults);
-        let kills: Vec<u64> = firings.iter().filter(|f| f.fault == 0).map(|f| f.at.as_secs()).collect();
+        let kills: Vec<u64> = firings
+            .iter()
+            .filter(|f| f.fault == 0)
+            .map(|f| f.at.as_secs())
+            .collect();
         assert_eq!(kills, vec![5, 10, 15, 20]);
         let cordon = firings.iter().find(|f| f.fault == 1).unwrap();
-        assert_eq!((cordon.at.as_secs(), cordon.rollback_at.map(|d| d.as_secs())), (10, Some(40)));
+        assert_eq!(
+            (cordon.at.as_secs(), cordon.rollback_at.map(|d| d.as_secs())),
+            (10, Some(40))
+        );
         assert!(firings.windows(2).all(|w| w[0].at <= w[1].at));
     }
 }

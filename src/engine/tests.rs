@@ -12,8 +12,8 @@ use super::ports::{HaltSwitch, LockError, Probes, RunLock, SteadyCheck};
 use super::run::{Engine, EngineOptions, Interrupts, StartError};
 use super::timeline::EventKind;
 use crate::fault::{
-    Effect, Fault, FaultError, FaultPlan, Healing, Injection, RollbackOutcome, TargetEffect, TargetKind, TargetRef,
-    UndoAction, UndoRecord, Undoer,
+    Effect, Fault, FaultError, FaultPlan, Healing, Injection, RollbackOutcome, TargetEffect,
+    TargetKind, TargetRef, UndoAction, UndoRecord, Undoer,
 };
 use crate::journal::{FileJournal, pending, read_entries};
 use crate::spec::{ExperimentSpec, FaultKind, parse_experiment};
@@ -52,7 +52,11 @@ struct FakeProbes {
 
 impl FakeProbes {
     fn new(origin: Instant) -> Self {
-        Self { origin, down: Mutex::new(None), started: Mutex::new(false) }
+        Self {
+            origin,
+            down: Mutex::new(None),
+            started: Mutex::new(false),
+        }
     }
 
     fn ratio(&self, window: TimeWindow) -> f64 {
@@ -92,7 +96,10 @@ impl Probes for FakeProbes {
         if self.ratio(window) >= 0.99 {
             SteadyCheck::ok()
         } else {
-            SteadyCheck { holds: false, reasons: vec!["web below 99%".into()] }
+            SteadyCheck {
+                holds: false,
+                reasons: vec!["web below 99%".into()],
+            }
         }
     }
     fn availability(&self, _: &str, window: TimeWindow) -> Option<f64> {
@@ -121,7 +128,13 @@ impl Fault for FakeFault {
         FaultKind::NodeCordon
     }
     async fn plan(&self, run_id: &str, firing: u32) -> Result<FaultPlan, FaultError> {
-        let target = TargetRef { kind: TargetKind::Node, name: "node-1".into(), namespace: None, node: None, zone: None };
+        let target = TargetRef {
+            kind: TargetKind::Node,
+            name: "node-1".into(),
+            namespace: None,
+            node: None,
+            zone: None,
+        };
         Ok(FaultPlan {
             fault: "cordon".into(),
             kind: FaultKind::NodeCordon,
@@ -130,7 +143,9 @@ impl Fault for FakeFault {
                 id: format!("{run_id}/cordon/{firing}/0"),
                 run_id: run_id.into(),
                 fault: "cordon".into(),
-                action: UndoAction::Uncordon { node: "node-1".into() },
+                action: UndoAction::Uncordon {
+                    node: "node-1".into(),
+                },
                 created_at: Utc::now(),
             }],
             irreversible: Vec::new(),
@@ -140,14 +155,23 @@ impl Fault for FakeFault {
     }
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {
         let journaled = pending(&read_entries(&self.journal_path).unwrap());
-        assert!(journaled.iter().any(|r| r.id == plan.undo[0].id), "undo must be journaled before inject");
+        assert!(
+            journaled.iter().any(|r| r.id == plan.undo[0].id),
+            "undo must be journaled before inject"
+        );
         self.injected.lock().unwrap().push(0);
         Ok(Injection {
-            effects: vec![TargetEffect { target: plan.targets[0].clone(), effect: Effect::Applied, at: std::time::SystemTime::now() }],
+            effects: vec![TargetEffect {
+                target: plan.targets[0].clone(),
+                effect: Effect::Applied,
+                at: std::time::SystemTime::now(),
+            }],
         })
     }
     async fn await_healing(&self, _: &FaultPlan, _: &Injection, _: Duration) -> Healing {
-        Healing::Healed { after: Duration::from_secs(2) }
+        Healing::Healed {
+            after: Duration::from_secs(2),
+        }
     }
 }
 
@@ -164,10 +188,15 @@ impl Undoer for FakeUndoer {
     }
     async fn undo(&self, record: &UndoRecord) -> Result<RollbackOutcome, FaultError> {
         if self.fail {
-            return Err(FaultError::Api { action: "uncordon".into(), message: "connection refused".into() });
+            return Err(FaultError::Api {
+                action: "uncordon".into(),
+                message: "connection refused".into(),
+            });
         }
         self.undone.lock().unwrap().push(record.id.clone());
-        Ok(RollbackOutcome::Restored { detail: "uncordoned".into() })
+        Ok(RollbackOutcome::Restored {
+            detail: "uncordoned".into(),
+        })
     }
 }
 
@@ -181,7 +210,10 @@ impl RunLock for FakeLock {
     async fn acquire(&self, holder: &str, _: Duration) -> Result<(), LockError> {
         let mut current = self.holder.lock().unwrap();
         if let Some(other) = current.as_ref() {
-            return Err(LockError::Held { holder: other.clone(), expires: "later".into() });
+            return Err(LockError::Held {
+                holder: other.clone(),
+                expires: "later".into(),
+            });
         }
         *current = Some(holder.to_owned());
         Ok(())
@@ -223,8 +255,14 @@ impl Rig {
         Self {
             journal: FileJournal::open(&path).unwrap(),
             probes: FakeProbes::new(origin),
-            fault: Arc::new(FakeFault { journal_path: path, injected: Mutex::new(Vec::new()) }),
-            undoer: FakeUndoer { fail: fail_undo, ..FakeUndoer::default() },
+            fault: Arc::new(FakeFault {
+                journal_path: path,
+                injected: Mutex::new(Vec::new()),
+            }),
+            undoer: FakeUndoer {
+                fail: fail_undo,
+                ..FakeUndoer::default()
+            },
             lock: FakeLock::default(),
             spec: spec(),
             origin,
@@ -257,7 +295,11 @@ impl Rig {
 }
 
 fn injected_at(events: &[super::Event]) -> Vec<Duration> {
-    events.iter().filter(|e| matches!(e.kind, EventKind::FaultInjected { .. })).map(|e| e.at).collect()
+    events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::FaultInjected { .. }))
+        .map(|e| e.at)
+        .collect()
 }
 
 #[tokio::test(start_paused = true)]
@@ -268,15 +310,42 @@ async fn a_clean_run_injects_on_schedule_rolls_back_and_passes() {
     let injected = injected_at(&outcome.events);
     assert_eq!(injected.len(), 1);
     // before (5s) + at (5s)
-    assert!((injected[0].as_secs_f64() - 10.0).abs() < 0.6, "{injected:?}");
-    let rolled: Vec<Duration> = outcome.events.iter().filter(|e| matches!(e.kind, EventKind::RolledBack { .. })).map(|e| e.at).collect();
+    assert!(
+        (injected[0].as_secs_f64() - 10.0).abs() < 0.6,
+        "{injected:?}"
+    );
+    let rolled: Vec<Duration> = outcome
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::RolledBack { .. }))
+        .map(|e| e.at)
+        .collect();
     assert_eq!(rolled.len(), 1);
-    assert!((rolled[0].as_secs_f64() - 20.0).abs() < 0.6, "rolled back at the end of `for`: {rolled:?}");
-    assert_eq!(rig.undoer.undone.lock().unwrap().as_slice(), ["run-1/cordon/0/0"]);
+    assert!(
+        (rolled[0].as_secs_f64() - 20.0).abs() < 0.6,
+        "rolled back at the end of `for`: {rolled:?}"
+    );
+    assert_eq!(
+        rig.undoer.undone.lock().unwrap().as_slice(),
+        ["run-1/cordon/0/0"]
+    );
     assert!(pending(&read_entries(rig.journal.path()).unwrap()).is_empty());
-    assert!(outcome.results.iter().any(|r| r.name == "steady-state-after" && r.passed));
-    assert_eq!(outcome.healing.get("cordon"), Some(&Healing::Healed { after: Duration::from_secs(2) }));
-    assert!(rig.lock.holder.lock().unwrap().is_none(), "the lock is released");
+    assert!(
+        outcome
+            .results
+            .iter()
+            .any(|r| r.name == "steady-state-after" && r.passed)
+    );
+    assert_eq!(
+        outcome.healing.get("cordon"),
+        Some(&Healing::Healed {
+            after: Duration::from_secs(2)
+        })
+    );
+    assert!(
+        rig.lock.holder.lock().unwrap().is_none(),
+        "the lock is released"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -284,9 +353,16 @@ async fn no_fault_is_injected_when_the_steady_state_does_not_hold() {
     let rig = Rig::new(false);
     *rig.probes.down.lock().unwrap() = Some((Duration::ZERO, Duration::from_secs(3)));
     let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
-    assert!(matches!(outcome.verdict, Verdict::NotSteady { .. }), "{:?}", outcome.verdict);
+    assert!(
+        matches!(outcome.verdict, Verdict::NotSteady { .. }),
+        "{:?}",
+        outcome.verdict
+    );
     assert!(rig.fault.injected.lock().unwrap().is_empty());
-    assert_eq!(outcome.verdict.exit_status(), crate::exit::ExitStatus::TargetsMissed);
+    assert_eq!(
+        outcome.verdict.exit_status(),
+        crate::exit::ExitStatus::TargetsMissed
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -295,14 +371,35 @@ async fn an_abort_condition_stops_injection_within_one_check_and_rolls_back() {
     // Availability collapses at 12s, while the cordon (10s..20s) is in place.
     *rig.probes.down.lock().unwrap() = Some((Duration::from_secs(12), Duration::from_secs(1000)));
     let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
-    let Verdict::Aborted { reason } = &outcome.verdict else { panic!("{:?}", outcome.verdict) };
+    let Verdict::Aborted { reason } = &outcome.verdict else {
+        panic!("{:?}", outcome.verdict)
+    };
     assert!(reason.contains("availability of `web`"), "{reason}");
-    let aborted_at = outcome.events.iter().find(|e| matches!(e.kind, EventKind::Aborted { .. })).unwrap().at;
+    let aborted_at = outcome
+        .events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Aborted { .. }))
+        .unwrap()
+        .at;
     // `over: 2s` is first fully inside the outage at 14s; one check interval of slack.
-    assert!(aborted_at >= Duration::from_secs(12) && aborted_at <= Duration::from_millis(14_600), "{aborted_at:?}");
-    let rolled = outcome.events.iter().find(|e| matches!(e.kind, EventKind::RolledBack { .. })).unwrap().at;
-    assert!(rolled >= aborted_at && rolled < aborted_at + Duration::from_secs(1), "rolled back right away");
-    assert_eq!(outcome.verdict.exit_status(), crate::exit::ExitStatus::Aborted);
+    assert!(
+        aborted_at >= Duration::from_secs(12) && aborted_at <= Duration::from_millis(14_600),
+        "{aborted_at:?}"
+    );
+    let rolled = outcome
+        .events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::RolledBack { .. }))
+        .unwrap()
+        .at;
+    assert!(
+        rolled >= aborted_at && rolled < aborted_at + Duration::from_secs(1),
+        "rolled back right away"
+    );
+    assert_eq!(
+        outcome.verdict.exit_status(),
+        crate::exit::ExitStatus::Aborted
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -315,7 +412,11 @@ async fn a_signal_during_the_fault_rolls_back_before_returning() {
         stop.cancel();
     });
     let outcome = rig.engine().run(&interrupts).await.unwrap();
-    assert!(matches!(&outcome.verdict, Verdict::Aborted { reason } if reason.contains("signal")), "{:?}", outcome.verdict);
+    assert!(
+        matches!(&outcome.verdict, Verdict::Aborted { reason } if reason.contains("signal")),
+        "{:?}",
+        outcome.verdict
+    );
     assert_eq!(rig.undoer.undone.lock().unwrap().len(), 1);
     assert!(pending(&read_entries(rig.journal.path()).unwrap()).is_empty());
 }
@@ -323,7 +424,10 @@ async fn a_signal_during_the_fault_rolls_back_before_returning() {
 #[tokio::test(start_paused = true)]
 async fn a_second_run_is_refused_with_the_holders_identity() {
     let rig = Rig::new(false);
-    rig.lock.acquire("alice@laptop", Duration::from_secs(60)).await.unwrap();
+    rig.lock
+        .acquire("alice@laptop", Duration::from_secs(60))
+        .await
+        .unwrap();
     let err = rig.engine().run(&Interrupts::default()).await.unwrap_err();
     assert!(matches!(&err, StartError::Locked(_)));
     assert!(err.to_string().contains("alice@laptop"), "{err}");
@@ -334,8 +438,17 @@ async fn a_second_run_is_refused_with_the_holders_identity() {
 async fn a_failing_undo_leaves_the_record_pending_and_says_so() {
     let rig = Rig::new(true);
     let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
-    let Verdict::RollbackIncomplete { pending: left } = &outcome.verdict else { panic!("{:?}", outcome.verdict) };
+    let Verdict::RollbackIncomplete { pending: left } = &outcome.verdict else {
+        panic!("{:?}", outcome.verdict)
+    };
     assert_eq!(left, &vec!["run-1/cordon/0/0".to_owned()]);
-    assert_eq!(pending(&read_entries(rig.journal.path()).unwrap()).len(), 1, "still pending in the journal");
-    assert_eq!(outcome.verdict.exit_status(), crate::exit::ExitStatus::RollbackIncomplete);
+    assert_eq!(
+        pending(&read_entries(rig.journal.path()).unwrap()).len(),
+        1,
+        "still pending in the journal"
+    );
+    assert_eq!(
+        outcome.verdict.exit_status(),
+        crate::exit::ExitStatus::RollbackIncomplete
+    );
 }

@@ -15,7 +15,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::aws_undo::polls_within;
-use super::{Effect, Fault, FaultError, FaultPlan, Healing, Injection, TargetEffect, TargetKind, TargetRef};
+use super::{
+    Effect, Fault, FaultError, FaultPlan, Healing, Injection, TargetEffect, TargetKind, TargetRef,
+};
 use crate::infra::aws::{AwsContext, AwsError};
 use crate::plan::Caps;
 use crate::plan::select::firing_seed;
@@ -458,10 +460,17 @@ impl Fault for Ec2TerminateFault {
 
     /// The replacement check, bounded by the spec's `replacementTimeout` (the engine's timeout
     /// is an outer bound only).
-    async fn await_healing(&self, _plan: &FaultPlan, injection: &Injection, _timeout: Duration) -> Healing {
+    async fn await_healing(
+        &self,
+        _plan: &FaultPlan,
+        injection: &Injection,
+        _timeout: Duration,
+    ) -> Healing {
         match self.await_replacement(injection).await {
             Ok(report) if !report.checked => Healing::NotApplicable,
-            Ok(report) if report.healed => Healing::Healed { after: Duration::from_secs_f64(report.waited_seconds) },
+            Ok(report) if report.healed => Healing::Healed {
+                after: Duration::from_secs_f64(report.waited_seconds),
+            },
             Ok(_) => Healing::NotHealed,
             Err(err) => {
                 tracing::warn!(%err, "the self-healing check of {} failed", self.name);

@@ -189,7 +189,12 @@ pub trait Fault: Send + Sync {
     /// Waits, at most `timeout`, until what this firing disrupted is whole again (replacement
     /// pods Ready, groups back at capacity), returning how long that took from the injection.
     /// Faults with nothing to heal keep the default.
-    async fn await_healing(&self, _plan: &FaultPlan, _injection: &Injection, _timeout: Duration) -> Healing {
+    async fn await_healing(
+        &self,
+        _plan: &FaultPlan,
+        _injection: &Injection,
+        _timeout: Duration,
+    ) -> Healing {
         Healing::NotApplicable
     }
 }

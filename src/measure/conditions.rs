@@ -47,7 +47,8 @@ impl ConditionLog {
     /// Share of evaluations in `[from, to)` that held; None without evaluations.
     pub fn satisfied_ratio(&self, from: Duration, to: Duration) -> Option<f64> {
         let window = self.between(from, to);
-        (!window.is_empty()).then(|| window.iter().filter(|e| e.held).count() as f64 / window.len() as f64)
+        (!window.is_empty())
+            .then(|| window.iter().filter(|e| e.held).count() as f64 / window.len() as f64)
     }
 }
 
@@ -56,7 +57,12 @@ mod tests {
     use super::*;
 
     fn eval(secs: u64, held: bool) -> ConditionEvaluation {
-        ConditionEvaluation { at: Duration::from_secs(secs), held, value: None, detail: String::new() }
+        ConditionEvaluation {
+            at: Duration::from_secs(secs),
+            held,
+            value: None,
+            detail: String::new(),
+        }
     }
 
     #[test]
@@ -65,9 +71,24 @@ mod tests {
         for (t, held) in [(0, true), (10, false), (5, true), (15, true)] {
             log.record(eval(t, held));
         }
-        assert_eq!(log.evaluations().iter().map(|e| e.at.as_secs()).collect::<Vec<_>>(), vec![0, 5, 10, 15]);
-        assert_eq!(log.satisfied_ratio(Duration::ZERO, Duration::from_secs(10)), Some(1.0));
-        assert_eq!(log.satisfied_ratio(Duration::from_secs(5), Duration::from_secs(20)), Some(2.0 / 3.0));
-        assert_eq!(log.satisfied_ratio(Duration::from_secs(16), Duration::from_secs(20)), None);
+        assert_eq!(
+            log.evaluations()
+                .iter()
+                .map(|e| e.at.as_secs())
+                .collect::<Vec<_>>(),
+            vec![0, 5, 10, 15]
+        );
+        assert_eq!(
+            log.satisfied_ratio(Duration::ZERO, Duration::from_secs(10)),
+            Some(1.0)
+        );
+        assert_eq!(
+            log.satisfied_ratio(Duration::from_secs(5), Duration::from_secs(20)),
+            Some(2.0 / 3.0)
+        );
+        assert_eq!(
+            log.satisfied_ratio(Duration::from_secs(16), Duration::from_secs(20)),
+            None
+        );
     }
 }

@@ -180,11 +180,18 @@ impl MeasurementStore {
     /// bucket. Latency comes from whole slices (see [`super::LatencySummary::from`]).
     /// Any percentile (0–100) of the latencies in `window`, for targets beyond the summary's
     /// fixed set (`p99.95`); `None` when nothing was recorded.
-    pub fn latency_percentile(&self, window: Window, percentile: f64, of: LatencyOf) -> Option<Duration> {
+    pub fn latency_percentile(
+        &self,
+        window: Window,
+        percentile: f64,
+        of: LatencyOf,
+    ) -> Option<Duration> {
         let mut scratch = self.latency.empty();
         let slices = self.latency.slices_for(window.start_ns(), window.end_ns());
         self.latency.merge_into(slices, of, &mut scratch);
-        (!scratch.is_empty()).then(|| Duration::from_micros(scratch.value_at_quantile((percentile / 100.0).clamp(0.0, 1.0))))
+        (!scratch.is_empty()).then(|| {
+            Duration::from_micros(scratch.value_at_quantile((percentile / 100.0).clamp(0.0, 1.0)))
+        })
     }
 
     pub fn window_with(&self, window: Window, of: LatencyOf) -> WindowStats {

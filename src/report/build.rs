@@ -39,7 +39,10 @@ pub struct ReportInput<'a> {
 }
 
 fn span(w: TimeWindow) -> Span {
-    Span { start: w.start.as_secs_f64(), end: w.end.as_secs_f64() }
+    Span {
+        start: w.start.as_secs_f64(),
+        end: w.end.as_secs_f64(),
+    }
 }
 
 fn secs(d: Duration) -> f64 {
@@ -53,7 +56,10 @@ fn ms(d: Duration) -> f64 {
 /// SHA-256 of the spec's canonical JSON.
 pub fn spec_hash(spec: &ExperimentSpec) -> String {
     let canonical = serde_json::to_vec(spec).unwrap_or_default();
-    Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(&canonical)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Builds the report.
@@ -61,10 +67,15 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
     let outcome = input.outcome;
     let spec = input.spec;
     let windows = &outcome.windows;
-    let named: Vec<(&str, TimeWindow)> = [("before", windows.before), ("during", windows.during), ("after", windows.after), ("run", windows.run)]
-        .into_iter()
-        .filter_map(|(name, w)| w.map(|w| (name, w)))
-        .collect();
+    let named: Vec<(&str, TimeWindow)> = [
+        ("before", windows.before),
+        ("during", windows.during),
+        ("after", windows.after),
+        ("run", windows.run),
+    ]
+    .into_iter()
+    .filter_map(|(name, w)| w.map(|w| (name, w)))
+    .collect();
 
     let verdict = verdict_info(&outcome.verdict);
     let mut probes = Vec::new();
@@ -84,14 +95,20 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
             let mut targets = Vec::new();
             let mut firings = 0;
             for event in &outcome.events {
-                if let EventKind::FaultInjected { fault: name, effects, .. } = &event.kind
+                if let EventKind::FaultInjected {
+                    fault: name,
+                    effects,
+                    ..
+                } = &event.kind
                     && name == &fault.name
                 {
                     firings += 1;
                     for effect in effects {
                         let (label, detail) = match &effect.effect {
                             Effect::Applied => ("applied", None),
-                            Effect::BlockedByBudget { budget } => ("blockedByBudget", Some(budget.clone())),
+                            Effect::BlockedByBudget { budget } => {
+                                ("blockedByBudget", Some(budget.clone()))
+                            }
                             Effect::Skipped { reason } => ("skipped", Some(reason.clone())),
                             Effect::Failed { error } => ("failed", Some(error.clone())),
                         };
@@ -124,16 +141,24 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
         })
         .collect();
 
-    let applied = outcome.events.iter().filter(|e| matches!(e.kind, EventKind::RolledBack { .. })).count() as u32;
+    let applied = outcome
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::RolledBack { .. }))
+        .count() as u32;
     Report {
         report_version: REPORT_VERSION,
-        tool: ToolInfo { name: "steadfast".to_owned(), version: env!("CARGO_PKG_VERSION").to_owned() },
+        tool: ToolInfo {
+            name: "steadfast".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        },
         run: RunInfo {
             id: outcome.run_id.clone(),
             seed: outcome.seed,
             started_at: outcome.started_at,
             finished_at: outcome.finished_at,
-            duration_seconds: (outcome.finished_at - outcome.started_at).num_milliseconds() as f64 / 1000.0,
+            duration_seconds: (outcome.finished_at - outcome.started_at).num_milliseconds() as f64
+                / 1000.0,
         },
         experiment: ExperimentInfo {
             name: spec.metadata.name.clone(),
@@ -172,7 +197,11 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
             .collect(),
         rollback: RollbackReport {
             complete: outcome.pending.is_empty(),
-            pending: outcome.pending.iter().map(|r| format!("{}: {}", r.id, r.action.describe())).collect(),
+            pending: outcome
+                .pending
+                .iter()
+                .map(|r| format!("{}: {}", r.id, r.action.describe()))
+                .collect(),
             applied,
         },
     }
@@ -189,15 +218,31 @@ fn target_kind(kind: TargetKind) -> &'static str {
 
 fn verdict_info(verdict: &Verdict) -> VerdictInfo {
     let (summary, missed) = match verdict {
-        Verdict::Passed => ("every target was met and every fault rolled back".to_owned(), Vec::new()),
-        Verdict::Failed { missed } => (format!("{} target(s) missed", missed.len()), missed.clone()),
-        Verdict::NotSteady { reason } => (format!("the steady state did not hold before the faults: {reason}"), Vec::new()),
-        Verdict::Aborted { reason } => (format!("aborted and rolled back: {reason}"), Vec::new()),
-        Verdict::RollbackIncomplete { pending } => {
-            (format!("{} undo record(s) could not be applied: run `steadfast rollback`", pending.len()), Vec::new())
+        Verdict::Passed => (
+            "every target was met and every fault rolled back".to_owned(),
+            Vec::new(),
+        ),
+        Verdict::Failed { missed } => {
+            (format!("{} target(s) missed", missed.len()), missed.clone())
         }
+        Verdict::NotSteady { reason } => (
+            format!("the steady state did not hold before the faults: {reason}"),
+            Vec::new(),
+        ),
+        Verdict::Aborted { reason } => (format!("aborted and rolled back: {reason}"), Vec::new()),
+        Verdict::RollbackIncomplete { pending } => (
+            format!(
+                "{} undo record(s) could not be applied: run `steadfast rollback`",
+                pending.len()
+            ),
+            Vec::new(),
+        ),
     };
-    VerdictInfo { outcome: verdict.label().to_owned(), summary, missed }
+    VerdictInfo {
+        outcome: verdict.label().to_owned(),
+        summary,
+        missed,
+    }
 }
 
 fn timeline_event(event: &crate::engine::Event) -> TimelineEvent {
@@ -210,32 +255,54 @@ fn timeline_event(event: &crate::engine::Event) -> TimelineEvent {
         targets: Vec::new(),
     };
     match &event.kind {
-        EventKind::PhaseStarted { phase } => {
-            plain("phaseStarted", None, serde_json::to_value(phase).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
-        }
-        EventKind::FaultInjected { fault, firing, targets, .. } => TimelineEvent {
+        EventKind::PhaseStarted { phase } => plain(
+            "phaseStarted",
+            None,
+            serde_json::to_value(phase)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+        ),
+        EventKind::FaultInjected {
+            fault,
+            firing,
+            targets,
+            ..
+        } => TimelineEvent {
             at,
             event: "faultInjected".to_owned(),
             fault: Some(fault.clone()),
             detail: format!("firing {firing}: {} target(s)", targets.len()),
             targets: targets.iter().map(|t| t.display_name()).collect(),
         },
-        EventKind::FaultSkipped { fault, reason, .. } => plain("faultSkipped", Some(fault), reason.clone()),
+        EventKind::FaultSkipped { fault, reason, .. } => {
+            plain("faultSkipped", Some(fault), reason.clone())
+        }
         EventKind::RolledBack { fault, outcome, .. } => {
             let detail = match outcome {
-                crate::fault::RollbackOutcome::Restored { detail } | crate::fault::RollbackOutcome::AlreadyRestored { detail } => detail.clone(),
+                crate::fault::RollbackOutcome::Restored { detail }
+                | crate::fault::RollbackOutcome::AlreadyRestored { detail } => detail.clone(),
             };
             plain("rolledBack", Some(fault), detail)
         }
-        EventKind::RollbackFailed { fault, error, .. } => plain("rollbackFailed", Some(fault), error.clone()),
+        EventKind::RollbackFailed { fault, error, .. } => {
+            plain("rollbackFailed", Some(fault), error.clone())
+        }
         EventKind::Aborted { reason } => plain("aborted", None, reason.clone()),
     }
 }
 
-fn http_probe_report(name: &str, store: &MeasurementStore, named: &[(&str, TimeWindow)], run: Option<TimeWindow>) -> ProbeReport {
+fn http_probe_report(
+    name: &str,
+    store: &MeasurementStore,
+    named: &[(&str, TimeWindow)],
+    run: Option<TimeWindow>,
+) -> ProbeReport {
     let mut windows = BTreeMap::new();
     for (window_name, w) in named {
-        let Ok(window) = Window::new(w.start, w.end) else { continue };
+        let Ok(window) = Window::new(w.start, w.end) else {
+            continue;
+        };
         let stats = store.window(window);
         let failures = crate::measure::FailureKind::ALL
             .iter()
@@ -256,7 +323,9 @@ fn http_probe_report(name: &str, store: &MeasurementStore, named: &[(&str, TimeW
                     p999: ms(l.p999),
                     max: ms(l.max),
                 }),
-                longest_outage_seconds: Some(store.longest_outage(window).map_or(0.0, |o| secs(o.length))),
+                longest_outage_seconds: Some(
+                    store.longest_outage(window).map_or(0.0, |o| secs(o.length)),
+                ),
                 satisfied: None,
             },
         );
@@ -296,10 +365,22 @@ fn http_probe_report(name: &str, store: &MeasurementStore, named: &[(&str, TimeW
                 .collect()
         })
         .unwrap_or_default();
-    ProbeReport { name: name.to_owned(), kind: "http".to_owned(), windows, series, backends, evaluations: Vec::new() }
+    ProbeReport {
+        name: name.to_owned(),
+        kind: "http".to_owned(),
+        windows,
+        series,
+        backends,
+        evaluations: Vec::new(),
+    }
 }
 
-fn condition_report(name: &str, kind: &str, log: &ConditionLog, named: &[(&str, TimeWindow)]) -> ProbeReport {
+fn condition_report(
+    name: &str,
+    kind: &str,
+    log: &ConditionLog,
+    named: &[(&str, TimeWindow)],
+) -> ProbeReport {
     let windows = named
         .iter()
         .map(|(window_name, w)| {
@@ -327,7 +408,12 @@ fn condition_report(name: &str, kind: &str, log: &ConditionLog, named: &[(&str, 
         evaluations: log
             .evaluations()
             .iter()
-            .map(|e| Evaluation { at: secs(e.at), held: e.held, value: e.value, detail: e.detail.clone() })
+            .map(|e| Evaluation {
+                at: secs(e.at),
+                held: e.held,
+                value: e.value,
+                detail: e.detail.clone(),
+            })
             .collect(),
     }
 }

@@ -22,7 +22,10 @@ pub fn parse(text: &str) -> Result<Report, String> {
         Some(v) if v == u64::from(super::model::REPORT_VERSION) => {
             serde_json::from_str(text).map_err(|err| format!("not a steadfast report: {err}"))
         }
-        Some(v) => Err(format!("report version {v} is not supported (this build reads {})", super::model::REPORT_VERSION)),
+        Some(v) => Err(format!(
+            "report version {v} is not supported (this build reads {})",
+            super::model::REPORT_VERSION
+        )),
         None => Err("no reportVersion: not a steadfast report".to_owned()),
     }
 }

@@ -46,7 +46,11 @@ fn suite(report: &Report) -> (String, usize, usize, usize) {
     let mut errors = 0;
     let name = escape(&report.experiment.name);
     for target in &report.targets {
-        let _ = write!(cases, "    <testcase classname=\"{name}\" name=\"{}\" time=\"0\">\n", escape(&target.name));
+        let _ = write!(
+            cases,
+            "    <testcase classname=\"{name}\" name=\"{}\" time=\"0\">\n",
+            escape(&target.name)
+        );
         if !target.passed {
             failures += 1;
             let measured = target.measured.as_deref().unwrap_or("no data");
@@ -62,11 +66,23 @@ fn suite(report: &Report) -> (String, usize, usize, usize) {
         cases.push_str("    </testcase>\n");
     }
     // The run itself: an error when it could not reach a verdict on its targets.
-    let run_failed = matches!(report.verdict.outcome.as_str(), "aborted" | "rollback incomplete" | "not steady");
-    let _ = write!(cases, "    <testcase classname=\"{name}\" name=\"run completed and rolled back\" time=\"{:.3}\">\n", report.run.duration_seconds);
+    let run_failed = matches!(
+        report.verdict.outcome.as_str(),
+        "aborted" | "rollback incomplete" | "not steady"
+    );
+    let _ = write!(
+        cases,
+        "    <testcase classname=\"{name}\" name=\"run completed and rolled back\" time=\"{:.3}\">\n",
+        report.run.duration_seconds
+    );
     if run_failed {
         errors += 1;
-        let _ = write!(cases, "      <error message=\"{}\" type=\"{}\"/>\n", escape(&report.verdict.summary), escape(&report.verdict.outcome));
+        let _ = write!(
+            cases,
+            "      <error message=\"{}\" type=\"{}\"/>\n",
+            escape(&report.verdict.summary),
+            escape(&report.verdict.outcome)
+        );
     }
     cases.push_str("    </testcase>\n");
     let total = report.targets.len() + 1;

@@ -16,13 +16,21 @@ pub fn render(report: &Report) -> String {
         "failed" | "not steady" => "❌",
         _ => "⚠️",
     };
-    let _ = writeln!(out, "## {icon} {} — {}", cell(&report.experiment.name), report.verdict.outcome);
+    let _ = writeln!(
+        out,
+        "## {icon} {} — {}",
+        cell(&report.experiment.name),
+        report.verdict.outcome
+    );
     let _ = writeln!(out);
     if let Some(description) = &report.experiment.description {
         let _ = writeln!(out, "{}\n", cell(description));
     }
     let _ = writeln!(out, "{}\n", cell(&report.verdict.summary));
-    let _ = writeln!(out, "| target | probe | window | required | measured | result |");
+    let _ = writeln!(
+        out,
+        "| target | probe | window | required | measured | result |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     for t in &report.targets {
         let _ = writeln!(
@@ -45,13 +53,26 @@ pub fn render(report: &Report) -> String {
                 (Some(false), _) => "**not healed**".to_owned(),
                 _ => "n/a".to_owned(),
             };
-            let _ = writeln!(out, "| {} | {} | {} | {} | {healing} |", cell(&f.name), f.kind, f.firings, f.targets.len());
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {healing} |",
+                cell(&f.name),
+                f.kind,
+                f.firings,
+                f.targets.len()
+            );
         }
     }
     let rollback = if report.rollback.complete {
-        format!("every fault rolled back ({} undo record(s) applied)", report.rollback.applied)
+        format!(
+            "every fault rolled back ({} undo record(s) applied)",
+            report.rollback.applied
+        )
     } else {
-        format!("**rollback incomplete**: {}", cell(&report.rollback.pending.join(", ")))
+        format!(
+            "**rollback incomplete**: {}",
+            cell(&report.rollback.pending.join(", "))
+        )
     };
     let _ = writeln!(
         out,

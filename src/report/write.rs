@@ -17,7 +17,11 @@ pub struct ReportFiles {
 
 /// The directory name for a report: sortable by time, readable by name.
 pub fn directory_name(report: &Report) -> String {
-    format!("{}-{}", report.run.started_at.format("%Y%m%dT%H%M%SZ"), report.experiment.name)
+    format!(
+        "{}-{}",
+        report.run.started_at.format("%Y%m%dT%H%M%SZ"),
+        report.experiment.name
+    )
 }
 
 /// Writes every format into a new directory under `root`.
@@ -31,5 +35,8 @@ pub fn write_all(root: &Path, report: &Report) -> std::io::Result<ReportFiles> {
     std::fs::write(&json_path, json::render(report))?;
     std::fs::write(dir.join("junit.xml"), junit::render(&[report]))?;
     std::fs::write(dir.join("summary.md"), markdown::render(report))?;
-    Ok(ReportFiles { dir, json: json_path })
+    Ok(ReportFiles {
+        dir,
+        json: json_path,
+    })
 }

@@ -21,7 +21,10 @@ pub struct TimeWindow {
 impl TimeWindow {
     /// A window from `start` to `end`.
     pub fn new(start: Duration, end: Duration) -> Self {
-        Self { start, end: end.max(start) }
+        Self {
+            start,
+            end: end.max(start),
+        }
     }
 
     /// Its length.
@@ -92,7 +95,13 @@ pub trait HttpEvidence {
     fn longest_outage(&self, window: TimeWindow) -> Option<OutageSpan>;
     /// Time from `from` until success stayed at or above `threshold` (0–1) for `stable_for`,
     /// looking no further than `until`; None when it never did.
-    fn time_to_recover(&self, from: Duration, until: Duration, threshold: f64, stable_for: Duration) -> Option<Duration>;
+    fn time_to_recover(
+        &self,
+        from: Duration,
+        until: Duration,
+        threshold: f64,
+        stable_for: Duration,
+    ) -> Option<Duration>;
     /// The largest gap between a backend's share and its fair share among the ready endpoints,
     /// in percentage points; None without backend identities.
     fn balance_deviation(&self, window: TimeWindow) -> Option<f64>;

@@ -44,8 +44,16 @@ pub struct TargetResult {
 }
 
 /// Judges every target of `spec`.
-pub fn evaluate(spec: &ExperimentSpec, windows: &RunWindows, evidence: &Evidence<'_>) -> Vec<TargetResult> {
-    spec.spec.targets.iter().filter_map(|target| judge(target, windows, evidence)).collect()
+pub fn evaluate(
+    spec: &ExperimentSpec,
+    windows: &RunWindows,
+    evidence: &Evidence<'_>,
+) -> Vec<TargetResult> {
+    spec.spec
+        .targets
+        .iter()
+        .filter_map(|target| judge(target, windows, evidence))
+        .collect()
 }
 
 fn window_of(target: &TargetSpec, windows: &RunWindows) -> Option<TimeWindow> {
@@ -60,7 +68,11 @@ fn window_of(target: &TargetSpec, windows: &RunWindows) -> Option<TimeWindow> {
     }
 }
 
-fn judge(target: &TargetSpec, windows: &RunWindows, evidence: &Evidence<'_>) -> Option<TargetResult> {
+fn judge(
+    target: &TargetSpec,
+    windows: &RunWindows,
+    evidence: &Evidence<'_>,
+) -> Option<TargetResult> {
     let measure = target.measure()?;
     let span = window_of(target, windows);
     let mut result = TargetResult {
@@ -78,7 +90,10 @@ fn judge(target: &TargetSpec, windows: &RunWindows, evidence: &Evidence<'_>) -> 
     };
     let Some(span) = span else {
         result.required = required_text(target);
-        result.detail = format!("the `{}` window did not happen in this run", target.window.name());
+        result.detail = format!(
+            "the `{}` window did not happen in this run",
+            target.window.name()
+        );
         return Some(result);
     };
     let http = evidence.http.get(&target.probe).copied();
@@ -86,13 +101,23 @@ fn judge(target: &TargetSpec, windows: &RunWindows, evidence: &Evidence<'_>) -> 
         Measure::Availability => {
             let bound = target.availability?;
             let ratio = http.and_then(|h| h.availability(span));
-            percent_result(&mut result, bound, ratio.map(|r| r * 100.0), "of requests succeeded");
+            percent_result(
+                &mut result,
+                bound,
+                ratio.map(|r| r * 100.0),
+                "of requests succeeded",
+            );
         }
         Measure::Latency => {
             let bound = target.latency?;
             result.required = bound.to_string();
             let measured = http.and_then(|h| h.latency_percentile(span, bound.percentile));
-            duration_result(&mut result, bound.bound, measured, &format!("p{} of successful requests", bound.percentile));
+            duration_result(
+                &mut result,
+                bound.bound,
+                measured,
+                &format!("p{} of successful requests", bound.percentile),
+            );
             result.required = bound.to_string();
         }
         Measure::LongestOutage => {
@@ -118,8 +143,12 @@ fn judge(target: &TargetSpec, windows: &RunWindows, evidence: &Evidence<'_>) -> 
         }
         Measure::Recovery => {
             let bound = target.recovery?;
-            let threshold = target.recovered_at.map_or(DEFAULT_RECOVERED_AT, Percent::ratio);
-            let stable_for = target.stable_for.map_or(DEFAULT_STABLE_FOR, DurationSpec::get);
+            let threshold = target
+                .recovered_at
+                .map_or(DEFAULT_RECOVERED_AT, Percent::ratio);
+            let stable_for = target
+                .stable_for
+                .map_or(DEFAULT_STABLE_FOR, DurationSpec::get);
             let until = windows.run.map_or(span.end, |r| r.end);
             let faults: Vec<(&String, &TimeWindow)> = windows
                 .faults
@@ -129,7 +158,9 @@ fn judge(target: &TargetSpec, windows: &RunWindows, evidence: &Evidence<'_>) -> 
             let mut worst: Option<(Duration, &str)> = None;
             let mut unrecovered = Vec::new();
             for (name, fault_window) in faults {
-                match http.and_then(|h| h.time_to_recover(fault_window.start, until, threshold, stable_for)) {
+                match http.and_then(|h| {
+                    h.time_to_recover(fault_window.start, until, threshold, stable_for)
+                }) {
                     Some(took) if worst.is_none_or(|(w, _)| took > w) => worst = Some((took, name)),
                     Some(_) => {}
                     None => unrecovered.push(name.clone()),
@@ -158,15 +189,25 @@ fn judge(target: &TargetSpec, windows: &RunWindows, evidence: &Evidence<'_>) -> 
                     result.value = Some(points);
                     result.measured = Some(format!("{points:.2}%"));
                     result.passed = bound.holds(Percent::new(points));
-                    result.detail = "largest gap between a backend's share and its fair share, in points".to_owned();
+                    result.detail =
+                        "largest gap between a backend's share and its fair share, in points"
+                            .to_owned();
                 }
                 None => result.detail = "no backend identities were seen".to_owned(),
             }
         }
         Measure::Satisfied => {
             let bound = target.satisfied?;
-            let ratio = evidence.conditions.get(&target.probe).and_then(|c| c.satisfied_ratio(span));
-            percent_result(&mut result, bound, ratio.map(|r| r * 100.0), "of evaluations held");
+            let ratio = evidence
+                .conditions
+                .get(&target.probe)
+                .and_then(|c| c.satisfied_ratio(span));
+            percent_result(
+                &mut result,
+                bound,
+                ratio.map(|r| r * 100.0),
+                "of evaluations held",
+            );
         }
         Measure::SelfHealing => {
             let bound = target.self_healing?;
@@ -175,13 +216,22 @@ fn judge(target: &TargetSpec, windows: &RunWindows, evidence: &Evidence<'_>) -> 
                 .iter()
                 .filter(|(name, _)| target.fault.as_ref().is_none_or(|f| f == *name))
                 .collect();
-            let unhealed: Vec<&str> = relevant.iter().filter(|(_, d)| d.is_none()).map(|(n, _)| n.as_str()).collect();
+            let unhealed: Vec<&str> = relevant
+                .iter()
+                .filter(|(_, d)| d.is_none())
+                .map(|(n, _)| n.as_str())
+                .collect();
             let slowest = relevant.iter().filter_map(|(_, d)| **d).max();
             if relevant.is_empty() {
                 duration_result(&mut result, bound, None, "");
                 result.detail = "no self-healing evidence was recorded".to_owned();
             } else if unhealed.is_empty() {
-                duration_result(&mut result, bound, slowest, "until every replacement was Ready");
+                duration_result(
+                    &mut result,
+                    bound,
+                    slowest,
+                    "until every replacement was Ready",
+                );
             } else {
                 duration_result(&mut result, bound, None, "");
                 result.detail = format!("not healed after: {}", unhealed.join(", "));
@@ -207,7 +257,12 @@ fn required_text(target: &TargetSpec) -> String {
     .unwrap_or_default()
 }
 
-fn percent_result(result: &mut TargetResult, bound: Comparison<Percent>, percent: Option<f64>, what: &str) {
+fn percent_result(
+    result: &mut TargetResult,
+    bound: Comparison<Percent>,
+    percent: Option<f64>,
+    what: &str,
+) {
     result.required = bound.to_string();
     match percent {
         Some(value) => {
@@ -220,7 +275,12 @@ fn percent_result(result: &mut TargetResult, bound: Comparison<Percent>, percent
     }
 }
 
-fn duration_result(result: &mut TargetResult, bound: Comparison<DurationSpec>, measured: Option<Duration>, what: &str) {
+fn duration_result(
+    result: &mut TargetResult,
+    bound: Comparison<DurationSpec>,
+    measured: Option<Duration>,
+    what: &str,
+) {
     result.required = bound.to_string();
     match measured {
         Some(value) => {
@@ -270,7 +330,13 @@ mod tests {
                 window: TimeWindow::new(Duration::from_secs_f64(a), Duration::from_secs_f64(b)),
             })
         }
-        fn time_to_recover(&self, _: Duration, _: Duration, _: f64, _: Duration) -> Option<Duration> {
+        fn time_to_recover(
+            &self,
+            _: Duration,
+            _: Duration,
+            _: f64,
+            _: Duration,
+        ) -> Option<Duration> {
             self.recover
         }
         fn balance_deviation(&self, _: TimeWindow) -> Option<f64> {
@@ -351,8 +417,15 @@ spec:
         }
         let outage = by_name(&results, "outage");
         assert_eq!(outage.measured.as_deref(), Some("800.0ms"));
-        assert!(outage.detail.contains("12.000s to 12.800s"), "{}", outage.detail);
-        assert_eq!(by_name(&results, "avail").measured.as_deref(), Some("99.800%"));
+        assert!(
+            outage.detail.contains("12.000s to 12.800s"),
+            "{}",
+            outage.detail
+        );
+        assert_eq!(
+            by_name(&results, "avail").measured.as_deref(),
+            Some("99.800%")
+        );
         assert_eq!(Verdict::from_results(&results), Verdict::Passed);
     }
 
@@ -366,20 +439,38 @@ spec:
             balance: Some(12.0),
         };
         let results = judge_with(&fake, 0.5, None);
-        for name in ["avail", "p99", "outage", "recover", "balance", "after", "heal"] {
+        for name in [
+            "avail", "p99", "outage", "recover", "balance", "after", "heal",
+        ] {
             assert!(!by_name(&results, name).passed, "{name} should fail");
         }
         assert_eq!(by_name(&results, "p99").required, "p99 < 300ms");
         assert_eq!(by_name(&results, "outage").value, Some(3.5));
-        assert!(by_name(&results, "recover").detail.contains("never recovered after: kill"));
-        assert!(by_name(&results, "heal").detail.contains("not healed after: kill"));
-        let Verdict::Failed { missed } = Verdict::from_results(&results) else { panic!("failed verdict") };
+        assert!(
+            by_name(&results, "recover")
+                .detail
+                .contains("never recovered after: kill")
+        );
+        assert!(
+            by_name(&results, "heal")
+                .detail
+                .contains("not healed after: kill")
+        );
+        let Verdict::Failed { missed } = Verdict::from_results(&results) else {
+            panic!("failed verdict")
+        };
         assert_eq!(missed.len(), 7);
     }
 
     #[test]
     fn no_outage_counts_as_zero_and_missing_windows_fail() {
-        let fake = Fake { availability: 1.0, p99: Duration::ZERO, outage: None, recover: Some(Duration::ZERO), balance: None };
+        let fake = Fake {
+            availability: 1.0,
+            p99: Duration::ZERO,
+            outage: None,
+            recover: Some(Duration::ZERO),
+            balance: None,
+        };
         let results = judge_with(&fake, 1.0, Some(Duration::ZERO));
         let outage = by_name(&results, "outage");
         assert!(outage.passed);
@@ -391,7 +482,10 @@ spec:
         let (spec, _) = parse_experiment("t.yaml", SPEC).unwrap();
         let mut evidence = Evidence::default();
         evidence.http.insert("web".into(), &fake);
-        let missing_after = RunWindows { after: None, ..windows() };
+        let missing_after = RunWindows {
+            after: None,
+            ..windows()
+        };
         let results = evaluate(&spec, &missing_after, &evidence);
         let after = by_name(&results, "after");
         assert!(!after.passed);

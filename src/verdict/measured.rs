@@ -19,12 +19,22 @@ impl HttpEvidence for MeasurementStore {
     }
 
     fn longest_outage(&self, w: TimeWindow) -> Option<OutageSpan> {
-        MeasurementStore::longest_outage(self, window(w)?).map(|o| OutageSpan { window: TimeWindow::new(o.start, o.end) })
+        MeasurementStore::longest_outage(self, window(w)?).map(|o| OutageSpan {
+            window: TimeWindow::new(o.start, o.end),
+        })
     }
 
-    fn time_to_recover(&self, from: Duration, until: Duration, threshold: f64, stable_for: Duration) -> Option<Duration> {
+    fn time_to_recover(
+        &self,
+        from: Duration,
+        until: Duration,
+        threshold: f64,
+        stable_for: Duration,
+    ) -> Option<Duration> {
         let criteria = RecoveryCriteria::new(threshold, stable_for).ok()?;
-        MeasurementStore::time_to_recover(self, from, criteria).filter(|r| r.at <= until).map(|r| r.after)
+        MeasurementStore::time_to_recover(self, from, criteria)
+            .filter(|r| r.at <= until)
+            .map(|r| r.after)
     }
 
     fn balance_deviation(&self, w: TimeWindow) -> Option<f64> {

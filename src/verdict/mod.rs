@@ -64,7 +64,15 @@ impl Verdict {
 
     /// The verdict of a run that ran to the end: passed unless a target failed.
     pub fn from_results(results: &[TargetResult]) -> Self {
-        let missed: Vec<String> = results.iter().filter(|r| !r.passed).map(|r| r.name.clone()).collect();
-        if missed.is_empty() { Verdict::Passed } else { Verdict::Failed { missed } }
+        let missed: Vec<String> = results
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| r.name.clone())
+            .collect();
+        if missed.is_empty() {
+            Verdict::Passed
+        } else {
+            Verdict::Failed { missed }
+        }
     }
 }

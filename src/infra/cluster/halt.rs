@@ -24,7 +24,9 @@ pub struct ConfigMapHalt {
 impl ConfigMapHalt {
     /// The switch in `namespace`.
     pub fn new(client: Client, namespace: &str) -> Self {
-        Self { api: Api::namespaced(client, namespace) }
+        Self {
+            api: Api::namespaced(client, namespace),
+        }
     }
 
     /// Turns chaos off, with a reason every refused run will show.
@@ -41,19 +43,39 @@ impl ConfigMapHalt {
         let config_map = ConfigMap {
             metadata: ObjectMeta {
                 name: Some(HALT_NAME.to_owned()),
-                labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".to_owned(), "steadfast".to_owned())])),
+                labels: Some(BTreeMap::from([(
+                    "app.kubernetes.io/managed-by".to_owned(),
+                    "steadfast".to_owned(),
+                )])),
                 ..ObjectMeta::default()
             },
             data: Some(data),
             ..ConfigMap::default()
         };
-        match timed("read the halt switch", self.api.get_opt(HALT_NAME)).await.map_err(anyhow::Error::msg)? {
+        match timed("read the halt switch", self.api.get_opt(HALT_NAME))
+            .await
+            .map_err(anyhow::Error::msg)?
+        {
             Some(existing) => {
-                let replaced = ConfigMap { metadata: ObjectMeta { resource_version: existing.metadata.resource_version, ..config_map.metadata }, ..config_map };
-                timed("halt", self.api.replace(HALT_NAME, &PostParams::default(), &replaced)).await.map_err(anyhow::Error::msg)?;
+                let replaced = ConfigMap {
+                    metadata: ObjectMeta {
+                        resource_version: existing.metadata.resource_version,
+                        ..config_map.metadata
+                    },
+                    ..config_map
+                };
+                timed(
+                    "halt",
+                    self.api
+                        .replace(HALT_NAME, &PostParams::default(), &replaced),
+                )
+                .await
+                .map_err(anyhow::Error::msg)?;
             }
             None => {
-                timed("halt", self.api.create(&PostParams::default(), &config_map)).await.map_err(anyhow::Error::msg)?;
+                timed("halt", self.api.create(&PostParams::default(), &config_map))
+                    .await
+                    .map_err(anyhow::Error::msg)?;
             }
         }
         Ok(())
@@ -64,8 +86,17 @@ impl ConfigMapHalt {
     /// # Errors
     /// When the ConfigMap cannot be deleted.
     pub async fn resume(&self) -> anyhow::Result<()> {
-        if timed("read the halt switch", self.api.get_opt(HALT_NAME)).await.map_err(anyhow::Error::msg)?.is_some() {
-            timed("resume", self.api.delete(HALT_NAME, &DeleteParams::default())).await.map_err(anyhow::Error::msg)?;
+        if timed("read the halt switch", self.api.get_opt(HALT_NAME))
+            .await
+            .map_err(anyhow::Error::msg)?
+            .is_some()
+        {
+            timed(
+                "resume",
+                self.api.delete(HALT_NAME, &DeleteParams::default()),
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
         }
         Ok(())
     }
@@ -74,7 +105,9 @@ impl ConfigMapHalt {
 #[async_trait]
 impl HaltSwitch for ConfigMapHalt {
     async fn halted(&self) -> anyhow::Result<Option<String>> {
-        let config_map = timed("read the halt switch", self.api.get_opt(HALT_NAME)).await.map_err(anyhow::Error::msg)?;
+        let config_map = timed("read the halt switch", self.api.get_opt(HALT_NAME))
+            .await
+            .map_err(anyhow::Error::msg)?;
         Ok(config_map.and_then(|cm| cm.data).and_then(|data| {
             (data.get("halted").map(String::as_str) == Some("true")).then(|| {
                 let reason = data.get("reason").cloned().unwrap_or_default();

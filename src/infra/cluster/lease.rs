@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::{Api, Client};
 
@@ -26,23 +26,45 @@ pub struct LeaseLock {
 impl LeaseLock {
     /// A lock in `namespace`.
     pub fn new(client: Client, namespace: &str) -> Self {
-        Self { api: Api::namespaced(client, namespace), held: Mutex::new(None) }
+        Self {
+            api: Api::namespaced(client, namespace),
+            held: Mutex::new(None),
+        }
     }
 
     fn lease(holder: &str, ttl: Duration, existing: Option<Lease>) -> Lease {
         let now = MicroTime(Timestamp::now());
         let mut lease = existing.unwrap_or_else(|| Lease {
-            metadata: ObjectMeta { name: Some(LEASE_NAME.to_owned()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some(LEASE_NAME.to_owned()),
+                ..ObjectMeta::default()
+            },
             spec: None,
         });
-        let transitions = lease.spec.as_ref().and_then(|s| s.lease_transitions).unwrap_or(0);
-        let same_holder = lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) == Some(holder);
+        let transitions = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.lease_transitions)
+            .unwrap_or(0);
+        let same_holder = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+            == Some(holder);
         lease.spec = Some(LeaseSpec {
             holder_identity: Some(holder.to_owned()),
             lease_duration_seconds: Some(i32::try_from(ttl.as_secs()).unwrap_or(i32::MAX)),
-            acquire_time: if same_holder { lease.spec.as_ref().and_then(|s| s.acquire_time.clone()) } else { Some(now.clone()) },
+            acquire_time: if same_holder {
+                lease.spec.as_ref().and_then(|s| s.acquire_time.clone())
+            } else {
+                Some(now.clone())
+            },
             renew_time: Some(now),
-            lease_transitions: Some(if same_holder { transitions } else { transitions + 1 }),
+            lease_transitions: Some(if same_holder {
+                transitions
+            } else {
+                transitions + 1
+            }),
             ..LeaseSpec::default()
         });
         lease
@@ -62,37 +84,71 @@ fn live_holder(lease: &Lease) -> Option<(String, Timestamp)> {
     let spec = lease.spec.as_ref()?;
     let holder = spec.holder_identity.clone().filter(|h| !h.is_empty())?;
     let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref())?.0;
-    let expires = renewed.checked_add(SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(0)))).ok()?;
+    let expires = renewed
+        .checked_add(SignedDuration::from_secs(i64::from(
+            spec.lease_duration_seconds.unwrap_or(0),
+        )))
+        .ok()?;
     (expires > Timestamp::now()).then_some((holder, expires))
 }
 
 #[async_trait]
 impl RunLock for LeaseLock {
     async fn acquire(&self, holder: &str, ttl: Duration) -> Result<(), LockError> {
-        let existing = timed("read the run lock", self.api.get_opt(LEASE_NAME)).await.map_err(LockError::Store)?;
+        let existing = timed("read the run lock", self.api.get_opt(LEASE_NAME))
+            .await
+            .map_err(LockError::Store)?;
         let result = match existing {
-            None => timed("create the run lock", self.api.create(&PostParams::default(), &Self::lease(holder, ttl, None))).await,
+            None => {
+                timed(
+                    "create the run lock",
+                    self.api
+                        .create(&PostParams::default(), &Self::lease(holder, ttl, None)),
+                )
+                .await
+            }
             Some(lease) => {
                 if let Some((other, expires)) = live_holder(&lease).filter(|(h, _)| h != holder) {
-                    return Err(LockError::Held { holder: other, expires: expires.to_string() });
+                    return Err(LockError::Held {
+                        holder: other,
+                        expires: expires.to_string(),
+                    });
                 }
                 // resourceVersion is kept, so a racing taker gets 409 Conflict.
                 let replaced = Self::lease(holder, ttl, Some(lease));
-                timed("take over the run lock", self.api.replace(LEASE_NAME, &PostParams::default(), &replaced)).await
+                timed(
+                    "take over the run lock",
+                    self.api
+                        .replace(LEASE_NAME, &PostParams::default(), &replaced),
+                )
+                .await
             }
         };
         match result {
             Ok(_) => {
-                *self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((holder.to_owned(), ttl));
+                *self
+                    .held
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((holder.to_owned(), ttl));
                 Ok(())
             }
-            Err(err) if err.contains("409") || err.contains("AlreadyExists") || err.contains("Conflict") => {
-                let current = timed("read the run lock", self.api.get_opt(LEASE_NAME)).await.map_err(LockError::Store)?;
+            Err(err)
+                if err.contains("409")
+                    || err.contains("AlreadyExists")
+                    || err.contains("Conflict") =>
+            {
+                let current = timed("read the run lock", self.api.get_opt(LEASE_NAME))
+                    .await
+                    .map_err(LockError::Store)?;
                 let (holder, expires) = current
                     .as_ref()
                     .and_then(live_holder)
                     .unwrap_or_else(|| ("another run".to_owned(), Timestamp::now()));
-                Err(LockError::Held { holder, expires: expires.to_string() })
+                Err(LockError::Held {
+                    holder,
+                    expires: expires.to_string(),
+                })
             }
             Err(err) => Err(LockError::Store(err)),
         }
@@ -100,32 +156,63 @@ impl RunLock for LeaseLock {
 
     async fn renew(&self) -> Result<(), LockError> {
         let (holder, ttl) = self.holder()?;
-        let lease = timed("read the run lock", self.api.get(LEASE_NAME)).await.map_err(LockError::Store)?;
-        let current = lease.spec.as_ref().and_then(|s| s.holder_identity.clone()).unwrap_or_default();
+        let lease = timed("read the run lock", self.api.get(LEASE_NAME))
+            .await
+            .map_err(LockError::Store)?;
+        let current = lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.clone())
+            .unwrap_or_default();
         if current != holder {
-            return Err(LockError::Held { holder: current, expires: "unknown".to_owned() });
+            return Err(LockError::Held {
+                holder: current,
+                expires: "unknown".to_owned(),
+            });
         }
         let renewed = Self::lease(&holder, ttl, Some(lease));
-        timed("renew the run lock", self.api.replace(LEASE_NAME, &PostParams::default(), &renewed))
-            .await
-            .map(|_| ())
-            .map_err(LockError::Store)
+        timed(
+            "renew the run lock",
+            self.api
+                .replace(LEASE_NAME, &PostParams::default(), &renewed),
+        )
+        .await
+        .map(|_| ())
+        .map_err(LockError::Store)
     }
 
     async fn release(&self) -> Result<(), LockError> {
-        let Ok((holder, _)) = self.holder() else { return Ok(()) };
-        let Some(lease) = timed("read the run lock", self.api.get_opt(LEASE_NAME)).await.map_err(LockError::Store)? else {
+        let Ok((holder, _)) = self.holder() else {
             return Ok(());
         };
-        if lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref()) != Some(holder.as_str()) {
+        let Some(lease) = timed("read the run lock", self.api.get_opt(LEASE_NAME))
+            .await
+            .map_err(LockError::Store)?
+        else {
+            return Ok(());
+        };
+        if lease
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.as_deref())
+            != Some(holder.as_str())
+        {
             return Ok(());
         }
         let params = DeleteParams {
-            preconditions: Some(Preconditions { resource_version: lease.metadata.resource_version.clone(), uid: None }),
+            preconditions: Some(Preconditions {
+                resource_version: lease.metadata.resource_version.clone(),
+                uid: None,
+            }),
             ..DeleteParams::default()
         };
-        timed("release the run lock", self.api.delete(LEASE_NAME, &params)).await.map_err(LockError::Store)?;
-        *self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        timed("release the run lock", self.api.delete(LEASE_NAME, &params))
+            .await
+            .map_err(LockError::Store)?;
+        *self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         Ok(())
     }
 }

@@ -13,7 +13,9 @@ pub fn state_namespace() -> String {
     std::env::var("STEADFAST_NAMESPACE")
         .ok()
         .filter(|ns| !ns.is_empty())
-        .or_else(|| std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok())
+        .or_else(|| {
+            std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace").ok()
+        })
         .map(|ns| ns.trim().to_owned())
         .filter(|ns| !ns.is_empty())
         .unwrap_or_else(|| "default".to_owned())
@@ -29,6 +31,9 @@ pub(crate) async fn timed<T, E: std::fmt::Display>(
     match tokio::time::timeout(API_TIMEOUT, call).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => Err(format!("{what}: {err}")),
-        Err(_) => Err(format!("{what}: no answer within {}s", API_TIMEOUT.as_secs())),
+        Err(_) => Err(format!(
+            "{what}: no answer within {}s",
+            API_TIMEOUT.as_secs()
+        )),
     }
 }
