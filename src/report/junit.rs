@@ -46,17 +46,17 @@ fn suite(report: &Report) -> (String, usize, usize, usize) {
     let mut errors = 0;
     let name = escape(&report.experiment.name);
     for target in &report.targets {
-        let _ = write!(
+        let _ = writeln!(
             cases,
-            "    <testcase classname=\"{name}\" name=\"{}\" time=\"0\">\n",
+            "    <testcase classname=\"{name}\" name=\"{}\" time=\"0\">",
             escape(&target.name)
         );
         if !target.passed {
             failures += 1;
             let measured = target.measured.as_deref().unwrap_or("no data");
-            let _ = write!(
+            let _ = writeln!(
                 cases,
-                "      <failure message=\"measured {} , required {}\" type=\"{}\">{}</failure>\n",
+                "      <failure message=\"measured {} , required {}\" type=\"{}\">{}</failure>",
                 escape(measured),
                 escape(&target.required),
                 escape(&target.measure),
@@ -70,16 +70,16 @@ fn suite(report: &Report) -> (String, usize, usize, usize) {
         report.verdict.outcome.as_str(),
         "aborted" | "rollback incomplete" | "not steady"
     );
-    let _ = write!(
+    let _ = writeln!(
         cases,
-        "    <testcase classname=\"{name}\" name=\"run completed and rolled back\" time=\"{:.3}\">\n",
+        "    <testcase classname=\"{name}\" name=\"run completed and rolled back\" time=\"{:.3}\">",
         report.run.duration_seconds
     );
     if run_failed {
         errors += 1;
-        let _ = write!(
+        let _ = writeln!(
             cases,
-            "      <error message=\"{}\" type=\"{}\"/>\n",
+            "      <error message=\"{}\" type=\"{}\"/>",
             escape(&report.verdict.summary),
             escape(&report.verdict.outcome)
         );
