@@ -54,6 +54,12 @@ pub enum OutputFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run an experiment: steady state, faults, rollback, verdict, report.
+    Run(RunArgs),
+    /// Start the sandbox and run the demo experiment against it, ending with a report.
+    Demo(DemoArgs),
+    /// Apply every undo record a run left pending (after a crash or kill -9).
+    Rollback(RollbackArgs),
     /// Check experiment files and report every problem with its line, column and a hint.
     Validate(ValidateArgs),
     /// Print the JSON Schema of experiment files (or, with --report, of report.json).
@@ -140,4 +146,76 @@ pub struct SandboxUpArgs {
     /// effects; defaults to AWS_ENDPOINT_URL when that is set.
     #[arg(long, value_name = "URL")]
     pub aws_endpoint: Option<String>,
+}
+
+/// How to reach the cluster, for commands that touch it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClusterFlags {
+    /// Kubeconfig file; KUBECONFIG or the in-cluster service account otherwise.
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE", hide_env_values = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// The experiment.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Where reports go: a directory per run is created inside.
+    #[arg(
+        long,
+        env = "STEADFAST_REPORTS_DIR",
+        default_value = "reports",
+        value_name = "DIR"
+    )]
+    pub report_dir: PathBuf,
+    /// The write-ahead journal; see `steadfast rollback`.
+    #[arg(long, env = "STEADFAST_JOURNAL", value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Seed for every random choice (overrides spec.seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Apply undo records a previous run left pending before starting.
+    #[arg(long)]
+    pub recover_first: bool,
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+/// Arguments of `rollback`.
+#[derive(Debug, Args, Clone)]
+pub struct RollbackArgs {
+    /// The journal to replay (default: the local journal).
+    #[arg(long, env = "STEADFAST_JOURNAL", value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Also heal network ACL partitions steadfast left in this region, from the tags on its
+    /// ACLs, for when the journal was lost.
+    #[arg(long, value_name = "REGION")]
+    pub sweep_region: Option<String>,
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+/// Arguments of `demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// The experiment to run against the sandbox.
+    #[arg(long, default_value = "experiments/demo.yaml", value_name = "FILE")]
+    pub experiment: PathBuf,
+    /// The sandbox topology.
+    #[arg(
+        long,
+        default_value = "experiments/sandbox/topology.yaml",
+        value_name = "FILE"
+    )]
+    pub topology: PathBuf,
+    /// Where reports go.
+    #[arg(long, default_value = "reports", value_name = "DIR")]
+    pub report_dir: PathBuf,
 }

@@ -186,7 +186,7 @@ fn the_report_validates_against_the_committed_schema_and_renders_every_format() 
         "{xml}"
     );
     assert!(
-        xml.contains("<failure message=\"measured 1000.0ms , required &lt;= 500ms\""),
+        xml.contains("<failure message=\"measured 1010.0ms, required &lt;= 500ms\""),
         "{xml}"
     );
 

@@ -1,6 +1,8 @@
 //! One file per subcommand; each turns its `*Args` into work and returns an [`ExitStatus`].
 
 pub mod report;
+pub mod rollback;
+pub mod run;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 pub mod schema;
@@ -18,6 +20,14 @@ use crate::exit::ExitStatus;
 pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Validate(args) => validate::run(&args, &cli.global, out),
+        Command::Run(args) => run::run(&args, out).await,
+        Command::Rollback(args) => rollback::run(&args, out).await,
+        #[cfg(feature = "sandbox")]
+        Command::Demo(args) => run::demo(&args, out).await,
+        #[cfg(not(feature = "sandbox"))]
+        Command::Demo(_) => {
+            anyhow::bail!("this build has no sandbox (built without the `sandbox` feature)")
+        }
         Command::Schema(args) => schema::run(&args, out),
         Command::Report(args) => report::run(&args, out),
         #[cfg(feature = "sandbox")]

@@ -6,3 +6,4 @@ pub mod aws;
 pub mod cluster;
 pub mod kube;
 pub mod nodes;
+pub mod wiring;

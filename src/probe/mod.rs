@@ -10,6 +10,7 @@
 
 pub mod http;
 pub mod prometheus;
-mod sink;
+pub mod set;
+pub mod sink;
 
 pub use sink::{SampleSink, SinkError};

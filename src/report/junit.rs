@@ -56,7 +56,7 @@ fn suite(report: &Report) -> (String, usize, usize, usize) {
             let measured = target.measured.as_deref().unwrap_or("no data");
             let _ = writeln!(
                 cases,
-                "      <failure message=\"measured {} , required {}\" type=\"{}\">{}</failure>",
+                "      <failure message=\"measured {}, required {}\" type=\"{}\">{}</failure>",
                 escape(measured),
                 escape(&target.required),
                 escape(&target.measure),

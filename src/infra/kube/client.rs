@@ -193,7 +193,12 @@ impl KubeClient {
     }
 }
 
-async fn load_config(options: &KubeOptions) -> Result<Config, KubeError> {
+/// Loads the client configuration the options name: a kubeconfig file, a context, or the
+/// environment (KUBECONFIG, in-cluster).
+///
+/// # Errors
+/// When no configuration can be loaded.
+pub async fn load_config(options: &KubeOptions) -> Result<Config, KubeError> {
     let config_err = |e: &dyn std::fmt::Display| KubeError::Config {
         message: e.to_string(),
     };

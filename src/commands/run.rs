@@ -1,0 +1,263 @@
+//! `steadfast run` and `steadfast demo`: an experiment from file to verdict and report.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::cli::{DemoArgs, RunArgs};
+use crate::engine::{Engine, EngineOptions, Interrupts, StartError};
+use crate::exit::ExitStatus;
+use crate::infra::cluster::{ConfigMapHalt, LeaseLock, state_namespace};
+use crate::infra::wiring::{self, ClusterArgs, CompositeUndoer};
+use crate::journal::{FileJournal, default_journal_path, pending, read_entries};
+use crate::report::model::ClusterInfo;
+use crate::report::{ReportInput, build_report, write_all};
+use crate::spec::{Diagnostic, ExperimentSpec, load_file};
+
+/// Runs an experiment against the configured cluster.
+///
+/// # Errors
+/// I/O errors writing the summary; everything else maps to an exit status.
+pub async fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+    let cluster = ClusterArgs {
+        kubeconfig: args.cluster.kubeconfig.clone(),
+        context: args.cluster.context.clone(),
+    };
+    execute(&args.file, &cluster, args, out).await
+}
+
+fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    for d in diagnostics {
+        eprintln!("{d}");
+    }
+}
+
+/// Waits for SIGINT/SIGTERM: the first stops injecting, the second skips the waits.
+fn watch_signals(interrupts: &Interrupts, done: CancellationToken) -> tokio::task::JoinHandle<()> {
+    let interrupts = interrupts.clone();
+    tokio::spawn(async move {
+        let mut count = 0;
+        loop {
+            tokio::select! {
+                () = done.cancelled() => return,
+                () = signal() => {}
+            }
+            count += 1;
+            if count == 1 {
+                warn!(
+                    "interrupted: no more faults, rolling back (interrupt again to skip the waits)"
+                );
+                interrupts.stop.cancel();
+            } else {
+                warn!("interrupted again: skipping waits; undo records are still applied");
+                interrupts.hurry.cancel();
+                return;
+            }
+        }
+    })
+}
+
+async fn signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn holder() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("POD_NAME"))
+        .unwrap_or_else(|_| "steadfast".to_owned());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown-host".to_owned());
+    format!("{user}@{host} (pid {})", std::process::id())
+}
+
+fn run_id(spec: &ExperimentSpec) -> String {
+    format!(
+        "{}-{}",
+        spec.metadata.name,
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+    )
+}
+
+async fn execute(
+    file: &Path,
+    cluster: &ClusterArgs,
+    args: &RunArgs,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitStatus> {
+    let loaded = match load_file(file) {
+        Ok(loaded) => loaded,
+        Err(diagnostics) => {
+            print_diagnostics(&diagnostics);
+            return Ok(ExitStatus::Invalid);
+        }
+    };
+    print_diagnostics(&loaded.warnings);
+    let spec = loaded.spec;
+    let journal_path = args.journal.clone().unwrap_or_else(default_journal_path);
+    let left = pending(&read_entries(&journal_path)?);
+
+    let connected = wiring::connect(&spec, cluster).await?;
+    let undoer = CompositeUndoer::new(connected.kube.clone(), connected.aws_options.clone());
+    if !left.is_empty() {
+        if !args.recover_first {
+            eprintln!(
+                "error: {} undo record(s) of an earlier run are pending in {}\nhint: run `steadfast rollback` first, or pass --recover-first",
+                left.len(),
+                journal_path.display()
+            );
+            return Ok(ExitStatus::Invalid);
+        }
+        let journal = FileJournal::open(&journal_path)?;
+        if !crate::commands::rollback::apply(&left, &undoer, &journal, out).await? {
+            return Ok(ExitStatus::RollbackIncomplete);
+        }
+    }
+
+    let seed = args.seed.or(spec.spec.seed).unwrap_or_else(rand::random);
+    let origin = tokio::time::Instant::now();
+    let faults = wiring::faults(&spec, &connected, seed)?;
+    let probes = wiring::probes(&spec, &connected, origin.into_std()).await?;
+    let namespace = state_namespace();
+    let lock = LeaseLock::new(connected.kube.raw().clone(), &namespace);
+    let halt = ConfigMapHalt::new(connected.kube.raw().clone(), &namespace);
+    let journal = FileJournal::open(&journal_path)?;
+    let engine = Engine {
+        spec: &spec,
+        probes: &probes,
+        faults,
+        undoer: &undoer,
+        journal: &journal,
+        lock: &lock,
+        halt: &halt,
+        abort_checks: Vec::new(),
+        options: EngineOptions {
+            run_id: run_id(&spec),
+            holder: holder(),
+            seed,
+            origin,
+            lock_ttl: Duration::from_secs(60),
+            check_every: Duration::from_secs(1),
+            recovery_stable: spec
+                .spec
+                .steady_state
+                .after
+                .get()
+                .min(Duration::from_secs(5)),
+            undo_attempts: 3,
+        },
+    };
+    let interrupts = Interrupts::default();
+    let done = CancellationToken::new();
+    let signals = watch_signals(&interrupts, done.clone());
+    info!(experiment = %spec.metadata.name, seed, "starting");
+    let result = engine.run(&interrupts).await;
+    done.cancel();
+    let _ = signals.await;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(StartError::Locked(err)) => {
+            eprintln!(
+                "error: {err}\nhint: wait for that run to finish; a crashed run's lock lapses after 60s"
+            );
+            return Ok(ExitStatus::Invalid);
+        }
+        Err(StartError::Halted(reason)) => {
+            eprintln!(
+                "error: chaos is halted on this cluster: {reason}\nhint: `steadfast resume` lifts the halt"
+            );
+            return Ok(ExitStatus::Aborted);
+        }
+        Err(err) => return Err(err.into()),
+    };
+
+    let report = build_report(&ReportInput {
+        spec: &spec,
+        file: Some(file.display().to_string()),
+        cluster: Some(ClusterInfo {
+            context: cluster.context.clone(),
+            server: Some(connected.server.clone()),
+            region: connected.aws_options.region.clone(),
+        }),
+        outcome: &outcome,
+        probes: probes.report_data(),
+    });
+    let files = write_all(&args.report_dir, &report).with_context(|| {
+        format!(
+            "cannot write the report under {}",
+            args.report_dir.display()
+        )
+    })?;
+    writeln!(out, "{}", crate::report::markdown::render(&report))?;
+    writeln!(out, "report: {}", files.dir.display())?;
+    if !outcome.pending.is_empty() {
+        writeln!(
+            out,
+            "journal with pending undo records: {}",
+            journal_path.display()
+        )?;
+    }
+    Ok(outcome.verdict.exit_status())
+}
+
+/// Starts the sandbox and runs the demo experiment against it.
+///
+/// # Errors
+/// When the sandbox cannot start; the run itself maps to an exit status.
+#[cfg(feature = "sandbox")]
+pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+    use crate::cli::SandboxUpArgs;
+    let running = crate::commands::sandbox::start(&SandboxUpArgs {
+        topology: args.topology.clone(),
+        dir: None,
+        aws_endpoint: None,
+    })
+    .await?;
+    writeln!(
+        out,
+        "sandbox ready: {} ({} nodes)",
+        running.sandbox.api_url(),
+        running.sandbox.node_names().len()
+    )?;
+    let journal: PathBuf = running.dir.join("journal.jsonl");
+    let run_args = RunArgs {
+        file: args.experiment.clone(),
+        report_dir: args.report_dir.clone(),
+        journal: Some(journal),
+        seed: None,
+        recover_first: false,
+        cluster: crate::cli::ClusterFlags {
+            kubeconfig: Some(running.sandbox.kubeconfig_path().to_owned()),
+            context: None,
+        },
+    };
+    let cluster = ClusterArgs {
+        kubeconfig: run_args.cluster.kubeconfig.clone(),
+        context: None,
+    };
+    let status = execute(&run_args.file, &cluster, &run_args, out).await;
+    running.sandbox.shutdown().await;
+    status
+}

@@ -1,0 +1,365 @@
+//! The probes of one run, as the engine sees them: started together, measured into stores the
+//! engine can query while they run, frozen into evidence once stopped.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use super::http::HttpProbe;
+use super::prometheus::PrometheusProbe;
+use super::sink::{SampleSink, SinkError};
+use crate::engine::{Probes, SteadyCheck};
+use crate::measure::{ConditionEvaluation, ConditionLog, MeasurementStore, Sample, Window};
+use crate::verdict::{Evidence, TimeWindow};
+
+/// Evaluates a condition once (a Kubernetes readiness count, an Auto Scaling capacity).
+#[async_trait]
+pub trait Condition: Send + Sync {
+    /// One evaluation now.
+    async fn evaluate(&self) -> (bool, Option<f64>, String);
+}
+
+/// What a condition probe runs.
+pub enum ConditionSource {
+    /// A PromQL instant query every `every`, over a trailing `window`.
+    Prometheus {
+        /// The probe.
+        probe: Arc<PrometheusProbe>,
+        /// How often.
+        every: Duration,
+    },
+    /// Any other condition, evaluated every `every`.
+    Poll {
+        /// The condition.
+        condition: Arc<dyn Condition>,
+        /// How often.
+        every: Duration,
+    },
+}
+
+struct HttpEntry {
+    name: String,
+    probe: Arc<HttpProbe>,
+    store: Arc<Mutex<Option<MeasurementStore>>>,
+    steady_ratio: f64,
+}
+
+struct ConditionEntry {
+    name: String,
+    kind: &'static str,
+    source: ConditionSource,
+    log: Arc<Mutex<ConditionLog>>,
+}
+
+struct Frozen {
+    http: BTreeMap<String, MeasurementStore>,
+    conditions: BTreeMap<String, (&'static str, ConditionLog)>,
+}
+
+/// Every probe of a run.
+pub struct ProbeSet {
+    origin: std::time::Instant,
+    http: Vec<HttpEntry>,
+    conditions: Vec<ConditionEntry>,
+    cancel: CancellationToken,
+    tasks: tokio::sync::Mutex<JoinSet<()>>,
+    frozen: OnceLock<Frozen>,
+}
+
+/// Records samples into a store under a short lock.
+struct StoreSink(Arc<Mutex<Option<MeasurementStore>>>);
+
+impl SampleSink for StoreSink {
+    fn record(&self, sample: Sample) -> Result<(), SinkError> {
+        match self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+        {
+            Some(store) => store.record(&sample).map_err(|_| SinkError::Full),
+            None => Err(SinkError::Closed),
+        }
+    }
+}
+
+impl ProbeSet {
+    /// An empty set whose offsets count from `origin` (the engine's origin).
+    pub fn new(origin: std::time::Instant) -> Self {
+        Self {
+            origin,
+            http: Vec::new(),
+            conditions: Vec::new(),
+            cancel: CancellationToken::new(),
+            tasks: tokio::sync::Mutex::new(JoinSet::new()),
+            frozen: OnceLock::new(),
+        }
+    }
+
+    /// Adds an HTTP probe and the availability below which it is not steady (0–1).
+    pub fn add_http(
+        &mut self,
+        name: &str,
+        probe: HttpProbe,
+        store: MeasurementStore,
+        steady_ratio: f64,
+    ) {
+        self.http.push(HttpEntry {
+            name: name.to_owned(),
+            probe: Arc::new(probe),
+            store: Arc::new(Mutex::new(Some(store))),
+            steady_ratio,
+        });
+    }
+
+    /// Adds a condition probe of `kind` (`prometheus`, `kubernetes`, `autoscaling`).
+    pub fn add_condition(&mut self, name: &str, kind: &'static str, source: ConditionSource) {
+        self.conditions.push(ConditionEntry {
+            name: name.to_owned(),
+            kind,
+            source,
+            log: Arc::new(Mutex::new(ConditionLog::default())),
+        });
+    }
+
+    /// The measurements after [`Probes::stop`], for the report.
+    pub fn report_data(&self) -> crate::report::ProbeData<'_> {
+        let mut data = crate::report::ProbeData::default();
+        if let Some(frozen) = self.frozen.get() {
+            data.http = frozen.http.iter().map(|(k, v)| (k.clone(), v)).collect();
+            data.conditions = frozen
+                .conditions
+                .iter()
+                .map(|(k, (kind, log))| (k.clone(), (*kind, log)))
+                .collect();
+        }
+        data
+    }
+}
+
+#[async_trait]
+impl Probes for ProbeSet {
+    async fn start(&self) -> anyhow::Result<()> {
+        let mut tasks = self.tasks.lock().await;
+        for entry in &self.http {
+            let probe = entry.probe.clone();
+            let sink: Arc<dyn SampleSink> = Arc::new(StoreSink(entry.store.clone()));
+            let cancel = self.cancel.child_token();
+            let origin = self.origin;
+            let name = entry.name.clone();
+            tasks.spawn(async move {
+                match probe.run(origin, cancel, sink).await {
+                    Ok(stats) if stats.lost > 0 => {
+                        warn!(probe = %name, lost = stats.lost, "samples were lost")
+                    }
+                    Ok(_) => {}
+                    Err(err) => warn!(probe = %name, %err, "the probe stopped"),
+                }
+            });
+        }
+        for entry in &self.conditions {
+            let log = entry.log.clone();
+            let cancel = self.cancel.child_token();
+            let origin = self.origin;
+            let (every, evaluate): (
+                Duration,
+                Box<
+                    dyn Fn() -> futures::future::BoxFuture<'static, (bool, Option<f64>, String)>
+                        + Send
+                        + Sync,
+                >,
+            ) = match &entry.source {
+                ConditionSource::Prometheus { probe, every } => {
+                    let probe = probe.clone();
+                    let window = *every;
+                    (
+                        *every,
+                        Box::new(move || {
+                            let probe = probe.clone();
+                            Box::pin(async move {
+                                match probe.instant(Utc::now(), window).await {
+                                    Ok(e) => {
+                                        let value = e
+                                            .series
+                                            .iter()
+                                            .flat_map(|s| s.points.iter())
+                                            .map(|p| p.value)
+                                            .next();
+                                        let detail = e.error.clone().unwrap_or_else(|| {
+                                            if e.empty {
+                                                "empty result".to_owned()
+                                            } else {
+                                                String::new()
+                                            }
+                                        });
+                                        (e.passed, value, detail)
+                                    }
+                                    Err(err) => (false, None, err.to_string()),
+                                }
+                            })
+                        }),
+                    )
+                }
+                ConditionSource::Poll { condition, every } => {
+                    let condition = condition.clone();
+                    (
+                        *every,
+                        Box::new(move || {
+                            let condition = condition.clone();
+                            Box::pin(async move { condition.evaluate().await })
+                        }),
+                    )
+                }
+            };
+            tasks.spawn(async move {
+                let mut ticker = tokio::time::interval(every.max(Duration::from_millis(200)));
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        _ = ticker.tick() => {}
+                    }
+                    let at = origin.elapsed();
+                    let Ok((held, value, detail)) =
+                        tokio::time::timeout(every.max(Duration::from_secs(5)), evaluate()).await
+                    else {
+                        log.lock().unwrap_or_else(PoisonError::into_inner).record(
+                            ConditionEvaluation {
+                                at,
+                                held: false,
+                                value: None,
+                                detail: "no answer in time".to_owned(),
+                            },
+                        );
+                        continue;
+                    };
+                    log.lock().unwrap_or_else(PoisonError::into_inner).record(
+                        ConditionEvaluation {
+                            at,
+                            held,
+                            value,
+                            detail,
+                        },
+                    );
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn steady(&self, window: TimeWindow) -> SteadyCheck {
+        let mut reasons = Vec::new();
+        let Ok(measure_window) = Window::new(window.start, window.end) else {
+            return SteadyCheck::ok();
+        };
+        for entry in &self.http {
+            let availability = entry
+                .store
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .and_then(|s| s.window(measure_window).availability);
+            match availability {
+                Some(ratio) if ratio >= entry.steady_ratio => {}
+                Some(ratio) => reasons.push(format!(
+                    "{}: availability {:.2}% is below {:.2}%",
+                    entry.name,
+                    ratio * 100.0,
+                    entry.steady_ratio * 100.0
+                )),
+                None => reasons.push(format!("{}: no request was made", entry.name)),
+            }
+        }
+        for entry in &self.conditions {
+            let log = entry.log.lock().unwrap_or_else(PoisonError::into_inner);
+            let evaluations = log.between(window.start, window.end);
+            if let Some(failed) = evaluations.iter().rev().find(|e| !e.held) {
+                reasons.push(format!(
+                    "{}: {} ({})",
+                    entry.name, "expectation did not hold", failed.detail
+                ));
+            }
+        }
+        SteadyCheck {
+            holds: reasons.is_empty(),
+            reasons,
+        }
+    }
+
+    fn availability(&self, probe: &str, window: TimeWindow) -> Option<f64> {
+        let entry = self.http.iter().find(|e| e.name == probe)?;
+        let window = Window::new(window.start, window.end).ok()?;
+        entry
+            .store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()?
+            .window(window)
+            .availability
+    }
+
+    async fn stop(&self) {
+        self.cancel.cancel();
+        let mut tasks = self.tasks.lock().await;
+        // Each probe drains its in-flight requests within its own timeout.
+        let drain = async {
+            while let Some(joined) = tasks.join_next().await {
+                if let Err(err) = joined
+                    && err.is_panic()
+                {
+                    warn!(%err, "a probe task panicked");
+                }
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(30), drain)
+            .await
+            .is_err()
+        {
+            tasks.abort_all();
+        }
+        let http = self
+            .http
+            .iter()
+            .filter_map(|e| {
+                e.store
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()
+                    .map(|s| (e.name.clone(), s))
+            })
+            .collect();
+        let conditions = self
+            .conditions
+            .iter()
+            .map(|e| {
+                (
+                    e.name.clone(),
+                    (
+                        e.kind,
+                        std::mem::take(&mut *e.log.lock().unwrap_or_else(PoisonError::into_inner)),
+                    ),
+                )
+            })
+            .collect();
+        let _ = self.frozen.set(Frozen { http, conditions });
+    }
+
+    fn evidence(&self) -> Evidence<'_> {
+        let mut evidence = Evidence::default();
+        if let Some(frozen) = self.frozen.get() {
+            for (name, store) in &frozen.http {
+                evidence.http.insert(name.clone(), store);
+            }
+            for (name, (_, log)) in &frozen.conditions {
+                evidence.conditions.insert(name.clone(), log);
+            }
+        }
+        evidence
+    }
+}
