@@ -33,7 +33,7 @@ use crate::infra::kube::KubeClient;
 
 /// After the fault acted, how long to wait for disruptions that happen asynchronously (taint
 /// evictions) before judging that nothing more will be disrupted.
-pub const SETTLE: Duration = Duration::from_secs(2);
+pub const SETTLE: Duration = Duration::from_secs(10);
 /// Most readiness samples kept per Deployment, so memory stays bounded.
 pub const MAX_SAMPLES: usize = 10_000;
 
