@@ -403,7 +403,6 @@ impl HealingObserver {
                         Ok(Event::Delete(p)) => Change::Pod(p, true),
                         Ok(Event::Init) => Change::Init(ns.clone()),
                         Ok(Event::InitDone) => Change::InitDone(ns.clone()),
-                        Ok(_) => Change::Ignored,
                         Err(e) => {
                             debug!(error = %e, "pod watch error; the watcher retries");
                             Change::Ignored
