@@ -33,7 +33,7 @@ use crate::infra::kube::KubeClient;
 
 /// After the fault acted, how long to wait for disruptions that happen asynchronously (taint
 /// evictions) before judging that nothing more will be disrupted.
-pub const SETTLE: Duration = Duration::from_secs(2);
+pub const SETTLE: Duration = Duration::from_secs(10);
 /// Most readiness samples kept per Deployment, so memory stays bounded.
 pub const MAX_SAMPLES: usize = 10_000;
 
@@ -140,6 +140,8 @@ struct Ledger {
     known: BTreeSet<String>,
     newcomers: BTreeMap<String, Newcomer>,
     deployments: BTreeMap<(String, String), WorkloadReadiness>,
+    /// (namespace, uid) of pods seen since the last relist began.
+    listed: BTreeSet<(String, String)>,
 }
 
 fn ms(from: Instant, to: Instant) -> u64 {
@@ -147,10 +149,31 @@ fn ms(from: Instant, to: Instant) -> u64 {
 }
 
 impl Ledger {
+    fn on_init(&mut self, namespace: &str) {
+        self.listed.retain(|(ns, _)| ns != namespace);
+    }
+
+    /// A (re)list can miss a deletion that happened before it: tracked pods it did not list
+    /// are gone, so disrupted now at the latest.
+    fn on_init_done(&mut self, namespace: &str, now: Instant) {
+        for t in &mut self.tracked {
+            if t.namespace == namespace
+                && t.disrupted_at.is_none()
+                && !self.listed.contains(&(t.namespace.clone(), t.uid.clone()))
+            {
+                t.disrupted_at = Some(now);
+            }
+        }
+        self.assign();
+    }
+
     fn on_pod(&mut self, pod: &Pod, deleted: bool, now: Instant) {
         let Some(uid) = pod.metadata.uid.clone() else {
             return;
         };
+        if !deleted && let Some(ns) = &pod.metadata.namespace {
+            self.listed.insert((ns.clone(), uid.clone()));
+        }
         if let Some(t) = self.tracked.iter_mut().find(|t| t.uid == uid) {
             if (deleted || pod.metadata.deletion_timestamp.is_some()) && t.disrupted_at.is_none() {
                 t.disrupted_at = Some(now);
@@ -290,6 +313,10 @@ impl Ledger {
 
 enum Change {
     Pod(Pod, bool),
+    /// A pod relist began in a namespace.
+    Init(String),
+    /// A pod relist of a namespace is complete: tracked pods it did not list are gone.
+    InitDone(String),
     Deployment(Deployment),
     Ignored,
 }
@@ -367,13 +394,15 @@ impl HealingObserver {
         let mut streams: SelectAll<BoxStream<'static, Change>> = SelectAll::new();
         for ns in &namespaces {
             let pods: Api<Pod> = Api::namespaced(kube.raw().clone(), ns);
+            let ns = ns.clone();
             streams.push(
                 watcher::watcher(pods, watcher::Config::default())
                     .default_backoff()
-                    .map(|event| match event {
+                    .map(move |event| match event {
                         Ok(Event::Apply(p) | Event::InitApply(p)) => Change::Pod(p, false),
                         Ok(Event::Delete(p)) => Change::Pod(p, true),
-                        Ok(_) => Change::Ignored,
+                        Ok(Event::Init) => Change::Init(ns.clone()),
+                        Ok(Event::InitDone) => Change::InitDone(ns.clone()),
                         Err(e) => {
                             debug!(error = %e, "pod watch error; the watcher retries");
                             Change::Ignored
@@ -400,6 +429,7 @@ impl HealingObserver {
             known,
             newcomers: BTreeMap::new(),
             deployments,
+            listed: BTreeSet::new(),
         };
         let injected = CancellationToken::new();
         let stop = CancellationToken::new();
@@ -429,6 +459,8 @@ impl HealingObserver {
                             change = streams.next() => match change {
                                 Some(Change::Pod(p, deleted)) => ledger.on_pod(&p, deleted, Instant::now()),
                                 Some(Change::Deployment(d)) => ledger.on_deployment(&d, Instant::now()),
+                                Some(Change::Init(ns)) => ledger.on_init(&ns),
+                                Some(Change::InitDone(ns)) => ledger.on_init_done(&ns, Instant::now()),
                                 Some(Change::Ignored) => {}
                                 None => break,
                             },
@@ -554,6 +586,7 @@ mod tests {
             known: BTreeSet::from(["old".to_string(), "sibling".to_string()]),
             newcomers: BTreeMap::new(),
             deployments: BTreeMap::new(),
+            listed: BTreeSet::new(),
         }
     }
 

@@ -49,6 +49,9 @@ fn has_steadfast_taint(node: &k8s_openapi::api::core::v1::Node) -> bool {
         .is_some_and(|ts| ts.iter().any(|t| t.key == ZONE_OUTAGE_TAINT))
 }
 
+/// A taint someone else put on a node, which steadfast must leave alone.
+const FOREIGN_TAINT: &str = "example.com/maintenance";
+
 fn node_spec(name: &str) -> NodeTargetSpec {
     NodeTargetSpec {
         mode: SelectionMode::Names,
@@ -350,11 +353,16 @@ pub async fn zone_outage_and_precise_rollback(env: &Env) {
     let (zone, nodes) = env.zone_with_pods().await;
     assert!(nodes.len() >= 2, "the scenario needs two nodes in {zone}");
     let (first, second) = (nodes[0].clone(), nodes[1].clone());
-    env.patch_node(
-        &first,
-        json!({"spec": {"taints": [{"key": "example.com/maintenance", "value": "yes", "effect": "PreferNoSchedule"}]}}),
-    )
+    env.edit_taints(&first, |taints| {
+        taints.push(k8s_openapi::api::core::v1::Taint {
+            key: FOREIGN_TAINT.into(),
+            value: Some("yes".into()),
+            effect: "PreferNoSchedule".into(),
+            time_added: None,
+        });
+    })
     .await;
+    let second_was_cordoned = !is_schedulable(&env.node(&second).await);
     env.patch_node(&second, json!({"spec": {"unschedulable": true}}))
         .await;
     let safety = SafetySpec {
@@ -433,7 +441,7 @@ pub async fn zone_outage_and_precise_rollback(env: &Env) {
         .spec
         .as_ref()
         .and_then(|s| s.taints.as_ref())
-        .is_some_and(|ts| ts.iter().any(|t| t.key == "example.com/maintenance"));
+        .is_some_and(|ts| ts.iter().any(|t| t.key == FOREIGN_TAINT));
     assert!(foreign, "others' taints stay");
     let again = rollback(env, &plan).await;
     assert!(
@@ -442,10 +450,12 @@ pub async fn zone_outage_and_precise_rollback(env: &Env) {
             .all(|o| matches!(o, RollbackOutcome::AlreadyRestored { .. })),
         "{again:?}"
     );
-    env.patch_node(&first, json!({"spec": {"taints": null}}))
+    env.edit_taints(&first, |taints| taints.retain(|t| t.key != FOREIGN_TAINT))
         .await;
-    env.patch_node(&second, json!({"spec": {"unschedulable": null}}))
-        .await;
+    if !second_was_cordoned {
+        env.patch_node(&second, json!({"spec": {"unschedulable": null}}))
+            .await;
+    }
 }
 
 /// The blast-radius caps refuse a choice over them, with the numbers, before touching anything.

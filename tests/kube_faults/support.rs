@@ -239,6 +239,25 @@ impl Env {
             .expect("node patched");
     }
 
+    /// Rewrites a node's taints with `edit` (test setup; keeps whatever else is there).
+    pub async fn edit_taints(
+        &self,
+        name: &str,
+        edit: impl FnOnce(&mut Vec<k8s_openapi::api::core::v1::Taint>),
+    ) {
+        let node = self.node(name).await;
+        let mut taints = node.spec.and_then(|s| s.taints).unwrap_or_default();
+        edit(&mut taints);
+        self.patch_node(
+            name,
+            json!({
+                "metadata": {"resourceVersion": node.metadata.resource_version},
+                "spec": {"taints": taints},
+            }),
+        )
+        .await;
+    }
+
     /// A zone hosting pods of the namespace, and all its nodes (sorted).
     pub async fn zone_with_pods(&self) -> (String, Vec<String>) {
         let nodes: Api<Node> = Api::all(self.raw.clone());
