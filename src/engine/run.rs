@@ -266,6 +266,7 @@ impl Engine<'_> {
         if let Some(check) = &after_check {
             results.push(steady_result(check, windows.after));
         }
+        results.extend(blocked_results(self.spec, &state.events));
         drop(evidence);
 
         let pending: Vec<UndoRecord> = state
@@ -659,6 +660,59 @@ async fn collect_healing(
         }
     }
     healing
+}
+
+/// A failed result per fault whose `onBlocked: fail` was breached: a PodDisruptionBudget refused
+/// an eviction the experiment required.
+pub(crate) fn blocked_results(spec: &ExperimentSpec, events: &[Event]) -> Vec<TargetResult> {
+    use crate::fault::Effect;
+    use crate::spec::fault::BlockedPolicy;
+    spec.spec
+        .faults
+        .iter()
+        .filter(|f| {
+            let policy = f
+                .pod_evict
+                .as_ref()
+                .map(|e| e.on_blocked)
+                .or(f.node_drain.as_ref().map(|d| d.on_blocked));
+            policy == Some(BlockedPolicy::Fail)
+        })
+        .filter_map(|fault| {
+            let blocked: Vec<String> = events
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    EventKind::FaultInjected {
+                        fault: name,
+                        effects,
+                        ..
+                    } if name == &fault.name => Some(effects),
+                    _ => None,
+                })
+                .flatten()
+                .filter_map(|effect| match &effect.effect {
+                    Effect::BlockedByBudget { budget } => Some(format!(
+                        "{} (budget {budget})",
+                        effect.target.display_name()
+                    )),
+                    _ => None,
+                })
+                .collect();
+            (!blocked.is_empty()).then(|| TargetResult {
+                name: format!("{}-not-blocked", fault.name),
+                probe: "*".to_owned(),
+                measure: crate::spec::Measure::Satisfied,
+                window: crate::spec::Window::During,
+                fault: Some(fault.name.clone()),
+                required: "no eviction refused (onBlocked: fail)".to_owned(),
+                measured: Some(format!("{} refused", blocked.len())),
+                value: Some(blocked.len() as f64),
+                passed: false,
+                detail: format!("blocked by a PodDisruptionBudget: {}", blocked.join(", ")),
+                span: None,
+            })
+        })
+        .collect()
 }
 
 fn steady_result(check: &super::ports::SteadyCheck, span: Option<TimeWindow>) -> TargetResult {

@@ -452,3 +452,51 @@ async fn a_failing_undo_leaves_the_record_pending_and_says_so() {
         crate::exit::ExitStatus::RollbackIncomplete
     );
 }
+
+#[test]
+fn a_budget_refusal_fails_the_run_only_when_the_spec_says_so() {
+    let text = SPEC.replace(
+        "nodeCordon: {target: {mode: one}}",
+        "podEvict: {onBlocked: fail, target: {namespaces: [shop]}}",
+    );
+    let spec = parse_experiment("t.yaml", &text).unwrap().0;
+    let target = TargetRef {
+        kind: TargetKind::Pod,
+        name: "web-1".into(),
+        namespace: Some("shop".into()),
+        node: None,
+        zone: None,
+    };
+    let events = vec![super::Event {
+        at: Duration::from_secs(10),
+        kind: EventKind::FaultInjected {
+            fault: "cordon".into(),
+            firing: 0,
+            targets: vec![target.clone()],
+            effects: vec![TargetEffect {
+                target,
+                effect: Effect::BlockedByBudget {
+                    budget: "web-pdb".into(),
+                },
+                at: std::time::SystemTime::now(),
+            }],
+            seed: 1,
+        },
+    }];
+    let results = super::run::blocked_results(&spec, &events);
+    assert_eq!(results.len(), 1);
+    assert!(!results[0].passed);
+    assert!(
+        results[0].detail.contains("shop/web-1 (budget web-pdb)"),
+        "{}",
+        results[0].detail
+    );
+
+    let finding = parse_experiment(
+        "t.yaml",
+        &text.replace("onBlocked: fail", "onBlocked: finding"),
+    )
+    .unwrap()
+    .0;
+    assert!(super::run::blocked_results(&finding, &events).is_empty());
+}

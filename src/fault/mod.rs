@@ -16,6 +16,7 @@ pub mod kube_context;
 pub mod kube_undo;
 pub mod node_cordon;
 pub mod node_drain;
+pub mod observed;
 pub mod pod_evict;
 pub mod pod_kill;
 pub mod targets;

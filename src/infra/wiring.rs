@@ -23,6 +23,7 @@ use crate::fault::ec2_stop::Ec2StopFault;
 use crate::fault::ec2_terminate::Ec2TerminateFault;
 use crate::fault::kube_context::{KubeFaultContext, kube_fault};
 use crate::fault::kube_undo::KubeUndoer;
+use crate::fault::observed::Observed;
 use crate::fault::{Fault, FaultError, RollbackOutcome, UndoAction, UndoRecord, Undoer};
 use crate::measure::{MeasurementStore, StoreConfig};
 use crate::plan::zones::instance_caps;
@@ -134,7 +135,19 @@ pub fn faults(
     let mut built: Vec<Arc<dyn Fault>> = Vec::new();
     for fault in &spec.spec.faults {
         if let Some(kube) = kube_fault(fault, &kube_context) {
-            built.push(kube);
+            let disrupts_pods =
+                fault.pod_kill.is_some() || fault.pod_evict.is_some() || fault.node_drain.is_some();
+            if disrupts_pods {
+                // Replacements are watched from just before each firing, for self-healing targets.
+                let timeout = spec.spec.steady_state.recovery_timeout.get() + fault.for_.get();
+                built.push(Arc::new(Observed::new(
+                    kube,
+                    connected.kube.clone(),
+                    timeout,
+                )));
+            } else {
+                built.push(kube);
+            }
             continue;
         }
         let Some(aws) = aws_context.clone() else {
