@@ -60,6 +60,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Apply every undo record a run left pending (after a crash or kill -9).
     Rollback(RollbackArgs),
+    /// Stop all chaos on the cluster: running experiments abort and roll back, new ones refuse.
+    Halt(HaltArgs),
+    /// Let experiments run again after `halt`.
+    Resume(ClusterFlags),
     /// Check experiment files and report every problem with its line, column and a hint.
     Validate(ValidateArgs),
     /// Print the JSON Schema of experiment files (or, with --report, of report.json).
@@ -218,4 +222,15 @@ pub struct DemoArgs {
     /// Where reports go.
     #[arg(long, default_value = "reports", value_name = "DIR")]
     pub report_dir: PathBuf,
+}
+
+/// Arguments of `halt`.
+#[derive(Debug, Args, Clone)]
+pub struct HaltArgs {
+    /// Why chaos is halted; every refused or aborted run shows it.
+    #[arg(long, default_value = "halted by an operator")]
+    pub reason: String,
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
 }

@@ -1,5 +1,6 @@
 //! One file per subcommand; each turns its `*Args` into work and returns an [`ExitStatus`].
 
+pub mod halt;
 pub mod report;
 pub mod rollback;
 pub mod run;
@@ -22,6 +23,8 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatu
         Command::Validate(args) => validate::run(&args, &cli.global, out),
         Command::Run(args) => run::run(&args, out).await,
         Command::Rollback(args) => rollback::run(&args, out).await,
+        Command::Halt(args) => halt::halt(&args, out).await,
+        Command::Resume(args) => halt::resume(&args, out).await,
         #[cfg(feature = "sandbox")]
         Command::Demo(args) => run::demo(&args, out).await,
         #[cfg(not(feature = "sandbox"))]

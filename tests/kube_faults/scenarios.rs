@@ -193,9 +193,11 @@ pub async fn node_drain_moves_pods(env: &Env) {
             .filter_map(|p| p.metadata.name)
             .collect()
     };
+    // DaemonSet pods (ours, and any the sandbox's DaemonSet controller adds for it) stay put.
+    let is_daemon = |name: &String| Some(name) == daemon.as_ref() || name.starts_with("agent-");
     let victims: Vec<String> = on_node(env.pods("app").await)
         .into_iter()
-        .filter(|name| Some(name) != daemon.as_ref())
+        .filter(|name| !is_daemon(name))
         .collect();
     assert!(!victims.is_empty());
     let fault = NodeDrain::new(
@@ -235,9 +237,7 @@ pub async fn node_drain_moves_pods(env: &Env) {
     assert!(!is_schedulable(&env.node(&node).await));
     eventually("the node emptied", Duration::from_secs(30), || async {
         let left = on_node(env.pods("app").await);
-        left.iter()
-            .all(|name| Some(name) == daemon.as_ref())
-            .then_some(())
+        left.iter().all(is_daemon).then_some(())
     })
     .await;
     let evidence = observer.finish().await;

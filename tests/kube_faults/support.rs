@@ -243,19 +243,29 @@ impl Env {
     pub async fn edit_taints(
         &self,
         name: &str,
-        edit: impl FnOnce(&mut Vec<k8s_openapi::api::core::v1::Taint>),
+        edit: impl Fn(&mut Vec<k8s_openapi::api::core::v1::Taint>),
     ) {
-        let node = self.node(name).await;
-        let mut taints = node.spec.and_then(|s| s.taints).unwrap_or_default();
-        edit(&mut taints);
-        self.patch_node(
-            name,
-            json!({
+        // Optimistic concurrency: the node's own status updates may race the edit, so a 409
+        // means read again and retry, as any controller would.
+        let api: Api<Node> = Api::all(self.raw.clone());
+        for _ in 0..20 {
+            let node = self.node(name).await;
+            let mut taints = node.spec.and_then(|s| s.taints).unwrap_or_default();
+            edit(&mut taints);
+            let patch = json!({
                 "metadata": {"resourceVersion": node.metadata.resource_version},
                 "spec": {"taints": taints},
-            }),
-        )
-        .await;
+            });
+            match api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => return,
+                Err(kube::Error::Api(status)) if status.code == 409 => continue,
+                Err(err) => panic!("node taints edited: {err}"),
+            }
+        }
+        panic!("node {name}: taints kept conflicting");
     }
 
     /// A zone hosting pods of the namespace, and all its nodes (sorted).

@@ -1,0 +1,130 @@
+//! Run-level safety against the sandbox with the real binary: a second run is refused with the
+//! lock holder's identity, the halt switch refuses runs until resumed, and pending undo records
+//! of an earlier run block a new one until they are rolled back.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use steadfast::engine::RunLock;
+use steadfast::infra::cluster::LeaseLock;
+use steadfast::sandbox::{Sandbox, SandboxOptions, Topology};
+
+fn steadfast(args: &[&str], kubeconfig: &Path, journal: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_steadfast"))
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env("STEADFAST_JOURNAL", journal)
+        .env("STEADFAST_NAMESPACE", "default")
+        .output()
+        .expect("the binary runs")
+}
+
+async fn sandbox(dir: &Path) -> Sandbox {
+    let topology = Topology::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/sandbox/topology.yaml"),
+    )
+    .unwrap();
+    let sandbox = Sandbox::start(&topology, SandboxOptions::new(dir))
+        .await
+        .unwrap();
+    sandbox.wait_ready(Duration::from_secs(60)).await.unwrap();
+    sandbox
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_is_refused_and_halt_stops_runs_until_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path()).await;
+    let kubeconfig = sandbox.kubeconfig_path().to_owned();
+    let journal = dir.path().join("journal.jsonl");
+
+    // Another run holds the lock.
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let lock = LeaseLock::new(kube::Client::try_from(config).unwrap(), "default");
+    lock.acquire("alice@laptop (pid 1)", Duration::from_secs(60))
+        .await
+        .unwrap();
+    let refused = tokio::task::spawn_blocking({
+        let (k, j) = (kubeconfig.clone(), journal.clone());
+        move || steadfast(&["run", "experiments/demo.yaml"], &k, &j)
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("alice@laptop (pid 1)"),
+        "the holder is named: {stderr}"
+    );
+    lock.release().await.unwrap();
+
+    // Halted: runs refuse with the reason, exit 3; resume lifts it.
+    let (k, j) = (kubeconfig.clone(), journal.clone());
+    let outputs = tokio::task::spawn_blocking(move || {
+        let halt = steadfast(&["halt", "--reason", "payment freeze"], &k, &j);
+        let run = steadfast(&["run", "experiments/demo.yaml"], &k, &j);
+        let resume = steadfast(&["resume"], &k, &j);
+        (halt, run, resume)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        outputs.0.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&outputs.0.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&outputs.1.stderr);
+    assert_eq!(outputs.1.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("payment freeze"), "{stderr}");
+    assert_eq!(
+        outputs.2.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&outputs.2.stderr)
+    );
+
+    // A pending undo record from a dead run blocks the next run until rolled back.
+    let record = steadfast::fault::UndoRecord {
+        id: "dead-run/cordon/0/0".into(),
+        run_id: "dead-run".into(),
+        fault: "cordon".into(),
+        action: steadfast::fault::UndoAction::Uncordon {
+            node: sandbox.node_names()[0].clone(),
+        },
+        created_at: chrono::Utc::now(),
+    };
+    steadfast::journal::FileJournal::open(&journal)
+        .unwrap()
+        .append(&steadfast::journal::JournalEntry::Undo(record))
+        .unwrap();
+    let (k, j) = (kubeconfig.clone(), journal.clone());
+    let (blocked, rollback, again) = tokio::task::spawn_blocking(move || {
+        let blocked = steadfast(&["run", "experiments/demo.yaml"], &k, &j);
+        let rollback = steadfast(&["rollback"], &k, &j);
+        let again = steadfast(&["rollback"], &k, &j);
+        (blocked, rollback, again)
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&blocked.stderr);
+    assert_eq!(blocked.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("pending"), "{stderr}");
+    let out = String::from_utf8_lossy(&rollback.stdout);
+    assert_eq!(rollback.status.code(), Some(0), "{out}");
+    assert!(out.contains("dead-run/cordon/0/0"), "{out}");
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("nothing pending"),
+        "rollback is idempotent"
+    );
+    sandbox.shutdown().await;
+}
