@@ -16,7 +16,7 @@ use kube::api::ListParams;
 use super::aws::{AwsClients, AwsContext, AwsOptions};
 use super::kube::client::load_config;
 use super::kube::{KubeClient, KubeOptions};
-use super::nodes::{DEFAULT_LIST_TIMEOUT, KubeNodes};
+use super::nodes::{DEFAULT_LIST_TIMEOUT, KubeNodes, node_facts};
 use crate::fault::aws_undo::AwsUndoer;
 use crate::fault::az_partition::AzPartitionFault;
 use crate::fault::ec2_stop::Ec2StopFault;
@@ -24,6 +24,7 @@ use crate::fault::ec2_terminate::Ec2TerminateFault;
 use crate::fault::kube_context::{KubeFaultContext, kube_fault};
 use crate::fault::kube_undo::KubeUndoer;
 use crate::fault::observed::Observed;
+use crate::fault::targets::is_running_and_ready;
 use crate::fault::{Fault, FaultError, RollbackOutcome, UndoAction, UndoRecord, Undoer};
 use crate::measure::{MeasurementStore, StoreConfig};
 use crate::plan::zones::instance_caps;
@@ -399,28 +400,19 @@ impl ReadyCount {
             if let Some(selector) = &nodes.selector {
                 params = params.labels(selector);
             }
+            // The same facts the zone model uses: zone label and the Ready condition.
             let ready = api
                 .list(&params)
                 .await?
                 .items
                 .iter()
+                .map(node_facts)
                 .filter(|n| {
-                    nodes.zone.as_ref().is_none_or(|z| {
-                        label(n.metadata.labels.as_ref(), "topology.kubernetes.io/zone") == Some(z)
-                    })
-                })
-                .filter(|n| {
-                    condition_true(
-                        n.status
+                    n.ready
+                        && nodes
+                            .zone
                             .as_ref()
-                            .and_then(|s| s.conditions.as_ref())
-                            .map(|c| {
-                                c.iter()
-                                    .map(|c| (c.type_.as_str(), c.status.as_str()))
-                                    .collect()
-                            }),
-                        "Ready",
-                    )
+                            .is_none_or(|z| n.zone.as_ref() == Some(z))
                 })
                 .count();
             return Ok((ready as u64, None));
@@ -432,36 +424,12 @@ impl ReadyCount {
                 .await?
                 .items
                 .iter()
-                .filter(|p| p.metadata.deletion_timestamp.is_none())
-                .filter(|p| {
-                    condition_true(
-                        p.status
-                            .as_ref()
-                            .and_then(|s| s.conditions.as_ref())
-                            .map(|c| {
-                                c.iter()
-                                    .map(|c| (c.type_.as_str(), c.status.as_str()))
-                                    .collect()
-                            }),
-                        "Ready",
-                    )
-                })
+                .filter(|p| is_running_and_ready(p))
                 .count();
             return Ok((ready as u64, None));
         }
         bail!("the probe names no workload, nodes or pods")
     }
-}
-
-fn label<'a>(
-    labels: Option<&'a std::collections::BTreeMap<String, String>>,
-    key: &str,
-) -> Option<&'a String> {
-    labels.and_then(|l| l.get(key))
-}
-
-fn condition_true(conditions: Option<Vec<(&str, &str)>>, kind: &str) -> bool {
-    conditions.is_some_and(|c| c.iter().any(|(t, s)| *t == kind && *s == "True"))
 }
 
 #[async_trait]
