@@ -467,17 +467,9 @@ fn prometheus_config(
     url: &str,
     prom: &crate::spec::probe::PrometheusProbeSpec,
 ) -> anyhow::Result<PrometheusProbeConfig> {
-    use crate::probe::prometheus::{CompareOp, Comparison, EmptyResult, PrometheusAuth};
+    use crate::probe::prometheus::{Comparison, EmptyResult, PrometheusAuth};
     use crate::spec::probe::EmptyResultPolicy;
-    use crate::spec::quantity::Op;
-    let op = match prom.expect.op {
-        Op::Lt => CompareOp::Lt,
-        Op::Le => CompareOp::Le,
-        Op::Gt => CompareOp::Gt,
-        Op::Ge => CompareOp::Ge,
-        Op::Eq => CompareOp::Eq,
-        Op::Ne => CompareOp::Ne,
-    };
+    let op = prom.expect.op;
     let auth = match &prom.auth {
         None => None,
         Some(a) => {

@@ -6,28 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// How a value is compared with the threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum CompareOp {
-    /// value < threshold
-    #[serde(rename = "<")]
-    Lt,
-    /// value <= threshold
-    #[serde(rename = "<=")]
-    Le,
-    /// value > threshold
-    #[serde(rename = ">")]
-    Gt,
-    /// value >= threshold
-    #[serde(rename = ">=")]
-    Ge,
-    /// value == threshold
-    #[serde(rename = "==")]
-    Eq,
-    /// value != threshold
-    #[serde(rename = "!=")]
-    Ne,
-}
+/// The operator of a comparison: the experiment file's own, so both read and print alike.
+pub use crate::spec::quantity::Op as CompareOp;
 
 /// The condition every point of every series must meet.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -43,15 +23,7 @@ impl Comparison {
     /// True when `value` meets the comparison. NaN meets only `!=`, as in IEEE arithmetic: a
     /// series that divided by zero has not shown it is healthy.
     pub fn holds(&self, value: f64) -> bool {
-        let threshold = self.threshold;
-        match self.op {
-            CompareOp::Lt => value < threshold,
-            CompareOp::Le => value <= threshold,
-            CompareOp::Gt => value > threshold,
-            CompareOp::Ge => value >= threshold,
-            CompareOp::Eq => value == threshold,
-            CompareOp::Ne => value != threshold,
-        }
+        self.op.holds(value, self.threshold)
     }
 }
 
