@@ -56,6 +56,8 @@ pub enum OutputFormat {
 pub enum Command {
     /// Run an experiment: steady state, faults, rollback, verdict, report.
     Run(RunArgs),
+    /// Everything up to injection, with no writes: targets, undo actions, irreversible steps.
+    Plan(PlanArgs),
     /// Start the sandbox and run the demo experiment against it, ending with a report.
     Demo(DemoArgs),
     /// Apply every undo record a run left pending (after a crash or kill -9).
@@ -230,6 +232,24 @@ pub struct HaltArgs {
     /// Why chaos is halted; every refused or aborted run shows it.
     #[arg(long, default_value = "halted by an operator")]
     pub reason: String,
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+/// Arguments of `plan`.
+#[derive(Debug, Args, Clone)]
+pub struct PlanArgs {
+    /// The experiment.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Seed for the random choices (overrides spec.seed), to preview exactly what `run --seed`
+    /// will choose.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterFlags,

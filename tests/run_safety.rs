@@ -35,21 +35,95 @@ async fn sandbox(dir: &Path) -> Sandbox {
     sandbox
 }
 
+async fn sandbox_client(kubeconfig: &Path) -> kube::Client {
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_run_is_refused_and_halt_stops_runs_until_resumed() {
+async fn plan_changes_nothing_a_second_run_is_refused_and_halt_stops_runs() {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = sandbox(dir.path()).await;
     let kubeconfig = sandbox.kubeconfig_path().to_owned();
     let journal = dir.path().join("journal.jsonl");
 
-    // Another run holds the lock.
-    let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
-        &kube::config::KubeConfigOptions::default(),
-    )
+    // A dry run chooses targets and describes undo without touching anything.
+    let (k, j) = (kubeconfig.clone(), journal.clone());
+    let planned = tokio::task::spawn_blocking(move || {
+        let drain = steadfast(
+            &[
+                "plan",
+                "experiments/sandbox/node-drain.yaml",
+                "-o",
+                "json",
+                "--seed",
+                "7",
+            ],
+            &k,
+            &j,
+        );
+        let again = steadfast(
+            &[
+                "plan",
+                "experiments/sandbox/node-drain.yaml",
+                "-o",
+                "json",
+                "--seed",
+                "7",
+            ],
+            &k,
+            &j,
+        );
+        (drain, again)
+    })
     .await
     .unwrap();
-    let lock = LeaseLock::new(kube::Client::try_from(config).unwrap(), "default");
+    let stdout = String::from_utf8_lossy(&planned.0.stdout);
+    assert_eq!(
+        planned.0.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&planned.0.stderr)
+    );
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let fault = &plan["faults"][0];
+    assert_eq!(
+        fault["plan"]["targets"].as_array().unwrap().len(),
+        1,
+        "{plan:#}"
+    );
+    assert!(
+        fault["undo"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("uncordon node "),
+        "{plan:#}"
+    );
+    let again: serde_json::Value = serde_json::from_slice(&planned.1.stdout).unwrap();
+    assert_eq!(
+        fault["plan"]["targets"], again["faults"][0]["plan"]["targets"],
+        "the same seed plans the same targets"
+    );
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> =
+        kube::Api::all(sandbox_client(&kubeconfig).await);
+    let cordoned = nodes
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|n| n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true))
+        .count();
+    assert_eq!(cordoned, 0, "plan changed nothing");
+    assert!(!journal.exists(), "plan writes no journal");
+
+    // Another run holds the lock.
+    let lock = LeaseLock::new(sandbox_client(&kubeconfig).await, "default");
     lock.acquire("alice@laptop (pid 1)", Duration::from_secs(60))
         .await
         .unwrap();

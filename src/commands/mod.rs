@@ -1,6 +1,7 @@
 //! One file per subcommand; each turns its `*Args` into work and returns an [`ExitStatus`].
 
 pub mod halt;
+pub mod plan;
 pub mod report;
 pub mod rollback;
 pub mod run;
@@ -22,6 +23,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatu
     match cli.command {
         Command::Validate(args) => validate::run(&args, &cli.global, out),
         Command::Run(args) => run::run(&args, out).await,
+        Command::Plan(args) => plan::run(&args, out).await,
         Command::Rollback(args) => rollback::run(&args, out).await,
         Command::Halt(args) => halt::halt(&args, out).await,
         Command::Resume(args) => halt::resume(&args, out).await,
