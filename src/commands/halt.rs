@@ -6,14 +6,10 @@ use std::io::Write;
 use crate::cli::{ClusterFlags, HaltArgs};
 use crate::exit::ExitStatus;
 use crate::infra::cluster::{ConfigMapHalt, state_namespace};
-use crate::infra::kube::{KubeClient, KubeOptions};
+use crate::infra::kube::KubeClient;
 
 async fn switch(cluster: &ClusterFlags) -> anyhow::Result<(ConfigMapHalt, String)> {
-    let options = KubeOptions {
-        kubeconfig: cluster.kubeconfig.clone(),
-        context: cluster.context.clone(),
-        ..KubeOptions::default()
-    };
+    let options = super::cluster_of(cluster).kube_options();
     let kube = KubeClient::connect(&options).await?;
     let namespace = state_namespace();
     Ok((

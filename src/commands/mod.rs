@@ -12,7 +12,16 @@ pub mod validate;
 
 use std::io::Write;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, ClusterFlags, Command};
+use crate::infra::wiring::ClusterArgs;
+
+/// The cluster a command's flags name.
+pub(crate) fn cluster_of(flags: &ClusterFlags) -> ClusterArgs {
+    ClusterArgs {
+        kubeconfig: flags.kubeconfig.clone(),
+        context: flags.context.clone(),
+    }
+}
 use crate::exit::ExitStatus;
 
 /// Runs a parsed command line, writing data to `out`.

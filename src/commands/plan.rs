@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::cli::{OutputFormat, PlanArgs};
 use crate::exit::ExitStatus;
 use crate::fault::FaultPlan;
-use crate::infra::wiring::{self, ClusterArgs};
+use crate::infra::wiring;
 use crate::spec::{DurationSpec, load_file};
 
 /// One fault's first firing, as it would happen now.
@@ -51,10 +51,7 @@ pub async fn run(args: &PlanArgs, out: &mut dyn Write) -> anyhow::Result<ExitSta
         }
     };
     let spec = loaded.spec;
-    let cluster = ClusterArgs {
-        kubeconfig: args.cluster.kubeconfig.clone(),
-        context: args.cluster.context.clone(),
-    };
+    let cluster = super::cluster_of(&args.cluster);
     let connected = wiring::connect(&spec, &cluster).await?;
     let seed = args.seed.or(spec.spec.seed).unwrap_or_else(rand::random);
     let faults = wiring::faults(&spec, &connected, seed)?;

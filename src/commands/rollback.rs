@@ -9,7 +9,7 @@ use crate::cli::RollbackArgs;
 use crate::exit::ExitStatus;
 use crate::fault::{RollbackOutcome, UndoRecord, Undoer};
 use crate::infra::aws::{AwsClients, AwsOptions};
-use crate::infra::wiring::{ClusterArgs, CompositeUndoer};
+use crate::infra::wiring::CompositeUndoer;
 use crate::journal::{FileJournal, JournalEntry, default_journal_path, pending, read_entries};
 
 /// Applies `records` in reverse order of writing; true when every one was applied.
@@ -74,15 +74,8 @@ pub async fn run(args: &RollbackArgs, out: &mut dyn Write) -> anyhow::Result<Exi
     if records.is_empty() {
         writeln!(out, "nothing pending in {}", path.display())?;
     } else {
-        let cluster = ClusterArgs {
-            kubeconfig: args.cluster.kubeconfig.clone(),
-            context: args.cluster.context.clone(),
-        };
-        let options = crate::infra::kube::KubeOptions {
-            kubeconfig: cluster.kubeconfig.clone(),
-            context: cluster.context.clone(),
-            ..Default::default()
-        };
+        let cluster = super::cluster_of(&args.cluster);
+        let options = cluster.kube_options();
         let kube = crate::infra::kube::KubeClient::connect(&options).await?;
         let undoer = CompositeUndoer::new(kube, AwsOptions::from_spec(None));
         let journal = FileJournal::open(&path)?;

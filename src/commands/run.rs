@@ -23,10 +23,7 @@ use crate::spec::{Diagnostic, ExperimentSpec, load_file};
 /// # Errors
 /// I/O errors writing the summary; everything else maps to an exit status.
 pub async fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
-    let cluster = ClusterArgs {
-        kubeconfig: args.cluster.kubeconfig.clone(),
-        context: args.cluster.context.clone(),
-    };
+    let cluster = super::cluster_of(&args.cluster);
     execute(&args.file, &cluster, args, out).await
 }
 
@@ -253,10 +250,7 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
             context: None,
         },
     };
-    let cluster = ClusterArgs {
-        kubeconfig: run_args.cluster.kubeconfig.clone(),
-        context: None,
-    };
+    let cluster = super::cluster_of(&run_args.cluster);
     let status = execute(&run_args.file, &cluster, &run_args, out).await;
     running.sandbox.shutdown().await;
     status

@@ -73,17 +73,26 @@ fn needs_aws(spec: &ExperimentSpec) -> bool {
         .any(|p| p.autoscaling.is_some())
 }
 
+impl ClusterArgs {
+    /// Client options for these settings, with the default rate limit.
+    pub fn kube_options(&self) -> KubeOptions {
+        KubeOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            ..KubeOptions::default()
+        }
+    }
+}
+
 /// Connects the clients an experiment needs.
 ///
 /// # Errors
 /// When no cluster configuration is found or AWS cannot be configured.
 pub async fn connect(spec: &ExperimentSpec, cluster: &ClusterArgs) -> anyhow::Result<Connected> {
     let options = KubeOptions {
-        kubeconfig: cluster.kubeconfig.clone(),
-        context: cluster.context.clone(),
         qps: spec.spec.safety.api_qps,
         burst: spec.spec.safety.api_burst,
-        ..KubeOptions::default()
+        ..cluster.kube_options()
     };
     let config = load_config(&options)
         .await

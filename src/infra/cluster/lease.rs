@@ -11,7 +11,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{DeleteParams, PostParams, Preconditions};
 use kube::{Api, Client};
 
-use super::timed;
+use super::{API_TIMEOUT, timed};
 use crate::engine::{LockError, RunLock};
 
 /// The Lease's name.
@@ -79,6 +79,17 @@ impl LeaseLock {
     }
 }
 
+/// A write bounded by [`API_TIMEOUT`], keeping the API's own error so a conflict is told by its
+/// status code (`None`: no answer in time).
+async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T, Option<kube::Error>> {
+    match tokio::time::timeout(API_TIMEOUT, call).await {
+        Ok(result) => result.map_err(Some),
+        Err(_) => Err(None),
+    }
+}
+
 /// The holder and expiry of a live lease, or None when it lapsed or is free.
 fn live_holder(lease: &Lease) -> Option<(String, Timestamp)> {
     let spec = lease.spec.as_ref()?;
@@ -100,8 +111,7 @@ impl RunLock for LeaseLock {
             .map_err(LockError::Store)?;
         let result = match existing {
             None => {
-                timed(
-                    "create the run lock",
+                bounded(
                     self.api
                         .create(&PostParams::default(), &Self::lease(holder, ttl, None)),
                 )
@@ -116,8 +126,7 @@ impl RunLock for LeaseLock {
                 }
                 // resourceVersion is kept, so a racing taker gets 409 Conflict.
                 let replaced = Self::lease(holder, ttl, Some(lease));
-                timed(
-                    "take over the run lock",
+                bounded(
                     self.api
                         .replace(LEASE_NAME, &PostParams::default(), &replaced),
                 )
@@ -133,11 +142,8 @@ impl RunLock for LeaseLock {
                     Some((holder.to_owned(), ttl));
                 Ok(())
             }
-            Err(err)
-                if err.contains("409")
-                    || err.contains("AlreadyExists")
-                    || err.contains("Conflict") =>
-            {
+            // 409: another run created or took the lease between our read and our write.
+            Err(Some(kube::Error::Api(status))) if status.code == 409 => {
                 let current = timed("read the run lock", self.api.get_opt(LEASE_NAME))
                     .await
                     .map_err(LockError::Store)?;
@@ -150,7 +156,11 @@ impl RunLock for LeaseLock {
                     expires: expires.to_string(),
                 })
             }
-            Err(err) => Err(LockError::Store(err)),
+            Err(Some(err)) => Err(LockError::Store(format!("write the run lock: {err}"))),
+            Err(None) => Err(LockError::Store(format!(
+                "write the run lock: no answer within {}s",
+                API_TIMEOUT.as_secs()
+            ))),
         }
     }
 
