@@ -15,7 +15,7 @@ use kube::api::ListParams;
 
 use super::aws::{AwsClients, AwsContext, AwsOptions};
 use super::kube::client::load_config;
-use super::kube::{KubeClient, KubeOptions};
+use super::kube::{KubeClient, KubeOptions, ServiceProxyTransport};
 use super::nodes::{DEFAULT_LIST_TIMEOUT, KubeNodes, node_facts};
 use crate::fault::aws_undo::AwsUndoer;
 use crate::fault::az_partition::AzPartitionFault;
@@ -34,7 +34,9 @@ use crate::probe::http::{
 };
 use crate::probe::prometheus::{PrometheusProbe, PrometheusProbeConfig};
 use crate::probe::set::{Condition, ConditionSource, ProbeSet};
-use crate::spec::probe::{HttpProbeSpec, KubernetesProbeSpec, ServiceRef, WorkloadKind};
+use crate::spec::probe::{
+    HttpProbeSpec, KubernetesProbeSpec, ServiceAccess, ServiceRef, WorkloadKind,
+};
 use crate::spec::quantity::Count;
 use crate::spec::{ExperimentSpec, FaultKind};
 
@@ -53,6 +55,9 @@ pub struct Connected {
     pub kube: KubeClient,
     /// The API server's URL.
     pub server: String,
+    /// Kubernetes without the rate limiter, for probe requests through the service proxy: they
+    /// must not spend the budget that paces the faults.
+    pub proxy: kube::Client,
     /// AWS, when the experiment has AWS faults or probes.
     pub aws: Option<AwsClients>,
     /// The AWS options used.
@@ -102,6 +107,8 @@ pub async fn connect(spec: &ExperimentSpec, cluster: &ClusterArgs) -> anyhow::Re
         .to_string()
         .trim_end_matches('/')
         .to_owned();
+    let proxy =
+        kube::Client::try_from(config.clone()).context("cannot build the Kubernetes client")?;
     let kube =
         KubeClient::from_config(config, &options).context("cannot build the Kubernetes client")?;
     let aws_options = AwsOptions::from_spec(spec.spec.aws.as_ref());
@@ -117,6 +124,7 @@ pub async fn connect(spec: &ExperimentSpec, cluster: &ClusterArgs) -> anyhow::Re
     Ok(Connected {
         kube,
         server,
+        proxy,
         aws,
         aws_options,
     })
@@ -223,10 +231,24 @@ impl Undoer for CompositeUndoer {
     }
 }
 
-/// Where an HTTP probe sends its requests.
-async fn probe_url(http: &HttpProbeSpec, connected: &Connected) -> anyhow::Result<String> {
+/// Where an HTTP probe sends its requests, and whether through the API server.
+struct ProbeTarget {
+    url: String,
+    through_api_proxy: bool,
+}
+
+impl ProbeTarget {
+    fn direct(url: String) -> Self {
+        Self {
+            url,
+            through_api_proxy: false,
+        }
+    }
+}
+
+async fn probe_target(http: &HttpProbeSpec, connected: &Connected) -> anyhow::Result<ProbeTarget> {
     if let Some(url) = &http.url {
-        return Ok(url.clone());
+        return Ok(ProbeTarget::direct(url.clone()));
     }
     let Some(service) = &http.service else {
         bail!("the probe has neither url nor service")
@@ -234,9 +256,12 @@ async fn probe_url(http: &HttpProbeSpec, connected: &Connected) -> anyhow::Resul
     resolve_service(service, connected).await
 }
 
-/// A Service's URL: the sandbox's load balancer when it names one, cluster DNS inside a pod,
-/// the API server's service proxy otherwise.
-async fn resolve_service(service: &ServiceRef, connected: &Connected) -> anyhow::Result<String> {
+/// A Service's URL. With `access: auto`: the sandbox's load balancer when it names one, cluster
+/// DNS inside a pod, the API server's service proxy otherwise.
+async fn resolve_service(
+    service: &ServiceRef,
+    connected: &Connected,
+) -> anyhow::Result<ProbeTarget> {
     let api: Api<Service> = Api::namespaced(connected.kube.raw().clone(), &service.namespace);
     let found = tokio::time::timeout(Duration::from_secs(15), api.get_opt(&service.name))
         .await
@@ -254,24 +279,37 @@ async fn resolve_service(service: &ServiceRef, connected: &Connected) -> anyhow:
                 .map(|p| p.port as u16)
         })
         .with_context(|| format!("Service {}/{} has no port", service.namespace, service.name))?;
-    if let Some(url) = found
+    let sandbox_url = found
         .metadata
         .annotations
         .as_ref()
-        .and_then(|a| a.get("sandbox.steadfast.dev/url"))
-    {
-        return Ok(format!("{}{}", url.trim_end_matches('/'), service.path));
-    }
-    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        return Ok(format!(
+        .and_then(|a| a.get("sandbox.steadfast.dev/url"));
+    let in_pod = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    let access = match (service.access, sandbox_url) {
+        (ServiceAccess::Auto, Some(url)) => {
+            return Ok(ProbeTarget::direct(format!(
+                "{}{}",
+                url.trim_end_matches('/'),
+                service.path
+            )));
+        }
+        (ServiceAccess::Auto, None) if in_pod => ServiceAccess::ClusterDns,
+        (ServiceAccess::Auto, None) => ServiceAccess::ApiProxy,
+        (chosen, _) => chosen,
+    };
+    if access == ServiceAccess::ClusterDns {
+        return Ok(ProbeTarget::direct(format!(
             "{}://{}.{}.svc:{port}{}",
             service.scheme, service.name, service.namespace, service.path
-        ));
+        )));
     }
-    Ok(format!(
-        "{}/api/v1/namespaces/{}/services/{}:{}:{port}/proxy{}",
-        connected.server, service.namespace, service.scheme, service.name, service.path
-    ))
+    Ok(ProbeTarget {
+        url: format!(
+            "{}/api/v1/namespaces/{}/services/{}:{}:{port}/proxy{}",
+            connected.server, service.namespace, service.scheme, service.name, service.path
+        ),
+        through_api_proxy: true,
+    })
 }
 
 fn expectations(http: &HttpProbeSpec) -> anyhow::Result<Expectations> {
@@ -320,7 +358,8 @@ fn header_value(value: &str) -> anyhow::Result<HeaderValue> {
 }
 
 async fn http_probe(http: &HttpProbeSpec, connected: &Connected) -> anyhow::Result<HttpProbe> {
-    let url = probe_url(http, connected).await?;
+    let target = probe_target(http, connected).await?;
+    let url = &target.url;
     let uri: Uri = url
         .parse()
         .with_context(|| format!("`{url}` is not a URL"))?;
@@ -349,6 +388,10 @@ async fn http_probe(http: &HttpProbeSpec, connected: &Connected) -> anyhow::Resu
             .transpose()?,
         duration: None,
     };
+    if target.through_api_proxy {
+        let transport = ServiceProxyTransport::new(connected.proxy.clone(), &connected.server);
+        return Ok(HttpProbe::new(config, Arc::new(transport))?);
+    }
     let tls = http
         .tls
         .as_ref()

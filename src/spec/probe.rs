@@ -158,6 +158,29 @@ pub struct ServiceRef {
     /// `http` or `https`. Default `http`.
     #[serde(default = "default_scheme")]
     pub scheme: String,
+    /// How requests reach the Service. Default `auto`.
+    #[serde(default, skip_serializing_if = "ServiceAccess::is_auto")]
+    pub access: ServiceAccess,
+}
+
+/// How a probe reaches a Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ServiceAccess {
+    /// Cluster DNS when steadfast runs in a pod, the API server's service proxy otherwise.
+    #[default]
+    Auto,
+    /// `http://NAME.NAMESPACE.svc:PORT`: in a pod, or where cluster DNS and networks reach.
+    ClusterDns,
+    /// The API server's `services/proxy` subresource with the kubeconfig's credentials: works
+    /// from anywhere the API server does, but every request is an API request.
+    ApiProxy,
+}
+
+impl ServiceAccess {
+    fn is_auto(&self) -> bool {
+        *self == ServiceAccess::Auto
+    }
 }
 
 fn default_path() -> String {

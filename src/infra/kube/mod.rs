@@ -11,9 +11,11 @@ pub mod error;
 pub mod ops;
 pub mod ratelimit;
 pub mod rbac;
+pub mod service_proxy;
 
 pub use access::{AccessLog, ApiAccess};
 pub use client::{KubeClient, KubeOptions};
 pub use error::KubeError;
 pub use ops::Removal;
 pub use ratelimit::RateLimiter;
+pub use service_proxy::ServiceProxyTransport;

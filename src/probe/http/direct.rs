@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::header::{CONTENT_LENGTH, HOST};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -24,7 +24,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsConnector;
 
 use super::tls::{self, TlsError, TlsOptions};
-use super::transport::{ProbeRequest, ProbeResponse, Transport, TransportError};
+use super::transport::{ProbeRequest, ProbeResponse, Transport, TransportError, read_limited};
 
 /// Default bound on establishing one connection (TCP plus TLS handshake).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -145,7 +145,7 @@ impl DirectTransport {
         };
         let keep = response_allows_reuse(&response);
         let (parts, body) = response.into_parts();
-        let (body, truncated) = read_body(body, self.config.max_body_bytes).await?;
+        let (body, truncated) = read_limited(body, self.config.max_body_bytes).await?;
         if keep && self.config.connection == ConnectionMode::KeepAlive {
             self.checkin(target.key, sender);
         }
@@ -354,25 +354,6 @@ fn connect_error(
         authority: authority.to_owned(),
         source: Box::new(source),
     }
-}
-
-async fn read_body(
-    mut body: hyper::body::Incoming,
-    limit: usize,
-) -> Result<(Bytes, bool), TransportError> {
-    let mut kept = BytesMut::new();
-    let mut truncated = false;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|error| TransportError::Protocol(Box::new(error)))?;
-        if let Ok(data) = frame.into_data() {
-            let room = limit.saturating_sub(kept.len());
-            if data.len() > room {
-                truncated = true;
-            }
-            kept.extend_from_slice(&data[..data.len().min(room)]);
-        }
-    }
-    Ok((kept.freeze(), truncated))
 }
 
 /// Lets a shared TLS setup error travel as a boxed source.

@@ -49,7 +49,9 @@ pub use endpoints::{Endpoint, run_per_endpoint};
 pub use expect::{BodyExpectation, Expectations, StatusExpectation};
 pub use schedule::Schedule;
 pub use tls::{TlsError, TlsOptions, client_config};
-pub use transport::{BoxError, ProbeRequest, ProbeResponse, Transport, TransportError};
+pub use transport::{
+    BoxError, ProbeRequest, ProbeResponse, Transport, TransportError, read_limited,
+};
 
 /// Default bound on attempts in flight.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1_000;

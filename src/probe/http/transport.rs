@@ -83,6 +83,35 @@ pub enum TransportError {
     InvalidRequest(String),
 }
 
+/// Reads `body` to its end, keeping at most `limit` bytes.
+///
+/// The rest is read and discarded rather than left unread, so a probe's latency covers the whole
+/// response whatever the transport.
+///
+/// # Errors
+/// [`TransportError::Protocol`] when the body breaks off.
+pub async fn read_limited<B>(mut body: B, limit: usize) -> Result<(Bytes, bool), TransportError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    use http_body_util::BodyExt;
+
+    let mut kept = bytes::BytesMut::new();
+    let mut truncated = false;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| TransportError::Protocol(error.into()))?;
+        if let Ok(data) = frame.into_data() {
+            let room = limit.saturating_sub(kept.len());
+            if data.len() > room {
+                truncated = true;
+            }
+            kept.extend_from_slice(&data[..data.len().min(room)]);
+        }
+    }
+    Ok((kept.freeze(), truncated))
+}
+
 impl TransportError {
     /// The failure this error counts as in a [`Sample`](crate::measure::Sample).
     pub fn failure_kind(&self) -> FailureKind {
