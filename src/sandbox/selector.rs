@@ -7,43 +7,27 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-/// One requirement of a label selector.
-#[derive(Debug, Clone, PartialEq)]
-enum Req {
-    Eq(String, String),
-    Ne(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    NotExists(String),
-}
+use crate::spec::selector::{self, Requirement};
 
-/// A parsed label selector; empty matches everything.
+/// A label selector: the grammar and matching of experiment files (`spec::selector`), over the
+/// JSON objects the sandbox stores, so the sandbox accepts and refuses what steadfast checks.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct LabelSelector {
-    reqs: Vec<Req>,
-}
+pub(crate) struct LabelSelector(selector::LabelSelector);
 
 impl LabelSelector {
     /// Parses the query-string form.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let mut reqs = Vec::new();
-        for part in split_top_level(s) {
-            let part = part.trim();
-            if part.is_empty() {
-                continue;
-            }
-            reqs.push(parse_req(part)?);
-        }
-        Ok(Self { reqs })
+        selector::LabelSelector::parse(s)
+            .map(Self)
+            .map_err(|e| e.to_string())
     }
 
     /// Builds the selector a `matchLabels`/`matchExpressions` object describes.
     pub fn from_object(sel: &Value) -> Self {
-        let mut reqs = Vec::new();
+        let mut requirements = Vec::new();
         if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in m {
-                reqs.push(Req::Eq(
+                requirements.push(Requirement::Equals(
                     k.clone(),
                     v.as_str().unwrap_or_default().to_string(),
                 ));
@@ -60,121 +44,42 @@ impl LabelSelector {
                             .collect()
                     })
                     .unwrap_or_default();
-                match e["operator"].as_str().unwrap_or_default() {
-                    "In" => reqs.push(Req::In(key, values)),
-                    "NotIn" => reqs.push(Req::NotIn(key, values)),
-                    "Exists" => reqs.push(Req::Exists(key)),
-                    _ => reqs.push(Req::NotExists(key)),
-                }
+                requirements.push(match e["operator"].as_str().unwrap_or_default() {
+                    "In" => Requirement::In(key, values),
+                    "NotIn" => Requirement::NotIn(key, values),
+                    "Exists" => Requirement::Exists(key),
+                    _ => Requirement::DoesNotExist(key),
+                });
             }
         }
-        Self { reqs }
+        Self(selector::LabelSelector { requirements })
     }
 
     /// Builds an equality selector from a label map (a Service's `spec.selector`).
     pub fn from_map(m: &BTreeMap<String, String>) -> Self {
-        Self {
-            reqs: m
+        Self(selector::LabelSelector {
+            requirements: m
                 .iter()
-                .map(|(k, v)| Req::Eq(k.clone(), v.clone()))
+                .map(|(k, v)| Requirement::Equals(k.clone(), v.clone()))
                 .collect(),
-        }
+        })
     }
 
     /// Whether the selector has no requirement.
     pub fn is_empty(&self) -> bool {
-        self.reqs.is_empty()
+        self.0.is_empty()
     }
 
     /// Tests a label map given as the JSON `metadata.labels` object.
     pub fn matches(&self, labels: Option<&Value>) -> bool {
-        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-        self.reqs.iter().all(|r| match r {
-            Req::Eq(k, v) => get(k) == Some(v.as_str()),
-            Req::Ne(k, v) => get(k) != Some(v.as_str()),
-            Req::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
-            Req::NotIn(k, vs) => !get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
-            Req::Exists(k) => get(k).is_some(),
-            Req::NotExists(k) => get(k).is_none(),
-        })
+        self.0
+            .matches_with(|k| labels.and_then(|l| l.get(k)).and_then(Value::as_str))
     }
 
     /// Tests an object's labels.
     pub fn matches_object(&self, obj: &Value) -> bool {
-        self.reqs.is_empty() || self.matches(obj.pointer("/metadata/labels"))
+        self.0.is_empty() || self.matches(obj.pointer("/metadata/labels"))
     }
-}
-
-fn split_top_level(s: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut depth = 0;
-    let mut start = 0;
-    for (i, c) in s.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
-                out.push(&s[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&s[start..]);
-    out
-}
-
-fn valid_key(k: &str) -> Result<String, String> {
-    let ok = !k.is_empty()
-        && k.len() <= 317
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c));
-    if ok {
-        Ok(k.to_string())
-    } else {
-        Err(format!("invalid label key {k:?}"))
-    }
-}
-
-fn parse_set(rest: &str) -> Result<Vec<String>, String> {
-    let rest = rest.trim();
-    let inner = rest
-        .strip_prefix('(')
-        .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| format!("expected a parenthesised set, found {rest:?}"))?;
-    Ok(inner
-        .split(',')
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .collect())
-}
-
-fn parse_req(part: &str) -> Result<Req, String> {
-    if let Some(k) = part.strip_prefix('!') {
-        return Ok(Req::NotExists(valid_key(k.trim())?));
-    }
-    if let Some((k, v)) = part.split_once("!=") {
-        return Ok(Req::Ne(valid_key(k.trim())?, v.trim().to_string()));
-    }
-    if let Some((k, v)) = part.split_once("==") {
-        return Ok(Req::Eq(valid_key(k.trim())?, v.trim().to_string()));
-    }
-    if let Some((k, v)) = part.split_once('=') {
-        return Ok(Req::Eq(valid_key(k.trim())?, v.trim().to_string()));
-    }
-    let words: Vec<&str> = part.splitn(2, char::is_whitespace).collect();
-    if words.len() == 2 {
-        let key = valid_key(words[0])?;
-        let rest = words[1].trim_start();
-        if let Some(set) = rest.strip_prefix("notin") {
-            return Ok(Req::NotIn(key, parse_set(set)?));
-        }
-        if let Some(set) = rest.strip_prefix("in") {
-            return Ok(Req::In(key, parse_set(set)?));
-        }
-        return Err(format!("unable to parse requirement {part:?}"));
-    }
-    Ok(Req::Exists(valid_key(part)?))
 }
 
 /// A parsed field selector (`path=value` terms, AND-ed).
