@@ -866,3 +866,80 @@ fn every_experiment_shipped_for_deployment_is_valid() {
 
     assert!(checked >= 4, "only {checked} experiments found to check");
 }
+
+/// The (verb, resource) pairs a list of PolicyRules grants, in the terms of `rbac::RULES`.
+fn granted(rules: &[&Value]) -> BTreeSet<steadfast::infra::kube::access::ApiAccess> {
+    let mut out = BTreeSet::new();
+    for rule in rules {
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    out.insert(steadfast::infra::kube::access::ApiAccess {
+                        group: group.clone(),
+                        resource: resource.clone(),
+                        verb,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn assert_same_accesses(what: &str, granted: &BTreeSet<steadfast::infra::kube::access::ApiAccess>) {
+    let used = steadfast::infra::kube::rbac::all_accesses();
+    let missing: Vec<String> = used.difference(granted).map(ToString::to_string).collect();
+    let extra: Vec<String> = granted.difference(&used).map(ToString::to_string).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what} differs from rbac::RULES\nused by the code but not granted: {missing:?}\ngranted but never used: {extra:?}"
+    );
+}
+
+/// The rendered RBAC (both scopes) and the plain manifests grant exactly what the code uses:
+/// nothing missing, nothing extra.
+#[test]
+fn rendered_rbac_rules_equal_the_rules_the_code_uses() {
+    let Some(checker) = Checker::find("rendered_rbac_rules_equal_the_rules_the_code_uses") else {
+        return;
+    };
+    let cluster = checker.render(&[]);
+    let role = cluster.get("ClusterRole", &format!("{NAMESPACE}-{RELEASE}"));
+    let rules: Vec<&Value> = role["rules"].as_array().expect("rules").iter().collect();
+    assert_same_accesses(
+        "the chart's ClusterRole (rbac.scope=cluster)",
+        &granted(&rules),
+    );
+
+    let namespaced = checker.render(&["--set", "rbac.scope=namespaced"]);
+    let mut rules: Vec<&Value> = Vec::new();
+    for object in namespaced
+        .of_kind("ClusterRole")
+        .into_iter()
+        .chain(namespaced.of_kind("Role"))
+    {
+        rules.extend(object["rules"].as_array().expect("rules"));
+    }
+    assert_same_accesses(
+        "the chart's ClusterRole and Roles (rbac.scope=namespaced)",
+        &granted(&rules),
+    );
+
+    let text = std::fs::read_to_string(repo().join("deploy/manifests/20-rbac.yaml"))
+        .expect("deploy/manifests/20-rbac.yaml");
+    let mut rules = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let doc: Value = serde::Deserialize::deserialize(doc).expect("manifest YAML");
+        if let Some(list) = doc["rules"].as_array() {
+            rules.extend(list.clone());
+        }
+    }
+    assert!(
+        !rules.is_empty(),
+        "deploy/manifests/20-rbac.yaml grants nothing"
+    );
+    assert_same_accesses(
+        "deploy/manifests/20-rbac.yaml",
+        &granted(&rules.iter().collect::<Vec<_>>()),
+    );
+}
