@@ -943,3 +943,100 @@ fn rendered_rbac_rules_equal_the_rules_the_code_uses() {
         &granted(&rules.iter().collect::<Vec<_>>()),
     );
 }
+
+const SCHEDULER_VALUES: &str = "charts/steadfast/ci/scheduler-values.yaml";
+
+/// `scheduler.enabled` renders one `steadfast schedule` Deployment (and its metrics Service)
+/// instead of CronJobs, mounting every experiment at /experiments/<name>.yaml, with the
+/// schedule flags from values; it lints clean and validates; `halt` scales it to zero.
+#[test]
+fn scheduler_mode_renders_one_deployment_instead_of_cronjobs() {
+    let Some(checker) = Checker::find("scheduler_mode_renders_one_deployment_instead_of_cronjobs")
+    else {
+        return;
+    };
+    let lint = checker.run(&["lint", CHART, "-f", SCHEDULER_VALUES]);
+    assert_eq!(lint.code, 0, "{}", lint.json);
+    assert_eq!(lint.json["errors"], json!([]), "{}", lint.json);
+
+    let rendered = checker.render(&["-f", SCHEDULER_VALUES]);
+    assert_all_valid(&rendered.0);
+    assert!(
+        rendered.of_kind("CronJob").is_empty(),
+        "no CronJobs: the scheduler fires the experiments"
+    );
+    let name = format!("{RELEASE}-scheduler");
+    let deployment = rendered.get("Deployment", &name);
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert!(as_u64(&pod["terminationGracePeriodSeconds"]) >= 120);
+    let container = &pod["containers"][0];
+    assert_eq!(
+        strings(&container["args"]),
+        [
+            "schedule",
+            "--experiments",
+            "/experiments",
+            "--listen",
+            "0.0.0.0:9464",
+            "--overlap",
+            "queue",
+            "--queue-limit",
+            "4",
+            "--jitter",
+            "2m"
+        ]
+    );
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert!(env_value(container, "STEADFAST_JOURNAL").is_some());
+    let sources: Vec<String> = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "experiments")
+        .expect("the experiments volume")["projected"]["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .map(|s| s["configMap"]["name"].as_str().expect("name").to_owned())
+        .collect();
+    let values = yaml_file(SCHEDULER_VALUES);
+    let experiments = values["experiments"].as_object().expect("experiments");
+    assert_eq!(sources.len(), experiments.len());
+    for (key, entry) in experiments {
+        let config_map = rendered.get("ConfigMap", &format!("{RELEASE}-{key}"));
+        assert!(sources.contains(&format!("{RELEASE}-{key}")), "{key}");
+        let stored: serde_yaml::Value = serde_yaml::from_str(
+            config_map["data"][format!("{key}.yaml")]
+                .as_str()
+                .expect("the experiment file"),
+        )
+        .expect("YAML");
+        let stored = serde_json::to_value(stored).expect("JSON");
+        assert_eq!(
+            stored["spec"]["schedule"], entry["spec"]["spec"]["schedule"],
+            "{key}: the scheduler reads the experiment's own schedule"
+        );
+    }
+    let service = rendered.get("Service", &name);
+    assert_eq!(service["spec"]["ports"][0]["port"], 9464);
+
+    let halted = checker.render(&["-f", SCHEDULER_VALUES, "--set", "halt=true"]);
+    assert_eq!(halted.get("Deployment", &name)["spec"]["replicas"], 0);
+
+    // Off by default: no Deployment.
+    assert!(checker.render(&[]).of_kind("Deployment").is_empty());
+}
+
+/// In scheduler mode a schedule set in values (which only CronJobs can use) is refused by name.
+#[test]
+fn scheduler_mode_refuses_schedules_set_only_in_values() {
+    let Some(checker) = Checker::find("scheduler_mode_refuses_schedules_set_only_in_values") else {
+        return;
+    };
+    let message =
+        checker.render_error(&["-f", THREE_EXPERIMENTS, "--set", "scheduler.enabled=true"]);
+    assert!(message.contains("experiments.payments-evict"), "{message}");
+    assert!(message.contains("hint:"), "{message}");
+}
