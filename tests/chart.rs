@@ -1040,3 +1040,45 @@ fn scheduler_mode_refuses_schedules_set_only_in_values() {
     assert!(message.contains("experiments.payments-evict"), "{message}");
     assert!(message.contains("hint:"), "{message}");
 }
+
+/// Each CronJob's journal is on the state volume (the PVC when persistence is on), not in the
+/// pod's /tmp, so undo records of a run killed mid-rollback outlive the pod.
+#[test]
+fn cronjob_journals_live_on_the_state_volume() {
+    let Some(checker) = Checker::find("cronjob_journals_live_on_the_state_volume") else {
+        return;
+    };
+    let rendered = checker.render(&["-f", THREE_EXPERIMENTS]);
+    let cronjobs = rendered.of_kind("CronJob");
+    assert!(!cronjobs.is_empty());
+    for cron in cronjobs {
+        let pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        let journal = env_value(container, "STEADFAST_JOURNAL")
+            .and_then(Value::as_str)
+            .expect("STEADFAST_JOURNAL is set");
+        let state = container["volumeMounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .find(|m| m["name"] == "state")
+            .expect("the state mount")["mountPath"]
+            .as_str()
+            .expect("path")
+            .to_owned();
+        assert!(
+            journal.starts_with(&format!("{state}/")),
+            "{journal} not under {state}"
+        );
+        let claim = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == "state")
+            .expect("the state volume");
+        assert!(
+            claim.get("persistentVolumeClaim").is_some(),
+            "persistence is on in these values: {claim}"
+        );
+    }
+}
