@@ -654,3 +654,88 @@ async fn a_real_fire_runs_on_the_sandbox_and_sigterm_rolls_it_back_before_exit()
     );
     sandbox.shutdown().await;
 }
+
+/// The child launcher with a stand-in executable (a shell script): the run's exit code and
+/// death by signal are told apart, a stop forwards SIGTERM to the child (which "rolls back" and
+/// exits 3), and recovery runs `rollback` with the same common arguments.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_runs_get_sigterm_on_stop_and_their_outcomes_are_told_apart() {
+    use std::os::unix::fs::PermissionsExt;
+    use steadfast::schedule::ChildLauncher;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls.log");
+    let exe = dir.path().join("steadfast-stand-in");
+    std::fs::write(
+        &exe,
+        format!(
+            r#"#!/bin/sh
+echo "$*" >> '{log}'
+case "$2" in
+  *exit1.yaml) exit 1 ;;
+  *killed.yaml) kill -KILL $$ ;;
+  *slow.yaml) trap 'echo rolled-back >> "{log}"; exit 3' TERM; while true; do sleep 0.1; done ;;
+esac
+exit 0
+"#,
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let launcher = ChildLauncher {
+        exe,
+        common: vec!["--kubeconfig".into(), "/k".into()],
+        run_only: vec!["--report-dir".into(), "/r".into()],
+    };
+    let run = |file: &str| experiment(file.trim_end_matches(".yaml"), "0 3 * * *", chrono_tz::UTC);
+    let limit = Duration::from_secs(30);
+    let outcome = tokio::time::timeout(
+        limit,
+        launcher.run(&run("exit1.yaml"), CancellationToken::new()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, RunOutcome::Exited(1));
+    let outcome = tokio::time::timeout(
+        limit,
+        launcher.run(&run("killed.yaml"), CancellationToken::new()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, RunOutcome::Killed(Some(9)));
+    assert!(outcome.needs_recovery());
+
+    let stop = CancellationToken::new();
+    let slow = run("slow.yaml");
+    let running = launcher.run(&slow, stop.clone());
+    let stopper = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.cancel();
+    };
+    let (outcome, ()) = tokio::time::timeout(limit, async { tokio::join!(running, stopper) })
+        .await
+        .expect("the stopped run ends");
+    assert_eq!(
+        outcome,
+        RunOutcome::Exited(3),
+        "SIGTERM made it roll back and exit 3"
+    );
+
+    let outcome = tokio::time::timeout(limit, launcher.recover())
+        .await
+        .unwrap();
+    assert_eq!(outcome, RunOutcome::Exited(0));
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        calls.lines().collect::<Vec<_>>(),
+        [
+            "run exit1.yaml --kubeconfig /k --report-dir /r",
+            "run killed.yaml --kubeconfig /k --report-dir /r",
+            "run slow.yaml --kubeconfig /k --report-dir /r",
+            "rolled-back",
+            "rollback --kubeconfig /k",
+        ]
+    );
+}
