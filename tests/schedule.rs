@@ -522,105 +522,157 @@ async fn healthz_and_metrics_are_served_over_http() {
         .unwrap();
 }
 
+/// `steadfast schedule` running against a sandbox, its output collected.
+struct RunningScheduler {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+    stdout: tokio::task::JoinHandle<String>,
+    stderr: tokio::task::JoinHandle<String>,
+    journal: PathBuf,
+}
+
+impl RunningScheduler {
+    /// Schedules a copy of the sandbox's node-cordon experiment (for a date far away) with
+    /// `--fire-on-start`, so one real fire happens at once.
+    async fn start(sandbox: &steadfast::sandbox::Sandbox, dir: &std::path::Path) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let experiments = dir.join("experiments");
+        std::fs::create_dir_all(&experiments).unwrap();
+        let text = std::fs::read_to_string(
+            support::sandbox::repo().join("experiments/sandbox/node-cordon.yaml"),
+        )
+        .unwrap()
+        .replacen(
+            "spec:\n",
+            "spec:\n  schedule: {cron: \"0 3 1 1 *\", timeZone: Europe/Berlin}\n",
+            1,
+        );
+        std::fs::write(experiments.join("node-cordon.yaml"), text).unwrap();
+        let journal = dir.join("journal.jsonl");
+        let reports = dir.join("reports");
+        let env = [
+            ("KUBECONFIG", sandbox.kubeconfig_path()),
+            ("STEADFAST_JOURNAL", journal.as_path()),
+            ("STEADFAST_REPORTS_DIR", reports.as_path()),
+        ];
+        let experiments_arg = experiments.display().to_string();
+        let mut child = support::sandbox::command(
+            &[
+                "schedule",
+                "--experiments",
+                &experiments_arg,
+                "--fire-on-start",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            &env,
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
+            .await
+            .expect("the scheduler starts within 30 s")
+            .unwrap()
+            .unwrap_or_default();
+        let addr = first
+            .rsplit_once("http://")
+            .map(|(_, a)| a.trim().parse().expect("an address"))
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        let stdout = tokio::spawn(async move {
+            let mut lines = Vec::new();
+            while let Ok(Some(line)) = stdout.next_line().await {
+                lines.push(line);
+            }
+            lines.join("\n")
+        });
+        let mut stderr_pipe = child.stderr.take().unwrap();
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr_pipe.read_to_string(&mut text).await;
+            text
+        });
+        Self {
+            child,
+            addr,
+            stdout,
+            stderr,
+            journal,
+        }
+    }
+
+    /// Waits until /metrics contains `line`, for at most `limit`.
+    async fn wait_for_metric(&self, line: &str, limit: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let (_, body) = get(self.addr, "/metrics").await;
+            if body.contains(line) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{line:?} not in /metrics within {limit:?}:\n{body}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 120 s) for the exit; returns (code, stdout, stderr).
+    async fn terminate(mut self) -> (Option<i32>, String, String) {
+        let pid = i32::try_from(self.child.id().expect("running")).unwrap();
+        // SAFETY: the pid of a child this test spawned and has not reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let status = tokio::time::timeout(Duration::from_secs(120), self.child.wait())
+            .await
+            .expect("the scheduler exits within 120 s of SIGTERM")
+            .unwrap();
+        (
+            status.code(),
+            self.stdout.await.unwrap(),
+            self.stderr.await.unwrap(),
+        )
+    }
+}
+
+async fn cordoned_nodes(sandbox: &steadfast::sandbox::Sandbox) -> usize {
+    use k8s_openapi::api::core::v1::Node;
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(sandbox.kubeconfig_path()).unwrap(),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let nodes: kube::Api<Node> = kube::Api::all(kube::Client::try_from(config).unwrap());
+    tokio::time::timeout(Duration::from_secs(30), nodes.list(&Default::default()))
+        .await
+        .expect("the sandbox answers")
+        .unwrap()
+        .items
+        .iter()
+        .filter(|n| n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true))
+        .count()
+}
+
 /// The real binary against the sandbox: `--fire-on-start` makes a real fire happen at once; the
 /// run cordons a node; SIGTERM to the scheduler reaches the run, which rolls back (the node is
 /// uncordoned, no undo record is left pending) before the scheduler exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_fire_runs_on_the_sandbox_and_sigterm_rolls_it_back_before_exit() {
-    use k8s_openapi::api::core::v1::Node;
-    use tokio::io::AsyncBufReadExt;
-
     let dir = tempfile::tempdir().unwrap();
     let sandbox = support::sandbox::start_in(dir.path()).await;
-    let experiments = dir.path().join("experiments");
-    std::fs::create_dir_all(&experiments).unwrap();
-    let text = std::fs::read_to_string(
-        support::sandbox::repo().join("experiments/sandbox/node-cordon.yaml"),
-    )
-    .unwrap()
-    .replacen(
-        "spec:\n",
-        "spec:\n  schedule: {cron: \"0 3 1 1 *\", timeZone: Europe/Berlin}\n",
-        1,
-    );
-    std::fs::write(experiments.join("node-cordon.yaml"), text).unwrap();
-    let journal = dir.path().join("journal.jsonl");
-    let reports = dir.path().join("reports");
-    let env = [
-        ("KUBECONFIG", sandbox.kubeconfig_path()),
-        ("STEADFAST_JOURNAL", journal.as_path()),
-        ("STEADFAST_REPORTS_DIR", reports.as_path()),
-    ];
-    let experiments_arg = experiments.display().to_string();
-    let mut child = support::sandbox::command(
-        &[
-            "schedule",
-            "--experiments",
-            &experiments_arg,
-            "--fire-on-start",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        &env,
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut stdout = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
-        .await
-        .expect("the scheduler starts within 30 s")
-        .unwrap()
-        .unwrap_or_default();
-    let addr: std::net::SocketAddr = first
-        .rsplit_once("http://")
-        .map(|(_, a)| a.trim().parse().expect("an address"))
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
-    let rest = tokio::spawn(async move {
-        let mut lines = Vec::new();
-        while let Ok(Some(line)) = stdout.next_line().await {
-            lines.push(line);
-        }
-        lines.join("\n")
-    });
-    let mut stderr = child.stderr.take().unwrap();
-    let errors = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text).await;
-        text
-    });
-
-    let client = {
-        let config = kube::Config::from_custom_kubeconfig(
-            kube::config::Kubeconfig::read_from(sandbox.kubeconfig_path()).unwrap(),
-            &kube::config::KubeConfigOptions::default(),
-        )
-        .await
-        .unwrap();
-        kube::Client::try_from(config).unwrap()
-    };
-    let nodes: kube::Api<Node> = kube::Api::all(client);
-    let cordoned = || async {
-        nodes
-            .list(&Default::default())
-            .await
-            .unwrap()
-            .items
-            .iter()
-            .filter(|n| n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true))
-            .count()
-    };
+    let scheduler = RunningScheduler::start(&sandbox, dir.path()).await;
     // The fault fires 5 s into the fault phase, after 5 s of steady state.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while cordoned().await == 0 {
+    while cordoned_nodes(&sandbox).await == 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "no node was cordoned within 90 s"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let (_, body) = get(addr, "/metrics").await;
+    let (_, body) = get(scheduler.addr, "/metrics").await;
     assert!(body.contains("steadfast_schedule_running 1\n"), "{body}");
     assert!(
         body.contains(
@@ -628,21 +680,13 @@ async fn a_real_fire_runs_on_the_sandbox_and_sigterm_rolls_it_back_before_exit()
         ),
         "{body}"
     );
-
-    let pid = i32::try_from(child.id().expect("running")).unwrap();
-    // SAFETY: the pid of a child this test spawned and has not reaped.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
-        .await
-        .expect("the scheduler exits within 120 s of SIGTERM")
-        .unwrap();
-    let out = rest.await.unwrap();
-    let err = errors.await.unwrap();
-    assert_eq!(status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    let journal = scheduler.journal.clone();
+    let (code, out, err) = scheduler.terminate().await;
+    assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("scheduler stopped after 1 run(s)"), "{out}");
     assert!(err.contains("aborted"), "the run ended as aborted: {err}");
     assert_eq!(
-        cordoned().await,
+        cordoned_nodes(&sandbox).await,
         0,
         "the run rolled back before the scheduler exited"
     );
@@ -652,6 +696,45 @@ async fn a_real_fire_runs_on_the_sandbox_and_sigterm_rolls_it_back_before_exit()
         steadfast::journal::pending(&entries).is_empty(),
         "nothing is left pending"
     );
+    sandbox.shutdown().await;
+}
+
+/// A real fire that runs to its end: the run's verdict shows in /metrics by result and exit
+/// code, its report is written, and an idle scheduler exits at once on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_fire_runs_to_its_verdict_and_metrics_count_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = support::sandbox::start_in(dir.path()).await;
+    let scheduler = RunningScheduler::start(&sandbox, dir.path()).await;
+    scheduler
+        .wait_for_metric(
+            "steadfast_schedule_runs_started_total{experiment=\"sandbox-node-cordon\"} 1\n",
+            Duration::from_secs(30),
+        )
+        .await;
+    let body = scheduler
+        .wait_for_metric("steadfast_schedule_running 0\n", Duration::from_secs(150))
+        .await;
+    assert!(
+        body.contains(
+            "steadfast_schedule_runs_finished_total{experiment=\"sandbox-node-cordon\",result=\"success\",exit_code=\"0\"} 1\n"
+        ) || body.contains(
+            "steadfast_schedule_runs_finished_total{experiment=\"sandbox-node-cordon\",result=\"targets_missed\",exit_code=\"1\"} 1\n"
+        ),
+        "the run finished with a verdict:\n{body}"
+    );
+    // 3:00 on 1 January, Berlin time, next year at the latest.
+    assert!(
+        body.contains(
+            "steadfast_schedule_next_fire_timestamp_seconds{experiment=\"sandbox-node-cordon\"} "
+        ),
+        "{body}"
+    );
+    let (code, out, err) = scheduler.terminate().await;
+    assert_eq!(code, Some(0), "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("report: "), "the run's report: {out}");
+    assert!(out.contains("scheduler stopped after 1 run(s)"), "{out}");
+    assert_eq!(cordoned_nodes(&sandbox).await, 0);
     sandbox.shutdown().await;
 }
 
