@@ -274,7 +274,9 @@ impl<C: Clock + 'static, L: Launcher> Scheduler<C, L> {
                 () = shutdown.cancelled() => break,
                 Some(joined) = self.running.join_next(), if !self.running.is_empty() => {
                     self.finished(joined).await;
-                    if let Some(i) = self.queue.pop_front() {
+                    // A queued fire may be skipped (rollback pending): try the next one then.
+                    while self.running.is_empty() {
+                        let Some(i) = self.queue.pop_front() else { break };
                         self.metrics.set_queued(self.queue.len());
                         self.start(i).await;
                     }
