@@ -66,6 +66,8 @@ pub enum Command {
     Halt(HaltArgs),
     /// Let experiments run again after `halt`.
     Resume(ClusterFlags),
+    /// Run every experiment of a directory at its spec.schedule, one at a time, until SIGTERM.
+    Schedule(ScheduleArgs),
     /// Check experiment files and report every problem with its line, column and a hint.
     Validate(ValidateArgs),
     /// Print the JSON Schema of experiment files (or, with --report, of report.json).
@@ -188,6 +190,58 @@ pub struct RunArgs {
     /// Apply undo records a previous run left pending before starting.
     #[arg(long)]
     pub recover_first: bool,
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+/// What `schedule` does with a fire while a run is in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OverlapPolicy {
+    /// Drop the fire (counted in steadfast_schedule_fires_skipped_total).
+    Skip,
+    /// Run it when the current run ends (up to --queue-limit waiting fires).
+    Queue,
+}
+
+/// Arguments of `schedule`.
+#[derive(Debug, Args, Clone)]
+pub struct ScheduleArgs {
+    /// Directory of experiment files; those with spec.schedule are fired. Any invalid file
+    /// stops the scheduler from starting.
+    #[arg(long, value_name = "DIR")]
+    pub experiments: PathBuf,
+    /// A fire while a run is in progress: skip it or queue it.
+    #[arg(long, value_enum, default_value_t = OverlapPolicy::Skip)]
+    pub overlap: OverlapPolicy,
+    /// Most fires waiting with --overlap queue; more are skipped.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub queue_limit: usize,
+    /// Largest random delay added to each fire, uniform in [0, jitter), for experiments whose
+    /// spec.schedule.jitter is unset, e.g. `2m`.
+    #[arg(long, value_name = "DURATION")]
+    pub jitter: Option<humantime::Duration>,
+    /// Seed of the jitter (random when absent).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Address of /healthz and /metrics.
+    #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// Fire every experiment once at start, then follow the schedules.
+    #[arg(long)]
+    pub fire_on_start: bool,
+    /// Where reports go: a directory per run is created inside.
+    #[arg(
+        long,
+        env = "STEADFAST_REPORTS_DIR",
+        default_value = "reports",
+        value_name = "DIR"
+    )]
+    pub report_dir: PathBuf,
+    /// The write-ahead journal the runs share; `steadfast rollback` replays it after a run
+    /// that did not roll back.
+    #[arg(long, env = "STEADFAST_JOURNAL", value_name = "FILE")]
+    pub journal: Option<PathBuf>,
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterFlags,

@@ -866,3 +866,219 @@ fn every_experiment_shipped_for_deployment_is_valid() {
 
     assert!(checked >= 4, "only {checked} experiments found to check");
 }
+
+/// The (verb, resource) pairs a list of PolicyRules grants, in the terms of `rbac::RULES`.
+fn granted(rules: &[&Value]) -> BTreeSet<steadfast::infra::kube::access::ApiAccess> {
+    let mut out = BTreeSet::new();
+    for rule in rules {
+        for group in strings(&rule["apiGroups"]) {
+            for resource in strings(&rule["resources"]) {
+                for verb in strings(&rule["verbs"]) {
+                    out.insert(steadfast::infra::kube::access::ApiAccess {
+                        group: group.clone(),
+                        resource: resource.clone(),
+                        verb,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn assert_same_accesses(what: &str, granted: &BTreeSet<steadfast::infra::kube::access::ApiAccess>) {
+    let used = steadfast::infra::kube::rbac::all_accesses();
+    let missing: Vec<String> = used.difference(granted).map(ToString::to_string).collect();
+    let extra: Vec<String> = granted.difference(&used).map(ToString::to_string).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what} differs from rbac::RULES\nused by the code but not granted: {missing:?}\ngranted but never used: {extra:?}"
+    );
+}
+
+/// The rendered RBAC (both scopes) and the plain manifests grant exactly what the code uses:
+/// nothing missing, nothing extra.
+#[test]
+fn rendered_rbac_rules_equal_the_rules_the_code_uses() {
+    let Some(checker) = Checker::find("rendered_rbac_rules_equal_the_rules_the_code_uses") else {
+        return;
+    };
+    let cluster = checker.render(&[]);
+    let role = cluster.get("ClusterRole", &format!("{NAMESPACE}-{RELEASE}"));
+    let rules: Vec<&Value> = role["rules"].as_array().expect("rules").iter().collect();
+    assert_same_accesses(
+        "the chart's ClusterRole (rbac.scope=cluster)",
+        &granted(&rules),
+    );
+
+    let namespaced = checker.render(&["--set", "rbac.scope=namespaced"]);
+    let mut rules: Vec<&Value> = Vec::new();
+    for object in namespaced
+        .of_kind("ClusterRole")
+        .into_iter()
+        .chain(namespaced.of_kind("Role"))
+    {
+        rules.extend(object["rules"].as_array().expect("rules"));
+    }
+    assert_same_accesses(
+        "the chart's ClusterRole and Roles (rbac.scope=namespaced)",
+        &granted(&rules),
+    );
+
+    let text = std::fs::read_to_string(repo().join("deploy/manifests/20-rbac.yaml"))
+        .expect("deploy/manifests/20-rbac.yaml");
+    let mut rules = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let doc: Value = serde::Deserialize::deserialize(doc).expect("manifest YAML");
+        if let Some(list) = doc["rules"].as_array() {
+            rules.extend(list.clone());
+        }
+    }
+    assert!(
+        !rules.is_empty(),
+        "deploy/manifests/20-rbac.yaml grants nothing"
+    );
+    assert_same_accesses(
+        "deploy/manifests/20-rbac.yaml",
+        &granted(&rules.iter().collect::<Vec<_>>()),
+    );
+}
+
+const SCHEDULER_VALUES: &str = "charts/steadfast/ci/scheduler-values.yaml";
+
+/// `scheduler.enabled` renders one `steadfast schedule` Deployment (and its metrics Service)
+/// instead of CronJobs, mounting every experiment at /experiments/<name>.yaml, with the
+/// schedule flags from values; it lints clean and validates; `halt` scales it to zero.
+#[test]
+fn scheduler_mode_renders_one_deployment_instead_of_cronjobs() {
+    let Some(checker) = Checker::find("scheduler_mode_renders_one_deployment_instead_of_cronjobs")
+    else {
+        return;
+    };
+    let lint = checker.run(&["lint", CHART, "-f", SCHEDULER_VALUES]);
+    assert_eq!(lint.code, 0, "{}", lint.json);
+    assert_eq!(lint.json["errors"], json!([]), "{}", lint.json);
+
+    let rendered = checker.render(&["-f", SCHEDULER_VALUES]);
+    assert_all_valid(&rendered.0);
+    assert!(
+        rendered.of_kind("CronJob").is_empty(),
+        "no CronJobs: the scheduler fires the experiments"
+    );
+    let name = format!("{RELEASE}-scheduler");
+    let deployment = rendered.get("Deployment", &name);
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert!(as_u64(&pod["terminationGracePeriodSeconds"]) >= 120);
+    let container = &pod["containers"][0];
+    assert_eq!(
+        strings(&container["args"]),
+        [
+            "schedule",
+            "--experiments",
+            "/experiments",
+            "--listen",
+            "0.0.0.0:9464",
+            "--overlap",
+            "queue",
+            "--queue-limit",
+            "4",
+            "--jitter",
+            "2m"
+        ]
+    );
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert!(env_value(container, "STEADFAST_JOURNAL").is_some());
+    let sources: Vec<String> = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "experiments")
+        .expect("the experiments volume")["projected"]["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .map(|s| s["configMap"]["name"].as_str().expect("name").to_owned())
+        .collect();
+    let values = yaml_file(SCHEDULER_VALUES);
+    let experiments = values["experiments"].as_object().expect("experiments");
+    assert_eq!(sources.len(), experiments.len());
+    for (key, entry) in experiments {
+        let config_map = rendered.get("ConfigMap", &format!("{RELEASE}-{key}"));
+        assert!(sources.contains(&format!("{RELEASE}-{key}")), "{key}");
+        let stored: serde_yaml::Value = serde_yaml::from_str(
+            config_map["data"][format!("{key}.yaml")]
+                .as_str()
+                .expect("the experiment file"),
+        )
+        .expect("YAML");
+        let stored = serde_json::to_value(stored).expect("JSON");
+        assert_eq!(
+            stored["spec"]["schedule"], entry["spec"]["spec"]["schedule"],
+            "{key}: the scheduler reads the experiment's own schedule"
+        );
+    }
+    let service = rendered.get("Service", &name);
+    assert_eq!(service["spec"]["ports"][0]["port"], 9464);
+
+    let halted = checker.render(&["-f", SCHEDULER_VALUES, "--set", "halt=true"]);
+    assert_eq!(halted.get("Deployment", &name)["spec"]["replicas"], 0);
+
+    // Off by default: no Deployment.
+    assert!(checker.render(&[]).of_kind("Deployment").is_empty());
+}
+
+/// In scheduler mode a schedule set in values (which only CronJobs can use) is refused by name.
+#[test]
+fn scheduler_mode_refuses_schedules_set_only_in_values() {
+    let Some(checker) = Checker::find("scheduler_mode_refuses_schedules_set_only_in_values") else {
+        return;
+    };
+    let message =
+        checker.render_error(&["-f", THREE_EXPERIMENTS, "--set", "scheduler.enabled=true"]);
+    assert!(message.contains("experiments.payments-evict"), "{message}");
+    assert!(message.contains("hint:"), "{message}");
+}
+
+/// Each CronJob's journal is on the state volume (the PVC when persistence is on), not in the
+/// pod's /tmp, so undo records of a run killed mid-rollback outlive the pod.
+#[test]
+fn cronjob_journals_live_on_the_state_volume() {
+    let Some(checker) = Checker::find("cronjob_journals_live_on_the_state_volume") else {
+        return;
+    };
+    let rendered = checker.render(&["-f", THREE_EXPERIMENTS]);
+    let cronjobs = rendered.of_kind("CronJob");
+    assert!(!cronjobs.is_empty());
+    for cron in cronjobs {
+        let pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        let journal = env_value(container, "STEADFAST_JOURNAL")
+            .and_then(Value::as_str)
+            .expect("STEADFAST_JOURNAL is set");
+        let state = container["volumeMounts"]
+            .as_array()
+            .expect("mounts")
+            .iter()
+            .find(|m| m["name"] == "state")
+            .expect("the state mount")["mountPath"]
+            .as_str()
+            .expect("path")
+            .to_owned();
+        assert!(
+            journal.starts_with(&format!("{state}/")),
+            "{journal} not under {state}"
+        );
+        let claim = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == "state")
+            .expect("the state volume");
+        assert!(
+            claim.get("persistentVolumeClaim").is_some(),
+            "persistence is on in these values: {claim}"
+        );
+    }
+}

@@ -7,6 +7,7 @@ pub mod rollback;
 pub mod run;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+pub mod schedule;
 pub mod schema;
 pub mod validate;
 
@@ -42,6 +43,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatu
         Command::Demo(_) => {
             anyhow::bail!("this build has no sandbox (built without the `sandbox` feature)")
         }
+        Command::Schedule(args) => schedule::run(&args, out).await,
         Command::Schema(args) => schema::run(&args, out),
         Command::Report(args) => report::run(&args, out),
         #[cfg(feature = "sandbox")]

@@ -55,6 +55,7 @@ pub use topology::{
     BackendSpec, BudgetSpec, DeploymentSpec, ServiceSpec, Timing, TimingSpec, Topology, ZoneSpec,
 };
 
+use crate::infra::kube::access::{AccessLog, ApiAccess};
 use cluster::Shared;
 use resources::well_known;
 
@@ -122,6 +123,22 @@ pub struct SandboxOptions {
     pub api_port: u16,
     /// Changes kept for watches to resume from; older revisions answer 410 Gone.
     pub watch_history: usize,
+    /// Serve HTTPS with this certificate instead of plain HTTP, as a real API server does.
+    pub tls: Option<SandboxTls>,
+    /// Require this bearer token on every request but the health checks, as a real API server
+    /// requires a service-account token.
+    pub bearer_token: Option<String>,
+}
+
+/// The PEM files of an HTTPS API server.
+#[derive(Debug, Clone)]
+pub struct SandboxTls {
+    /// The server certificate chain (its SANs must name 127.0.0.1).
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+    /// The CA that signed it, written into the kubeconfig for clients to trust.
+    pub ca: PathBuf,
 }
 
 impl SandboxOptions {
@@ -131,6 +148,8 @@ impl SandboxOptions {
             dir: dir.to_path_buf(),
             api_port: 0,
             watch_history: DEFAULT_WATCH_HISTORY,
+            tls: None,
+            bearer_token: None,
         }
     }
 }
@@ -139,6 +158,8 @@ impl SandboxOptions {
 pub struct Sandbox {
     shared: Arc<Shared>,
     api_addr: SocketAddr,
+    scheme: &'static str,
+    accesses: AccessLog,
     kubeconfig: PathBuf,
     cancel: CancellationToken,
     tasks: JoinSet<()>,
@@ -191,10 +212,23 @@ impl Sandbox {
             context: "reading the API server address".into(),
             source,
         })?;
+        let acceptor =
+            match &options.tls {
+                Some(tls) => Some(api::tls_acceptor(&tls.cert, &tls.key).map_err(|e| {
+                    SandboxError::Setup {
+                        what: "the TLS listener".into(),
+                        message: e.to_string(),
+                    }
+                })?),
+                None => None,
+            };
         let cancel = CancellationToken::new();
+        let accesses = AccessLog::default();
         let mut sandbox = Self {
             shared: shared.clone(),
             api_addr,
+            scheme: if acceptor.is_some() { "https" } else { "http" },
+            accesses: accesses.clone(),
             kubeconfig: options.dir.join("kubeconfig"),
             cancel: cancel.clone(),
             tasks: JoinSet::new(),
@@ -209,17 +243,23 @@ impl Sandbox {
             shared: shared.clone(),
             addr: api_addr,
             cancel: cancel.clone(),
+            accesses,
+            bearer_token: options.bearer_token.clone(),
         });
         sandbox.tasks.spawn(
             async move {
-                if let Err(e) = api::serve(app, listener).await {
+                let served = match acceptor {
+                    Some(acceptor) => api::serve_tls(app, listener, acceptor).await,
+                    None => api::serve(app, listener).await,
+                };
+                if let Err(e) = served {
                     warn!(error = %e, "sandbox API server stopped");
                 }
             }
             .instrument(info_span!("sandbox_api", %api_addr)),
         );
         sandbox.tasks.spawn(controllers::run(shared, cancel));
-        write_kubeconfig(&options.dir, &sandbox.kubeconfig, api_addr)?;
+        write_kubeconfig(&options, &sandbox.kubeconfig, api_addr)?;
         info!(api = %api_addr, kubeconfig = %sandbox.kubeconfig.display(), "sandbox started");
         Ok(sandbox)
     }
@@ -319,9 +359,20 @@ impl Sandbox {
         &self.kubeconfig
     }
 
-    /// Base URL of the API server (`http://127.0.0.1:<port>`).
+    /// Base URL of the API server (`http://127.0.0.1:<port>`, `https://` when serving TLS).
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.api_addr)
+        format!("{}://{}", self.scheme, self.api_addr)
+    }
+
+    /// The API server's address.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// Every distinct (verb, resource) that clients have used on the API so far, recorded by
+    /// the server itself so runs in child processes count too.
+    pub fn api_accesses(&self) -> std::collections::BTreeSet<ApiAccess> {
+        self.accesses.snapshot()
     }
 
     /// URL of the Prometheus metrics of the Service load balancers.
@@ -505,13 +556,32 @@ impl Sandbox {
     }
 }
 
-fn write_kubeconfig(dir: &Path, path: &Path, addr: SocketAddr) -> Result<(), SandboxError> {
+fn write_kubeconfig(
+    options: &SandboxOptions,
+    path: &Path,
+    addr: SocketAddr,
+) -> Result<(), SandboxError> {
+    let dir = &options.dir;
     std::fs::create_dir_all(dir).map_err(|source| SandboxError::Io {
         context: format!("creating {}", dir.display()),
         source,
     })?;
+    let (server, ca) = match &options.tls {
+        Some(tls) => (
+            format!("https://{addr}"),
+            format!(
+                "\n    certificate-authority: {}",
+                serde_json::Value::String(tls.ca.display().to_string())
+            ),
+        ),
+        None => (format!("http://{addr}"), String::new()),
+    };
+    let user = match &options.bearer_token {
+        Some(token) => format!("\n    token: {}", serde_json::Value::String(token.clone())),
+        None => " {}".to_owned(),
+    };
     let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: steadfast-sandbox\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: steadfast-sandbox\n  context:\n    cluster: steadfast-sandbox\n    user: steadfast-sandbox\n    namespace: default\ncurrent-context: steadfast-sandbox\nusers:\n- name: steadfast-sandbox\n  user: {{}}\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: steadfast-sandbox\n  cluster:\n    server: {server}{ca}\ncontexts:\n- name: steadfast-sandbox\n  context:\n    cluster: steadfast-sandbox\n    user: steadfast-sandbox\n    namespace: default\ncurrent-context: steadfast-sandbox\nusers:\n- name: steadfast-sandbox\n  user:{user}\npreferences: {{}}\n"
     );
     std::fs::write(path, text).map_err(|source| SandboxError::Io {
         context: format!("writing {}", path.display()),

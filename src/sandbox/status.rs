@@ -141,6 +141,11 @@ impl ApiError {
         Self::new(503, "ServiceUnavailable", message.into())
     }
 
+    /// 401 for a request without the bearer token the sandbox was started with.
+    pub fn unauthorized() -> Self {
+        Self::new(401, "Unauthorized", "Unauthorized".into())
+    }
+
     /// 500 for a failure inside the sandbox.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message.into())

@@ -3,6 +3,13 @@
 //! The `cron` crate takes a seconds field first and numbers weekdays from 1 = Sunday, while
 //! CronJobs (and every crontab) use five fields with 0 (or 7) = Sunday. Translating here keeps
 //! `1-5` meaning Monday to Friday in both the chart and the scheduler.
+//!
+//! Daylight-saving changes follow the Kubernetes CronJob controller (robfig/cron), so the
+//! scheduler and the chart's CronJobs fire at the same instants:
+//! - a wall-clock time the spring-forward change skips does not fire that day (`30 2 * * *` in
+//!   `Europe/Berlin` skips 29 March 2026 and fires next on the 30th);
+//! - a wall-clock time the fall-back change repeats fires at both instants (`30 2 * * *` fires at
+//!   02:30 CEST and again at 02:30 CET on 25 October 2026).
 
 use std::str::FromStr;
 
@@ -19,6 +26,9 @@ pub struct CronSchedule {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct CronError(String);
+
+/// Candidates examined in the three hours before `after`: an every-minute schedule has 180.
+const SEARCH_LIMIT: usize = 512;
 
 const DAY_NAMES: [&str; 8] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
 
@@ -90,9 +100,19 @@ impl CronSchedule {
         &self.source
     }
 
-    /// The first firing strictly after `after`, in `after`'s time zone.
+    /// The first firing strictly after the instant `after`, in `after`'s time zone.
+    ///
+    /// The `cron` crate searches in wall-clock time, so a search starting inside a repeated hour
+    /// would miss its second pass. Searching from three hours earlier (longer than any
+    /// daylight-saving shift, as Vixie cron assumes) and keeping the first instant after
+    /// `after` finds both passes.
     pub fn next_after<Tz: TimeZone>(&self, after: &DateTime<Tz>) -> Option<DateTime<Tz>> {
-        self.inner.after(after).next()
+        let from = after.clone() - chrono::TimeDelta::hours(3);
+        self.inner
+            .after(&from)
+            .take(SEARCH_LIMIT)
+            .find(|candidate| candidate > after)
+            .or_else(|| self.inner.after(after).next())
     }
 }
 
@@ -121,6 +141,68 @@ mod tests {
                 .unwrap();
             assert_eq!(next.weekday(), Weekday::Sun, "{expression}");
         }
+    }
+
+    fn berlin(text: &str) -> DateTime<chrono_tz::Tz> {
+        let utc: DateTime<Utc> = text.parse().unwrap();
+        utc.with_timezone(&chrono_tz::Europe::Berlin)
+    }
+
+    fn fires(expression: &str, from: &str, count: usize) -> Vec<String> {
+        let schedule = parse_cron(expression).unwrap();
+        let mut at = berlin(from);
+        let mut out = Vec::new();
+        for _ in 0..count {
+            at = schedule.next_after(&at).unwrap();
+            out.push(at.with_timezone(&Utc).to_rfc3339());
+        }
+        out
+    }
+
+    #[test]
+    fn a_time_skipped_by_spring_forward_does_not_fire_that_day() {
+        // 29 March 2026, Berlin: 02:00 CET jumps to 03:00 CEST; 02:30 does not exist.
+        assert_eq!(
+            fires("30 2 * * *", "2026-03-28T12:00:00Z", 2),
+            ["2026-03-30T00:30:00+00:00", "2026-03-31T00:30:00+00:00"]
+        );
+        // Times outside the gap keep their wall-clock hour across the change.
+        assert_eq!(
+            fires("30 1 * * *", "2026-03-28T12:00:00Z", 2),
+            ["2026-03-29T00:30:00+00:00", "2026-03-29T23:30:00+00:00"]
+        );
+    }
+
+    #[test]
+    fn a_time_repeated_by_fall_back_fires_at_both_instants() {
+        // 25 October 2026, Berlin: 03:00 CEST goes back to 02:00 CET; 02:30 happens twice.
+        assert_eq!(
+            fires("30 2 * * *", "2026-10-24T12:00:00Z", 3),
+            [
+                "2026-10-25T00:30:00+00:00",
+                "2026-10-25T01:30:00+00:00",
+                "2026-10-26T01:30:00+00:00",
+            ]
+        );
+        // Starting inside the repeated hour, after the first pass, finds the second one.
+        let schedule = parse_cron("30 2 * * *").unwrap();
+        let inside = berlin("2026-10-25T01:10:00Z");
+        let next = schedule.next_after(&inside).unwrap();
+        assert_eq!(
+            next.with_timezone(&Utc).to_rfc3339(),
+            "2026-10-25T01:30:00+00:00"
+        );
+        // An hourly schedule fires every real hour through the change, none twice.
+        let hourly = fires("0 * * * *", "2026-10-24T23:30:00Z", 4);
+        assert_eq!(
+            hourly,
+            [
+                "2026-10-25T00:00:00+00:00",
+                "2026-10-25T01:00:00+00:00",
+                "2026-10-25T02:00:00+00:00",
+                "2026-10-25T03:00:00+00:00",
+            ]
+        );
     }
 
     #[test]

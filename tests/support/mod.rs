@@ -4,3 +4,4 @@
 
 pub mod moto;
 pub mod prometheus;
+pub mod sandbox;

@@ -89,7 +89,8 @@ impl AccessLog {
             .clone()
     }
 
-    fn record(&self, access: ApiAccess) {
+    /// Adds one access (the client layer and the sandbox's API server both record).
+    pub fn record(&self, access: ApiAccess) {
         self.seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

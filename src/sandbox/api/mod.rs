@@ -8,8 +8,11 @@ mod convert;
 mod crud;
 mod discovery;
 mod proxy;
+mod secure;
 mod table;
 mod watch;
+
+pub(crate) use secure::{serve_tls, tls_acceptor};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::cluster::Shared;
 use super::resources::{self, ResourceDef};
 use super::status::ApiError;
+use crate::infra::kube::access::{AccessLog, ApiAccess};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -38,6 +42,11 @@ pub(crate) struct App {
     pub addr: SocketAddr,
     /// Fires on shutdown; ends watches.
     pub cancel: CancellationToken,
+    /// Every (verb, resource) clients used, for the tests that keep the RBAC rules honest.
+    pub accesses: AccessLog,
+    /// When set, every request but the health checks must carry `Authorization: Bearer <it>`,
+    /// as a service-account token is checked by a real API server.
+    pub bearer_token: Option<String>,
 }
 
 /// A request, read fully (bodies are small JSON documents).
@@ -113,10 +122,15 @@ fn text_response(code: u16, text: String) -> Response<Body> {
     resp
 }
 
-/// Serves until `cancel` fires.
+/// The API as a router, served over plain HTTP or TLS.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new().fallback(handle).with_state(app)
+}
+
+/// Serves plain HTTP until `cancel` fires.
 pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Result<()> {
     let cancel = app.cancel.clone();
-    let router = Router::new().fallback(handle).with_state(app);
+    let router = router(app);
     axum::serve(listener, router)
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await
@@ -124,6 +138,13 @@ pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Resu
 
 async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Body> {
     let (parts, body) = req.into_parts();
+    if let Some(access) = ApiAccess::of_request(&parts.method, &parts.uri) {
+        app.accesses.record(access);
+    }
+    if !authorized(&app, &parts) {
+        let e = ApiError::unauthorized();
+        return json_response(e.code, &e.to_status());
+    }
     let query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
         .map(|q| q.0)
         .unwrap_or_default();
@@ -143,6 +164,23 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Bod
         Ok(resp) => resp,
         Err(e) => json_response(e.code, &e.to_status()),
     }
+}
+
+/// Health checks are open, as kube-apiserver allows them anonymously; the rest needs the token
+/// when one is configured.
+fn authorized(app: &App, parts: &http::request::Parts) -> bool {
+    let Some(token) = &app.bearer_token else {
+        return true;
+    };
+    if matches!(parts.uri.path(), "/healthz" | "/livez" | "/readyz") {
+        return true;
+    }
+    parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| given.trim() == token)
 }
 
 async fn route(app: &Arc<App>, req: &Req) -> Result<Response<Body>, ApiError> {
