@@ -163,7 +163,7 @@ fn expand<'a>(rules: impl Iterator<Item = &'a RbacRule>) -> BTreeSet<ApiAccess> 
 
 /// The Kubernetes faults' share of [`RULES`] (what `tests/kube_faults.rs` records), one access
 /// per verb.
-pub fn accesses() -> BTreeSet<ApiAccess> {
+pub fn fault_accesses() -> BTreeSet<ApiAccess> {
     expand(RULES.iter().filter(|r| r.used_by == UsedBy::Faults))
 }
 
@@ -195,7 +195,7 @@ mod tests {
             all_accesses().len(),
             RULES.iter().map(|r| r.verbs.len()).sum::<usize>()
         );
-        assert!(accesses().is_subset(&all_accesses()));
-        assert!(accesses().len() < all_accesses().len());
+        assert!(fault_accesses().is_subset(&all_accesses()));
+        assert!(fault_accesses().len() < all_accesses().len());
     }
 }
