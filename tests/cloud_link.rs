@@ -8,41 +8,32 @@
 
 mod support;
 
+#[path = "cloud_link/cloud.rs"]
+mod cloud;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::Filter;
-use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams};
+use cloud::{Cloud, MIRROR_POLL_MS, PerBackend, ready};
 use steadfast::fault::aws_undo::AwsUndoer;
+use steadfast::fault::az_partition::AzPartitionFault;
 use steadfast::fault::ec2_terminate::Ec2TerminateFault;
 use steadfast::fault::healing::HealingObserver;
-use steadfast::fault::{Effect, Fault, Healing, RollbackOutcome, Undoer};
-use steadfast::fault::{TargetKind, az_partition::AzPartitionFault};
-use steadfast::infra::aws::{AwsClients, AwsContext, MANAGED_BY_KEY, MANAGED_BY_VALUE};
-use steadfast::infra::kube::{KubeClient, KubeOptions};
-use steadfast::infra::nodes::{DEFAULT_LIST_TIMEOUT, KubeNodes};
-use steadfast::measure::{MeasurementStore, Sample, StoreConfig, Window};
+use steadfast::fault::{Effect, Fault, Healing, RollbackOutcome, TargetKind, Undoer};
+use steadfast::measure::Window;
 use steadfast::plan::Caps;
 use steadfast::probe::http::{
     ConnectionMode, DirectTransport, DirectTransportConfig, Endpoint, HttpProbeConfig,
     run_per_endpoint,
 };
-use steadfast::probe::{SampleSink, SinkError};
-use steadfast::sandbox::cloud::{CloudLink, CloudOptions};
-use steadfast::sandbox::{Sandbox, SandboxOptions};
 use steadfast::spec::fault::{AzPartitionSpec, Ec2TerminateSpec, InstanceTargetSpec};
 use steadfast::spec::{DurationSpec, Percent};
-use support::moto::Moto;
 use tokio_util::sync::CancellationToken;
 
 /// The two tests measure time; running them side by side on two cores would measure each other.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// How often the cloud link mirrors moto into the sandbox, in ms.
-const MIRROR_POLL_MS: u64 = 100;
 /// Bound on one mirror pass, in ms: seven sequential moto calls (instances, then per zone the
 /// group and the subnet's ACL), each well under 150 ms even on a loaded two-core machine.
 const MIRROR_PASS_MS: u64 = 1_000;
@@ -64,186 +55,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_millis(300);
 const BEFORE: Duration = Duration::from_secs(2);
 const WINDOW: Duration = Duration::from_secs(8);
 const AFTER: Duration = Duration::from_secs(4);
-
-/// moto, a sandbox linked to it, and clients for both.
-struct Cloud {
-    moto: Moto,
-    sandbox: Sandbox,
-    link: CloudLink,
-    kube: KubeClient,
-    clients: AwsClients,
-    ec2: aws_sdk_ec2::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Cloud {
-    /// Starts both, or `None` (after a loud message) when moto is not installed.
-    async fn start() -> Option<Cloud> {
-        let moto = Moto::start()?;
-        let dir = tempfile::tempdir().unwrap();
-        let sandbox = support::sandbox::start(SandboxOptions::new(dir.path())).await;
-        let link = sandbox
-            .link_cloud(CloudOptions {
-                poll: Duration::from_millis(MIRROR_POLL_MS),
-                ..CloudOptions::new(&moto.endpoint, "cloud-link")
-            })
-            .await
-            .expect("the sandbox links to moto");
-        let kube = KubeClient::connect(&KubeOptions {
-            kubeconfig: Some(PathBuf::from(sandbox.kubeconfig_path())),
-            qps: 50,
-            burst: 100,
-            ..KubeOptions::default()
-        })
-        .await
-        .expect("a client for the sandbox");
-        let clients = moto.clients().await;
-        let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config().await);
-        Some(Cloud {
-            moto,
-            sandbox,
-            link,
-            kube,
-            clients,
-            ec2,
-            _dir: dir,
-        })
-    }
-
-    /// What the AWS faults act through: moto, the sandbox's nodes, the sandbox's VPC.
-    fn context(&self) -> AwsContext {
-        AwsContext {
-            nodes: Some(Arc::new(KubeNodes::new(
-                self.kube.raw().clone(),
-                DEFAULT_LIST_TIMEOUT,
-            ))),
-            vpc_id: Some(self.link.resources.vpc_id.clone()),
-            poll_interval: Duration::from_millis(200),
-            ..AwsContext::new(self.clients.clone())
-        }
-    }
-
-    /// Every sandbox subnet with the ACL it is on.
-    async fn subnet_acls(&self) -> BTreeMap<String, String> {
-        let mut acls = BTreeMap::new();
-        for subnet in self.link.resources.subnets.values() {
-            let out = self
-                .ec2
-                .describe_network_acls()
-                .filters(
-                    Filter::builder()
-                        .name("association.subnet-id")
-                        .values(subnet)
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-            let acl = out.network_acls()[0].network_acl_id().unwrap().to_owned();
-            acls.insert(subnet.clone(), acl);
-        }
-        acls
-    }
-
-    /// The network ACLs steadfast created in the sandbox's VPC.
-    async fn steadfast_acls(&self) -> Vec<String> {
-        let out = self
-            .ec2
-            .describe_network_acls()
-            .filters(
-                Filter::builder()
-                    .name("vpc-id")
-                    .values(&self.link.resources.vpc_id)
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{MANAGED_BY_KEY}"))
-                    .values(MANAGED_BY_VALUE)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        out.network_acls()
-            .iter()
-            .filter_map(|a| a.network_acl_id().map(str::to_owned))
-            .collect()
-    }
-
-    /// The ready `shop/web` pods: (zone, node, endpoint reaching that pod's backend alone).
-    async fn web_backends(&self) -> Vec<(String, String, Endpoint)> {
-        let pods: Api<Pod> = Api::namespaced(self.kube.raw().clone(), "shop");
-        let listed = pods
-            .list(&ListParams::default().labels("app=web"))
-            .await
-            .unwrap();
-        let zone_of: BTreeMap<String, String> = ["us-east-1a", "us-east-1b", "us-east-1c"]
-            .iter()
-            .flat_map(|zone| {
-                self.sandbox
-                    .nodes_in_zone(zone)
-                    .into_iter()
-                    .map(move |node| (node, (*zone).to_owned()))
-            })
-            .collect();
-        let mut backends = Vec::new();
-        for pod in listed.items {
-            let name = pod.metadata.name.clone().unwrap();
-            let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap();
-            let port = pod
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get("sandbox.steadfast.dev/backend-port"))
-                .unwrap_or_else(|| panic!("{name} has no backend port"))
-                .clone();
-            backends.push((
-                zone_of[&node].clone(),
-                node,
-                Endpoint {
-                    name: Arc::from(name.as_str()),
-                    uri: format!("http://127.0.0.1:{port}/").parse().unwrap(),
-                },
-            ));
-        }
-        backends.sort_by(|a, b| (&a.0, &a.2.name).cmp(&(&b.0, &b.2.name)));
-        backends
-    }
-
-    async fn nodes(&self) -> Vec<Node> {
-        let nodes: Api<Node> = Api::all(self.kube.raw().clone());
-        nodes.list(&ListParams::default()).await.unwrap().items
-    }
-
-    async fn stop(self) {
-        self.link.stop().await;
-        self.sandbox.shutdown().await;
-        drop(self.moto);
-    }
-}
-
-fn ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// One measurement store per backend, as the per-endpoint probe tags them.
-#[derive(Default)]
-struct PerBackend(Mutex<BTreeMap<String, MeasurementStore>>);
-
-impl SampleSink for PerBackend {
-    fn record(&self, sample: Sample) -> Result<(), SinkError> {
-        let name = sample.backend.as_deref().unwrap_or("untagged").to_owned();
-        let mut stores = self.0.lock().unwrap();
-        let store = stores.entry(name).or_insert_with(|| {
-            MeasurementStore::new(StoreConfig::default()).expect("the default store")
-        });
-        store.record(&sample).map_err(|_| SinkError::Full)
-    }
-}
 
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
