@@ -8,24 +8,23 @@
 //! shows it, so such a run is told apart from a mis-measurement and repeated (at most
 //! [`ATTEMPTS`] times); a run in which every attempt went out on time must be accurate.
 
+#[path = "probe_http/balancer.rs"]
+mod balancer;
 #[path = "probe_http/loopback.rs"]
 mod loopback;
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use balancer::Balancer;
 use http::HeaderName;
 use loopback::{
-    ARRIVAL_HEADER, AbortOnDrop, Collect, OutagePlan, SLOW, TEST_BOUND, TestServer, config,
-    transport,
+    ARRIVAL_HEADER, Collect, OutagePlan, SLOW, TEST_BOUND, TestServer, config, transport,
 };
 use steadfast::measure::{FailureKind, MeasurementStore, Outcome, Sample, StoreConfig, Window};
 use steadfast::probe::http::{ConnectionMode, HttpProbe, HttpProbeConfig, RunStats};
 use steadfast::probe::{SampleSink, SinkError};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Probe rate of the outage runs, as the issue fixes it.
@@ -274,64 +273,6 @@ async fn outages_and_availability_are_measured_within_the_issue_tolerances() {
 
 // ---------------------------------------------------------------------------------------------
 // Load balance and latency behind a loopback balancer
-
-/// A TCP balancer on loopback: each connection goes to the next backend of a smooth weighted
-/// round robin (nginx's), and stays there. It counts what it routed: the true shares.
-struct Balancer {
-    addr: SocketAddr,
-    routed: Arc<Vec<AtomicU64>>,
-    _task: AbortOnDrop,
-}
-
-impl Balancer {
-    async fn start(backends: Vec<SocketAddr>, weights: Vec<i64>) -> Balancer {
-        assert_eq!(backends.len(), weights.len());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let routed: Arc<Vec<AtomicU64>> =
-            Arc::new(backends.iter().map(|_| AtomicU64::new(0)).collect());
-        let counts = routed.clone();
-        let task = tokio::spawn(async move {
-            let total: i64 = weights.iter().sum();
-            let mut current = vec![0_i64; weights.len()];
-            let mut connections = JoinSet::new();
-            loop {
-                let Ok((mut client, _)) = listener.accept().await else {
-                    continue;
-                };
-                while connections.try_join_next().is_some() {}
-                for (c, w) in current.iter_mut().zip(&weights) {
-                    *c += w;
-                }
-                let pick = (0..current.len()).max_by_key(|i| current[*i]).unwrap();
-                current[pick] -= total;
-                counts[pick].fetch_add(1, Ordering::SeqCst);
-                let backend = backends[pick];
-                connections.spawn(async move {
-                    if let Ok(mut upstream) = TcpStream::connect(backend).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-                    }
-                });
-            }
-        });
-        Balancer {
-            addr,
-            routed,
-            _task: AbortOnDrop(task),
-        }
-    }
-
-    fn url(&self) -> http::Uri {
-        format!("http://{}/", self.addr).parse().unwrap()
-    }
-
-    fn routed(&self) -> Vec<u64> {
-        self.routed
-            .iter()
-            .map(|c| c.load(Ordering::SeqCst))
-            .collect()
-    }
-}
 
 /// Three named backends behind a balancer with `weights`.
 async fn balanced(weights: [i64; 3]) -> ([TestServer; 3], Balancer) {
