@@ -354,6 +354,14 @@ async fn a_terminated_node_is_replaced_after_the_boot_delay_and_its_pods_heal() 
     assert!(report.checked && report.healed, "{report:#?}");
     let r = &report.replacements[0];
     assert_eq!(r.terminated_instance, victim_instance);
+    let new_instance = r
+        .replacement_instance
+        .as_deref()
+        .expect("the group launched one");
+    assert_ne!(
+        new_instance, victim_instance,
+        "a new instance, not the old one"
+    );
     assert_eq!(r.node.as_deref(), Some(replacement.as_str()));
     assert_eq!(r.replacement_zone.as_deref(), Some(TERMINATE_ZONE));
     assert!(
