@@ -473,8 +473,8 @@ pub fn timeline(chart: &Timeline<'_>) -> String {
     time_axis(&mut out, chart.range, TOP, bottom);
     for (index, row) in chart.rows.iter().enumerate() {
         let middle = TOP + 6.0 + ROW_HEIGHT * (index as f64 + 0.5);
-        let label: String = if row.label.chars().count() > 25 {
-            row.label.chars().take(24).chain(['…']).collect()
+        let label: String = if row.label.chars().count() > 23 {
+            row.label.chars().take(22).chain(['…']).collect()
         } else {
             row.label.clone()
         };
