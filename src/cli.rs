@@ -317,6 +317,17 @@ pub struct DemoArgs {
     /// Where reports go.
     #[arg(long, default_value = "reports", value_name = "DIR")]
     pub report_dir: PathBuf,
+    /// Push the run's metrics to this Pushgateway, as `run --pushgateway` does.
+    #[arg(
+        long,
+        env = "STEADFAST_PUSHGATEWAY_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub pushgateway: Option<String>,
+    /// Write the run's metrics in Prometheus text format here, as `run --metrics-textfile` does.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 /// Arguments of `halt`.

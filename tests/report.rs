@@ -329,6 +329,7 @@ print(json.dumps(out))
         .collect();
     missed.sort();
     assert_eq!(missed.len(), 2, "the synthetic run misses two targets");
+    eprintln!("junitparser read: {suites}");
     let first = &suites[0];
     assert_eq!(first["name"], "report-test");
     assert_eq!(
@@ -497,6 +498,14 @@ fn the_html_report_renders_its_charts_in_headless_chromium() {
     };
     let report_png = shot(&page, &dir.path().join("report.png"));
     let blank_png = shot(&blank, &dir.path().join("blank.png"));
+    eprintln!(
+        "chromium: {} svg charts, {} series paths, {} backend layers; screenshot {} bytes, blank page {} bytes",
+        dom.matches("<svg").count(),
+        dom.matches("<path class=\"series\"").count(),
+        backends,
+        report_png.len(),
+        blank_png.len()
+    );
     assert_eq!(png_size(&report_png), (1100, 1800));
     assert_eq!(png_size(&blank_png), (1100, 1800));
     assert!(
@@ -710,16 +719,18 @@ impl Drop for Pushgateway {
     }
 }
 
-#[test]
-fn metrics_pushed_to_a_real_pushgateway_read_back_from_its_metrics_page() {
+/// Starts `prometheus-pushgateway` on a free loopback port and waits until it is ready; `None`
+/// (after a loud message) when it is not installed.
+fn start_pushgateway(test: &str, dir: &Path) -> Option<Pushgateway> {
     let binary = std::env::var_os("PUSHGATEWAY_BIN")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| "/usr/bin/prometheus-pushgateway".into());
     if !binary.is_file() {
-        return skip(
-            "metrics_pushed_to_a_real_pushgateway_read_back_from_its_metrics_page",
+        skip(
+            test,
             "prometheus-pushgateway not found (set PUSHGATEWAY_BIN or install the Debian package)",
         );
+        return None;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -727,8 +738,8 @@ fn metrics_pushed_to_a_real_pushgateway_read_back_from_its_metrics_page() {
         .unwrap()
         .port();
     let address = format!("127.0.0.1:{port}");
-    let dir = tempfile::tempdir().unwrap();
-    let log = std::fs::File::create(dir.path().join("pushgateway.log")).unwrap();
+    let log_path = dir.join("pushgateway.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let gateway = Pushgateway {
         child: std::process::Command::new(&binary)
             .arg(format!("--web.listen-address={address}"))
@@ -744,11 +755,22 @@ fn metrics_pushed_to_a_real_pushgateway_read_back_from_its_metrics_page() {
         assert!(
             std::time::Instant::now() < deadline,
             "pushgateway not ready: {}",
-            std::fs::read_to_string(dir.path().join("pushgateway.log")).unwrap_or_default()
+            std::fs::read_to_string(&log_path).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    Some(gateway)
+}
 
+#[test]
+fn metrics_pushed_to_a_real_pushgateway_read_back_from_its_metrics_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(gateway) = start_pushgateway(
+        "metrics_pushed_to_a_real_pushgateway_read_back_from_its_metrics_page",
+        dir.path(),
+    ) else {
+        return;
+    };
     let report = sample_report();
     let json_path = dir.path().join("report.json");
     std::fs::write(&json_path, json::render(&report)).unwrap();
@@ -804,4 +826,92 @@ fn metrics_pushed_to_a_real_pushgateway_read_back_from_its_metrics_page() {
         )),
         "{stderr}"
     );
+}
+
+/// A real run on the sandbox (`demo` runs `run` on it) pushes its metrics and writes its
+/// textfile, and both agree with the report it wrote.
+#[test]
+fn a_sandbox_run_pushes_its_metrics_and_writes_its_textfile() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(gateway) = start_pushgateway(
+        "a_sandbox_run_pushes_its_metrics_and_writes_its_textfile",
+        dir.path(),
+    ) else {
+        return;
+    };
+    let reports = dir.path().join("reports");
+    let textfile = dir.path().join("run.prom");
+    let output = run_bounded(
+        std::process::Command::new(env!("CARGO_BIN_EXE_steadfast"))
+            .args(["demo", "--report-dir"])
+            .arg(&reports)
+            .arg("--pushgateway")
+            .arg(format!("http://{}", gateway.address))
+            .arg("--metrics-textfile")
+            .arg(&textfile)
+            .current_dir(manifest())
+            .env("NO_COLOR", "1")
+            .env_remove("KUBECONFIG"),
+        Duration::from_secs(300),
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("metrics: pushed to the Pushgateway"),
+        "{stdout}"
+    );
+    let run_dir = std::fs::read_dir(&reports)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let report =
+        json::parse(&std::fs::read_to_string(run_dir.join("report.json")).unwrap()).unwrap();
+
+    let (_, page) = http_get(&gateway.address, "/metrics").unwrap();
+    let text = std::fs::read_to_string(&textfile).unwrap();
+    for metrics in [page, text] {
+        let samples = samples(&metrics, "steadfast_experiment_");
+        let exp = ("experiment", "demo-web-pod-kill");
+        assert_eq!(
+            value_of(&samples, "steadfast_experiment_passed", &[exp]),
+            f64::from(u8::from(report.verdict.outcome == "passed"))
+        );
+        assert_eq!(
+            Some(value_of(
+                &samples,
+                "steadfast_experiment_availability_ratio",
+                &[exp, ("probe", "web"), ("window", "during")],
+            )),
+            report.probes[0].windows["during"].availability
+        );
+        let finished = report.run.finished_at.timestamp_millis() as f64 / 1000.0;
+        assert!(
+            (value_of(
+                &samples,
+                "steadfast_experiment_last_run_timestamp_seconds",
+                &[exp]
+            ) - finished)
+                .abs()
+                < 0.001
+        );
+        let recovery = report
+            .targets
+            .iter()
+            .find(|t| t.measure == "recovery")
+            .unwrap();
+        assert_eq!(
+            Some(value_of(
+                &samples,
+                "steadfast_experiment_recovery_seconds",
+                &[exp, ("probe", "web")],
+            )),
+            recovery.value
+        );
+    }
 }

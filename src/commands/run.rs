@@ -256,8 +256,8 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         journal: Some(journal),
         seed: None,
         recover_first: false,
-        pushgateway: None,
-        metrics_textfile: None,
+        pushgateway: args.pushgateway.clone(),
+        metrics_textfile: args.metrics_textfile.clone(),
         cluster: crate::cli::ClusterFlags {
             kubeconfig: Some(running.sandbox.kubeconfig_path().to_owned()),
             context: None,
