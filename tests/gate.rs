@@ -230,12 +230,19 @@ fn a_failed_target_fails_the_gate_with_exit_1_unless_a_known_failure_accepts_it(
         xml.contains("failures=\"0\" errors=\"0\" skipped=\"1\""),
         "{xml}"
     );
+    junitparser_counts(&f.path("w.xml"), 13, 0, 1);
 
     let expired = waived.replace(&until.to_string(), "2020-01-31");
     let output = f.gate(&f.policy(&expired), &[]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stdout.contains("expired 2020-01-31"), "{stdout}");
+    let output = f.gate(
+        &f.policy(&expired),
+        &["--junit", f.path("e.xml").to_str().unwrap()],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    junitparser_counts(&f.path("e.xml"), 13, 1, 0);
 }
 
 #[test]
@@ -456,5 +463,37 @@ fn the_shipped_release_gate_policy_judges_the_shipped_suite() {
     assert!(
         stdout.contains("note: known failure matched nothing: gate-cart-zone-outage"),
         "{stdout}"
+    );
+}
+
+/// Reads a JUnit file with PyPI's junitparser and checks its cases, failures and skipped counts
+/// (skips loudly without the .venv).
+fn junitparser_counts(path: &Path, tests: usize, failures: usize, skipped: usize) {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if !python.is_file() {
+        eprintln!("\n!!! SKIPPED junitparser check: no .venv (run scripts/setup) !!!\n");
+        return;
+    }
+    const SCRIPT: &str = r#"
+import sys
+from junitparser import JUnitXml, Failure, Skipped
+cases = [c for suite in JUnitXml.fromfile(sys.argv[1]) for c in suite]
+print(len(cases), sum(any(isinstance(r, Failure) for r in c.result) for c in cases),
+      sum(any(isinstance(r, Skipped) for r in c.result) for c in cases))
+"#;
+    let output = Command::new(python)
+        .args(["-c", SCRIPT])
+        .arg(path)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("{tests} {failures} {skipped}"),
+        "junitparser's count of cases, failures and skipped"
     );
 }

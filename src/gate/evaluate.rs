@@ -401,3 +401,70 @@ fn judge_threshold(
         ),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::json;
+
+    const POLICY: &str = r#"
+apiVersion: steadfast.dev/v1alpha1
+kind: GatePolicy
+metadata: {name: t}
+spec:
+  maxAge: 1d
+  require: [{experiment: web}]
+  knownFailures:
+    - {experiment: web, target: avail, reason: T-1, expires: 2026-06-30}
+"#;
+
+    fn report(finished: &str, passed: bool) -> SourcedReport {
+        let text = format!(
+            r#"{{"reportVersion":1,"tool":{{"name":"steadfast","version":"0"}},
+            "run":{{"id":"r","seed":1,"startedAt":"{finished}","finishedAt":"{finished}","durationSeconds":1}},
+            "experiment":{{"name":"web","specSha256":"0"}},
+            "verdict":{{"outcome":"{o}","summary":"s"}},"exitCode":0,"windows":{{}},
+            "timeline":[],"faults":[],"probes":[],
+            "targets":[{{"name":"avail","probe":"web","measure":"availability","window":"during",
+              "required":">= 99%","value":98.0,"passed":{passed},"detail":"d"}}],
+            "rollback":{{"complete":true,"applied":0}}}}"#,
+            o = if passed { "passed" } else { "failed" },
+        );
+        SourcedReport {
+            path: "r.json".into(),
+            report: json::parse(&text).unwrap(),
+        }
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_known_failure_holds_through_its_last_day_and_not_after() {
+        let policy = GatePolicy::parse("g.yaml", POLICY).unwrap();
+        let reports = [report("2026-06-30T12:00:00Z", false)];
+        let last_day = evaluate(&policy, &reports, at("2026-06-30T23:59:59Z")).unwrap();
+        assert!(last_day.passed(), "{last_day:#?}");
+        assert_eq!(last_day.count(Status::Waived), 1);
+        let day_after = evaluate(&policy, &reports, at("2026-07-01T00:00:01Z")).unwrap();
+        assert!(!day_after.passed());
+    }
+
+    #[test]
+    fn age_is_measured_from_the_finish_of_the_newest_run() {
+        let policy = GatePolicy::parse("g.yaml", POLICY).unwrap();
+        let reports = [
+            report("2026-06-01T00:00:00Z", true),
+            report("2026-06-02T00:00:00Z", true),
+        ];
+        let fresh = evaluate(&policy, &reports, at("2026-06-02T23:00:00Z")).unwrap();
+        assert!(fresh.passed(), "{fresh:#?}");
+        assert_eq!(fresh.unused_known_failures.len(), 1);
+        let stale = evaluate(&policy, &reports, at("2026-06-03T01:00:00Z")).unwrap();
+        let age = stale.checks.iter().find(|c| c.check == "age").unwrap();
+        assert_eq!(age.status, Status::Fail, "{age:?}");
+    }
+}
