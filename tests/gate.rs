@@ -319,7 +319,7 @@ fn thresholds_replace_the_experiments_own_bound_and_the_newest_run_counts() {
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("newest of 2"), "{stdout}");
     assert!(
-        stdout.contains("measured 0.850s, gate requires <= 0.9s"),
+        stdout.contains("measured 850ms, gate requires <= 900ms"),
         "{stdout}"
     );
 

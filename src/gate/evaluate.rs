@@ -381,7 +381,7 @@ fn judge_threshold(
     let shown = if percent {
         format!("{value:.3}%")
     } else {
-        format!("{value:.3}s")
+        super::policy::seconds_text(value)
     };
     let low = threshold.at_least.is_none_or(|b| value >= b.value());
     let high = threshold.at_most.is_none_or(|b| value <= b.value());

@@ -178,9 +178,20 @@ impl fmt::Display for Bound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Bound::Percent(v) => write!(f, "{v}%"),
-            Bound::Seconds(v) => write!(f, "{v}s"),
+            Bound::Seconds(v) => write!(f, "{}", seconds_text(*v)),
             Bound::Number(v) => write!(f, "{v}"),
         }
+    }
+}
+
+/// Seconds for people: `850ms` below a second, `12.5s` above.
+pub fn seconds_text(seconds: f64) -> String {
+    if seconds.abs() < 1.0 {
+        let ms = format!("{:.3}", seconds * 1000.0);
+        format!("{}ms", ms.trim_end_matches('0').trim_end_matches('.'))
+    } else {
+        let s = format!("{seconds:.3}");
+        format!("{}s", s.trim_end_matches('0').trim_end_matches('.'))
     }
 }
 
@@ -555,6 +566,9 @@ spec:
         let policy = GatePolicy::parse("gate.yaml", GOOD).unwrap();
         assert_eq!(policy.max_age, Some(Duration::from_secs(7 * 86_400)));
         assert_eq!(policy.thresholds[0].at_most, Some(Bound::Seconds(0.9)));
+        assert_eq!(Bound::Seconds(0.9).to_string(), "900ms");
+        assert_eq!(Bound::Seconds(12.5).to_string(), "12.5s");
+        assert_eq!(Bound::Percent(99.5).to_string(), "99.5%");
         assert_eq!(policy.thresholds[1].at_least, Some(Bound::Percent(99.5)));
         assert_eq!(
             policy.known_failures[0].expires.to_rfc3339(),
