@@ -1,7 +1,9 @@
 //! One file per subcommand; each turns its `*Args` into work and returns an [`ExitStatus`].
 
+pub mod gate;
 pub mod halt;
 pub mod plan;
+pub(crate) mod publish;
 pub mod report;
 pub mod rollback;
 pub mod run;
@@ -45,7 +47,8 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatu
         }
         Command::Schedule(args) => schedule::run(&args, out).await,
         Command::Schema(args) => schema::run(&args, out),
-        Command::Report(args) => report::run(&args, out),
+        Command::Report(args) => report::run(&args, out).await,
+        Command::Gate(args) => gate::run(&args, out),
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(&args, out).await,
         #[cfg(not(feature = "sandbox"))]
