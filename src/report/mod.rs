@@ -10,6 +10,6 @@ pub mod markdown;
 pub mod model;
 pub mod write;
 
-pub use build::{ProbeData, ReportInput, build_report};
+pub use build::{ProbeData, ReportInput, build_report, probe_reports};
 pub use model::{REPORT_VERSION, Report};
 pub use write::{ReportFiles, write_all};
