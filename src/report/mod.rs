@@ -8,6 +8,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod model;
+pub mod steady;
 pub mod write;
 
 pub use build::{ProbeData, ReportInput, build_report, probe_reports};
