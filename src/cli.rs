@@ -58,6 +58,8 @@ pub enum Command {
     Run(RunArgs),
     /// Everything up to injection, with no writes: targets, undo actions, irreversible steps.
     Plan(PlanArgs),
+    /// Run only the steady-state probes for a while and say whether the steady state holds.
+    Probe(ProbeArgs),
     /// Start the sandbox and run the demo experiment against it, ending with a report.
     Demo(DemoArgs),
     /// Apply every undo record a run left pending (after a crash or kill -9).
@@ -336,6 +338,23 @@ pub struct HaltArgs {
     /// Why chaos is halted; every refused or aborted run shows it.
     #[arg(long, default_value = "halted by an operator")]
     pub reason: String,
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+/// Arguments of `probe`.
+#[derive(Debug, Args, Clone)]
+pub struct ProbeArgs {
+    /// The experiment whose steady-state probes run.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// How long to probe, e.g. `30s` or `2m`.
+    #[arg(long = "for", default_value = "10s", value_name = "DURATION")]
+    pub duration: humantime::Duration,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterFlags,

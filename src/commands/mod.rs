@@ -3,6 +3,7 @@
 pub mod gate;
 pub mod halt;
 pub mod plan;
+pub mod probe;
 pub(crate) mod publish;
 pub mod report;
 pub mod rollback;
@@ -36,6 +37,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatu
         Command::Validate(args) => validate::run(&args, &cli.global, out),
         Command::Run(args) => run::run(&args, out).await,
         Command::Plan(args) => plan::run(&args, out).await,
+        Command::Probe(args) => probe::run(&args, out).await,
         Command::Rollback(args) => rollback::run(&args, out).await,
         Command::Halt(args) => halt::halt(&args, out).await,
         Command::Resume(args) => halt::resume(&args, out).await,

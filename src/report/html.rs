@@ -683,6 +683,8 @@ mod tests {
             ],
             backends: Vec::new(),
             evaluations: Vec::new(),
+            transitions: Vec::new(),
+            endpoint_of: None,
         };
         assert_eq!(
             outages(&probe),

@@ -12,8 +12,9 @@ pub mod junit;
 pub mod markdown;
 pub mod model;
 pub mod prometheus;
+pub mod steady;
 pub mod write;
 
-pub use build::{ProbeData, ReportInput, build_report};
+pub use build::{ProbeData, ReportInput, build_report, probe_reports};
 pub use model::{REPORT_VERSION, Report};
 pub use write::{ReportFiles, write_all};
