@@ -312,12 +312,15 @@ impl Engine<'_> {
         let deadline = Instant::now() + length;
         while state.aborted.is_none() {
             let tick = (Instant::now() + self.options.check_every).min(deadline);
+            // Biased: a signal wins over a wait that is already over (a zero-length wait
+            // between firings that are late).
             tokio::select! {
-                () = tokio::time::sleep_until(tick) => {}
+                biased;
                 () = interrupts.stop.cancelled() => {
                     self.abort(state, "interrupted by a signal".to_owned());
                     return;
                 }
+                () = tokio::time::sleep_until(tick) => {}
             }
             self.check_aborts(state).await;
             if Instant::now() >= deadline {
@@ -438,7 +441,10 @@ impl Engine<'_> {
             for (_, ids) in due_rollbacks {
                 self.rollback_ids(state, &ids).await;
             }
-            while let Some(firing) = firings
+            // One firing per turn, even when several are due: a firing that takes longer than
+            // its `every` would otherwise chain into the next without an abort check, a signal
+            // or a lock renewal in between.
+            if let Some(firing) = firings
                 .get(next)
                 .filter(|f| phase_start + f.at <= self.now())
             {
@@ -446,9 +452,6 @@ impl Engine<'_> {
                 let ids = self.fire(state, firing.fault, firing.firing).await;
                 if let Some(at) = firing.rollback_at {
                     pending_rollbacks.push((at, ids));
-                }
-                if state.aborted.is_some() {
-                    break;
                 }
             }
         }

@@ -117,6 +117,8 @@ impl Probes for FakeProbes {
 struct FakeFault {
     journal_path: std::path::PathBuf,
     injected: Mutex<Vec<u32>>,
+    /// How long each injection takes.
+    delay: Duration,
 }
 
 #[async_trait]
@@ -159,6 +161,7 @@ impl Fault for FakeFault {
             journaled.iter().any(|r| r.id == plan.undo[0].id),
             "undo must be journaled before inject"
         );
+        tokio::time::sleep(self.delay).await;
         self.injected.lock().unwrap().push(0);
         Ok(Injection {
             effects: vec![TargetEffect {
@@ -258,6 +261,7 @@ impl Rig {
             fault: Arc::new(FakeFault {
                 journal_path: path,
                 injected: Mutex::new(Vec::new()),
+                delay: Duration::ZERO,
             }),
             undoer: FakeUndoer {
                 fail: fail_undo,
@@ -499,4 +503,41 @@ fn a_budget_refusal_fails_the_run_only_when_the_spec_says_so() {
     .unwrap()
     .0;
     assert!(super::run::blocked_results(&finding, &events).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn late_firings_of_a_slow_fault_still_check_aborts_between_each() {
+    let mut rig = Rig::new(false);
+    rig.spec = parse_experiment(
+        "t.yaml",
+        &SPEC.replace(
+            "nodeCordon: {target: {mode: one}}",
+            "every: 1s, podKill: {target: {namespaces: [shop]}}",
+        ),
+    )
+    .unwrap()
+    .0;
+    // Each firing takes 2 s, twice its period: every firing after the first is already late.
+    Arc::get_mut(&mut rig.fault).unwrap().delay = Duration::from_secs(2);
+    *rig.probes.down.lock().unwrap() = Some((Duration::from_secs(12), Duration::from_secs(1000)));
+    let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
+    assert!(
+        matches!(&outcome.verdict, Verdict::Aborted { reason } if reason.contains("availability")),
+        "{:?}",
+        outcome.verdict
+    );
+    let aborted_at = outcome
+        .events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Aborted { .. }))
+        .unwrap()
+        .at;
+    let injected = injected_at(&outcome.events);
+    assert!(
+        injected.iter().all(|at| *at <= aborted_at),
+        "nothing injected after the abort at {aborted_at:?}: {injected:?}"
+    );
+    // The breach is visible from 14 s (`over: 2s`); the firing in flight then ends by 16 s.
+    assert!(aborted_at <= Duration::from_secs(16), "{aborted_at:?}");
+    assert!(injected.len() < 10, "{} of 10 firings", injected.len());
 }
