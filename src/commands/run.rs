@@ -117,6 +117,7 @@ async fn execute(
     let left = pending(&read_entries(&journal_path)?);
 
     let connected = wiring::connect(&spec, cluster).await?;
+    let abort_checks = wiring::abort_checks(&spec)?;
     let undoer = CompositeUndoer::new(connected.kube.clone(), connected.aws_options.clone());
     if !left.is_empty() {
         if !args.recover_first {
@@ -149,7 +150,7 @@ async fn execute(
         journal: &journal,
         lock: &lock,
         halt: &halt,
-        abort_checks: Vec::new(),
+        abort_checks,
         options: EngineOptions {
             run_id: run_id(&spec),
             holder: holder(),
