@@ -33,8 +33,14 @@ fn print_diagnostics(diagnostics: &[Diagnostic]) {
     }
 }
 
-/// Waits for SIGINT/SIGTERM: the first stops injecting, the second skips the waits.
-fn watch_signals(interrupts: &Interrupts, done: CancellationToken) -> tokio::task::JoinHandle<()> {
+/// Waits for SIGINT/SIGTERM: the first stops injecting, the second skips the waits. Both leave
+/// the rollback to run; the second names the journal, so whoever is in a hurry knows where
+/// `steadfast rollback` would find anything left.
+fn watch_signals(
+    interrupts: &Interrupts,
+    done: CancellationToken,
+    journal: PathBuf,
+) -> tokio::task::JoinHandle<()> {
     let interrupts = interrupts.clone();
     tokio::spawn(async move {
         let mut count = 0;
@@ -51,6 +57,11 @@ fn watch_signals(interrupts: &Interrupts, done: CancellationToken) -> tokio::tas
                 interrupts.stop.cancel();
             } else {
                 warn!("interrupted again: skipping waits; undo records are still applied");
+                eprintln!(
+                    "interrupted again: rolling back without waiting for recovery; journal: {}\nhint: if this process is killed now, `steadfast rollback --journal {}` applies what is left",
+                    journal.display(),
+                    journal.display()
+                );
                 interrupts.hurry.cancel();
                 return;
             }
@@ -169,7 +180,7 @@ async fn execute(
     };
     let interrupts = Interrupts::default();
     let done = CancellationToken::new();
-    let signals = watch_signals(&interrupts, done.clone());
+    let signals = watch_signals(&interrupts, done.clone(), journal_path.clone());
     info!(experiment = %spec.metadata.name, seed, "starting");
     let result = engine.run(&interrupts).await;
     done.cancel();
@@ -216,6 +227,8 @@ async fn execute(
             "journal with pending undo records: {}",
             journal_path.display()
         )?;
+    } else if interrupts.hurry.is_cancelled() {
+        writeln!(out, "journal: {}", journal_path.display())?;
     }
     Ok(outcome.verdict.exit_status())
 }

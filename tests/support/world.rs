@@ -73,8 +73,14 @@ pub struct World {
 
 /// Starts [`TOPOLOGY`], linked to a fresh moto when `cloud`; `None` when moto is missing.
 pub async fn start_world(cloud: bool) -> Option<World> {
+    start_world_with(TOPOLOGY, cloud).await
+}
+
+/// Starts `topology` (YAML with the same workloads as [`TOPOLOGY`]), linked to a fresh moto
+/// when `cloud`; `None` when moto is missing.
+pub async fn start_world_with(topology: &str, cloud: bool) -> Option<World> {
     let dir = tempfile::tempdir().unwrap();
-    let topology = Topology::parse(TOPOLOGY, "crash topology").unwrap();
+    let topology = Topology::parse(topology, "test topology").unwrap();
     let sandbox = Sandbox::start(&topology, SandboxOptions::new(dir.path()))
         .await
         .expect("the sandbox starts");
