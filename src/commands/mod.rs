@@ -2,6 +2,7 @@
 
 pub mod halt;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod rollback;
 pub mod run;

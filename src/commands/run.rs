@@ -9,11 +9,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::cli::{DemoArgs, RunArgs};
-use crate::engine::{Engine, EngineOptions, Interrupts, StartError};
+use crate::commands::progress::TerminalProgress;
+use crate::commands::rollback::pending_records;
+use crate::engine::{Engine, EngineOptions, Interrupts, RunObserver, Silent, StartError};
 use crate::exit::ExitStatus;
-use crate::infra::cluster::{ConfigMapHalt, LeaseLock, state_namespace};
+use crate::infra::cluster::{ConfigMapHalt, ConfigMapJournal, LeaseLock, state_namespace};
 use crate::infra::wiring::{self, ClusterArgs, CompositeUndoer};
-use crate::journal::{FileJournal, default_journal_path, pending, read_entries};
+use crate::journal::{FileJournal, Journal, JournalMirror, default_journal_path};
 use crate::report::model::ClusterInfo;
 use crate::report::{ReportInput, build_report, write_all};
 use crate::spec::{Diagnostic, ExperimentSpec, load_file};
@@ -125,22 +127,58 @@ async fn execute(
     print_diagnostics(&loaded.warnings);
     let spec = loaded.spec;
     let journal_path = args.journal.clone().unwrap_or_else(default_journal_path);
-    let left = pending(&read_entries(&journal_path)?);
 
     let connected = wiring::connect(&spec, cluster).await?;
     let abort_checks = wiring::abort_checks(&spec)?;
     let undoer = CompositeUndoer::new(connected.kube.clone(), connected.aws_options.clone());
-    if !left.is_empty() {
-        if !args.recover_first {
+    let namespace = state_namespace();
+    let mirror = (!args.no_cluster_journal)
+        .then(|| ConfigMapJournal::new(connected.kube.raw().clone(), &namespace));
+    let left = match pending_records(
+        &journal_path,
+        mirror.as_ref().map(|m| m as &dyn JournalMirror),
+    )
+    .await
+    {
+        Ok(left) => left,
+        Err(err) => {
             eprintln!(
-                "error: {} undo record(s) of an earlier run are pending in {}\nhint: run `steadfast rollback` first, or pass --recover-first",
-                left.len(),
-                journal_path.display()
+                "error: cannot read the journal: {err:#}\nhint: a run must be able to journal its undo; pass --no-cluster-journal to keep it on local disk only"
             );
             return Ok(ExitStatus::Invalid);
         }
-        let journal = FileJournal::open(&journal_path)?;
-        if !crate::commands::rollback::apply(&left, &undoer, &journal, out).await? {
+    };
+    let place = mirror.as_ref().map(JournalMirror::place);
+    let local = FileJournal::open(&journal_path)?;
+    let journal = match mirror {
+        Some(mirror) => Journal::mirrored(local, Box::new(mirror)),
+        None => Journal::local(local),
+    };
+    if !left.records.is_empty() {
+        if !args.recover_first {
+            let mut wheres = Vec::new();
+            if left.local > 0 {
+                wheres.push(format!("{} in {}", left.local, journal_path.display()));
+            }
+            if let (true, Some(place)) = (left.cluster > 0, &place) {
+                wheres.push(format!("{} in {place}", left.cluster));
+            }
+            eprintln!(
+                "error: undo records of an earlier run are pending ({})\nhint: run `steadfast rollback{}` first, or pass --recover-first",
+                wheres.join(", "),
+                if left.cluster > left.local {
+                    " --from-cluster"
+                } else {
+                    ""
+                }
+            );
+            return Ok(ExitStatus::Invalid);
+        }
+        info!(
+            records = left.records.len(),
+            "recovering: applying the undo an earlier run left pending"
+        );
+        if !crate::commands::rollback::apply(&left.records, &undoer, &journal, out).await? {
             return Ok(ExitStatus::RollbackIncomplete);
         }
     }
@@ -149,10 +187,13 @@ async fn execute(
     let origin = tokio::time::Instant::now();
     let faults = wiring::faults(&spec, &connected, seed)?;
     let probes = wiring::probes(&spec, &connected, origin.into_std()).await?;
-    let namespace = state_namespace();
     let lock = LeaseLock::new(connected.kube.raw().clone(), &namespace);
     let halt = ConfigMapHalt::new(connected.kube.raw().clone(), &namespace);
-    let journal = FileJournal::open(&journal_path)?;
+    let progress = TerminalProgress::for_stderr();
+    let observer: &dyn RunObserver = match &progress {
+        Some(progress) => progress,
+        None => &Silent,
+    };
     let engine = Engine {
         spec: &spec,
         probes: &probes,
@@ -162,6 +203,7 @@ async fn execute(
         lock: &lock,
         halt: &halt,
         abort_checks,
+        observer,
         options: EngineOptions {
             run_id: run_id(&spec),
             holder: holder(),
@@ -259,6 +301,7 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         journal: Some(journal),
         seed: None,
         recover_first: false,
+        no_cluster_journal: false,
         cluster: crate::cli::ClusterFlags {
             kubeconfig: Some(running.sandbox.kubeconfig_path().to_owned()),
             context: None,

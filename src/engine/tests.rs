@@ -15,7 +15,9 @@ use crate::fault::{
     Effect, Fault, FaultError, FaultPlan, Healing, Injection, RollbackOutcome, TargetEffect,
     TargetKind, TargetRef, UndoAction, UndoRecord, Undoer,
 };
-use crate::journal::{FileJournal, pending, read_entries};
+use crate::journal::{
+    FileJournal, Journal, JournalEntry, JournalMirror, MirrorError, pending, read_entries,
+};
 use crate::spec::{ExperimentSpec, FaultKind, parse_experiment};
 use crate::verdict::{Evidence, HttpEvidence, OutageSpan, TimeWindow, Verdict};
 
@@ -241,7 +243,7 @@ impl HaltSwitch for NoHalt {
 
 struct Rig {
     _dir: tempfile::TempDir,
-    journal: FileJournal,
+    journal: Journal,
     probes: FakeProbes,
     fault: Arc<FakeFault>,
     undoer: FakeUndoer,
@@ -252,11 +254,19 @@ struct Rig {
 
 impl Rig {
     fn new(fail_undo: bool) -> Self {
+        Self::build(fail_undo, None)
+    }
+
+    fn build(fail_undo: bool, mirror: Option<Box<dyn JournalMirror>>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
         let origin = Instant::now();
+        let file = FileJournal::open(&path).unwrap();
         Self {
-            journal: FileJournal::open(&path).unwrap(),
+            journal: match mirror {
+                Some(mirror) => Journal::mirrored(file, mirror),
+                None => Journal::local(file),
+            },
             probes: FakeProbes::new(origin),
             fault: Arc::new(FakeFault {
                 journal_path: path,
@@ -284,6 +294,7 @@ impl Rig {
             lock: &self.lock,
             halt: &NoHalt,
             abort_checks: Vec::new(),
+            observer: &super::Silent,
             options: EngineOptions {
                 run_id: "run-1".into(),
                 holder: "tester@host".into(),
@@ -503,6 +514,48 @@ fn a_budget_refusal_fails_the_run_only_when_the_spec_says_so() {
     .unwrap()
     .0;
     assert!(super::run::blocked_results(&finding, &events).is_empty());
+}
+
+/// A mirror with room for the run's start and nothing more.
+struct FullMirror;
+
+#[async_trait::async_trait]
+impl JournalMirror for FullMirror {
+    fn place(&self) -> String {
+        "ConfigMap test/steadfast-journal".into()
+    }
+
+    async fn append(&self, entry: &JournalEntry) -> Result<(), MirrorError> {
+        match entry {
+            JournalEntry::Undo(_) => Err(MirrorError::Full {
+                place: self.place(),
+                needed: 2_000_000,
+                limit: 1_000_000,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn entries(&self) -> Result<Vec<JournalEntry>, MirrorError> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_cluster_journal_refuses_injection_rather_than_lose_the_undo() {
+    let rig = Rig::build(false, Some(Box::new(FullMirror)));
+    let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
+    assert!(
+        rig.fault.injected.lock().unwrap().is_empty(),
+        "nothing was injected"
+    );
+    let Verdict::Aborted { reason } = &outcome.verdict else {
+        panic!("{:?}", outcome.verdict)
+    };
+    assert!(reason.contains("refusing to inject"), "{reason}");
+    assert!(reason.contains("is full"), "{reason}");
+    // The record that reached the local file is settled, so it blocks no later run.
+    assert!(pending(&read_entries(rig.journal.path()).unwrap()).is_empty());
 }
 
 #[tokio::test(start_paused = true)]
