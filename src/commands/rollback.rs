@@ -124,7 +124,11 @@ pub async fn run(args: &RollbackArgs, out: &mut dyn Write) -> anyhow::Result<Exi
     let local = pending(&read_entries(&path)?);
     let mut complete = true;
     if local.is_empty() && !args.from_cluster {
-        writeln!(out, "nothing pending in {}", path.display())?;
+        writeln!(
+            out,
+            "nothing pending in {} (the cluster's copy is read with --from-cluster)",
+            path.display()
+        )?;
     } else {
         let cluster = super::cluster_of(&args.cluster);
         let options = cluster.kube_options();

@@ -241,6 +241,13 @@ async fn execute(
             );
             return Ok(ExitStatus::Aborted);
         }
+        Err(StartError::Journal(err)) => {
+            eprintln!(
+                "error: cannot journal the start of the run, nothing was changed: {err}\nhint: a run must be able to journal its undo; check write access to {} and to the ConfigMap steadfast-journal of namespace {namespace}, or pass --no-cluster-journal",
+                journal_path.display()
+            );
+            return Ok(ExitStatus::Invalid);
+        }
         Err(err) => return Err(err.into()),
     };
 
