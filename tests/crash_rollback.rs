@@ -3,7 +3,7 @@
 //! azPartition (sandbox linked to moto) runs, and a fresh `steadfast rollback` process reading
 //! the same journal must leave everything as it was: no steadfast ACL in the cloud, every subnet
 //! on its original ACL, no steadfast taint, every node schedulable and Ready, every deleted pod
-//! replaced.
+//! replaced, and nothing pending in the journal nor in its copy in the cluster.
 //!
 //! One sandbox (and one moto) per fault kind is reused across its five kills; each kill is
 //! judged only after the previous one was fully restored.
@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use steadfast::journal::{JournalEntry, pending, read_entries};
+use steadfast::infra::cluster::ConfigMapJournal;
+use steadfast::journal::{JournalEntry, JournalMirror, pending, read_entries};
 
 use support::sandbox::both;
 use world::{World, start_world};
@@ -118,13 +119,25 @@ impl World {
 
         let rollback_start = Instant::now();
         let rollback = self.output(&["rollback"], &namespace).await;
-        let restored_in = if rollback.status.code() == Some(0) {
+        let mut restored_in = if rollback.status.code() == Some(0) {
             self.restored(RESTORE_TIMEOUT)
                 .await
                 .map(|()| rollback_start.elapsed())
         } else {
             Err(format!("rollback failed: {}", both(&rollback)))
         };
+        // The cluster's copy of the journal agrees: nothing pending there either.
+        let mirror = ConfigMapJournal::new(self.kube.clone(), &namespace);
+        match mirror.entries().await {
+            Ok(entries) if pending(&entries).is_empty() => {}
+            Ok(entries) => {
+                restored_in = Err(format!(
+                    "{} undo record(s) pending in the cluster's journal",
+                    pending(&entries).len()
+                ))
+            }
+            Err(err) => restored_in = Err(format!("cluster journal: {err}")),
+        }
         Trial {
             kill_after,
             mid_run,

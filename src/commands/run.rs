@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use crate::cli::{DemoArgs, RunArgs};
 use crate::commands::progress::TerminalProgress;
-use crate::commands::rollback::pending_records;
+use crate::commands::rollback::{pending_records, settle};
 use crate::engine::{Engine, EngineOptions, Interrupts, RunObserver, Silent, StartError};
 use crate::exit::ExitStatus;
 use crate::infra::cluster::{ConfigMapHalt, ConfigMapJournal, LeaseLock, state_namespace};
@@ -137,6 +137,7 @@ async fn execute(
     let left = match pending_records(
         &journal_path,
         mirror.as_ref().map(|m| m as &dyn JournalMirror),
+        true,
     )
     .await
     {
@@ -148,6 +149,9 @@ async fn execute(
             return Ok(ExitStatus::Invalid);
         }
     };
+    if let Some(mirror) = &mirror {
+        settle(mirror, &left.settled).await;
+    }
     let place = mirror.as_ref().map(JournalMirror::place);
     let local = FileJournal::open(&journal_path)?;
     let journal = match mirror {
