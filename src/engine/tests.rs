@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::ports::{HaltSwitch, LockError, Probes, RunLock, SteadyCheck};
 use super::run::{Engine, EngineOptions, Interrupts, StartError};
-use super::timeline::EventKind;
+use super::timeline::{EventKind, Phase};
 use crate::fault::{
     Effect, Fault, FaultError, FaultPlan, Healing, Injection, RollbackOutcome, TargetEffect,
     TargetKind, TargetRef, UndoAction, UndoRecord, Undoer,
@@ -593,4 +593,73 @@ async fn late_firings_of_a_slow_fault_still_check_aborts_between_each() {
     // The breach is visible from 14 s (`over: 2s`); the firing in flight then ends by 16 s.
     assert!(aborted_at <= Duration::from_secs(16), "{aborted_at:?}");
     assert!(injected.len() < 10, "{} of 10 firings", injected.len());
+}
+
+/// Records what the engine shows.
+#[derive(Default)]
+struct Recorder {
+    phases: Mutex<Vec<Phase>>,
+    statuses: Mutex<Vec<super::Status>>,
+    finished: Mutex<bool>,
+}
+
+impl super::RunObserver for Recorder {
+    fn event(&self, event: &super::Event) {
+        if let EventKind::PhaseStarted { phase } = event.kind {
+            self.phases.lock().unwrap().push(phase);
+        }
+    }
+    fn status(&self, status: &super::Status) {
+        self.statuses.lock().unwrap().push(status.clone());
+    }
+    fn finished(&self) {
+        *self.finished.lock().unwrap() = true;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_observer_sees_every_phase_a_countdown_and_live_availability() {
+    let rig = Rig::new(false);
+    let recorder = Recorder::default();
+    let mut engine = rig.engine();
+    engine.observer = &recorder;
+    let outcome = engine.run(&Interrupts::default()).await.unwrap();
+    assert_eq!(outcome.verdict, Verdict::Passed, "{:?}", outcome.results);
+    assert_eq!(
+        recorder.phases.lock().unwrap().as_slice(),
+        [
+            Phase::SteadyBefore,
+            Phase::Faults,
+            Phase::Rollback,
+            Phase::Recovery,
+            Phase::SteadyAfter,
+            Phase::Finished
+        ]
+    );
+    let statuses = recorder.statuses.lock().unwrap();
+    let before: Vec<&super::Status> = statuses
+        .iter()
+        .filter(|s| s.phase == Phase::SteadyBefore)
+        .collect();
+    assert!(before.len() >= 5, "about one status per check: {before:?}");
+    assert!(
+        before.windows(2).all(|w| w[1].left <= w[0].left),
+        "the countdown only goes down"
+    );
+    // Live availability, by probe name, while the faults run.
+    let faults: Vec<Option<f64>> = statuses
+        .iter()
+        .filter(|s| s.phase == Phase::Faults)
+        .map(|s| {
+            s.availability
+                .iter()
+                .find(|(p, _)| p == "web")
+                .and_then(|a| a.1)
+        })
+        .collect();
+    assert!(
+        !faults.is_empty() && faults.iter().all(|a| *a == Some(1.0)),
+        "{faults:?}"
+    );
+    assert!(*recorder.finished.lock().unwrap());
 }
