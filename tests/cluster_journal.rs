@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
+use steadfast::engine::RunLock;
 use steadfast::fault::{UndoAction, UndoRecord};
-use steadfast::infra::cluster::ConfigMapJournal;
 use steadfast::infra::cluster::lease::LEASE_NAME;
+use steadfast::infra::cluster::{ConfigMapJournal, LeaseLock};
 use steadfast::journal::{JournalEntry, JournalMirror, MirrorError, pending, read_entries};
 
 use support::sandbox::both;
@@ -142,6 +143,31 @@ async fn a_lost_local_journal_is_recovered_from_the_cluster() {
         "{}",
         both(&local)
     );
+    // While a run holds the lock, its records are not undone under its feet.
+    let alice = LeaseLock::new(world.kube.clone(), namespace);
+    alice
+        .acquire("alice@laptop (pid 1)", Duration::from_secs(60))
+        .await
+        .unwrap();
+    for args in [
+        vec!["rollback", "--from-cluster", "--journal", journal],
+        vec!["run", EXPERIMENT, "--journal", journal, "--recover-first"],
+    ] {
+        let refused = world.output(&args, namespace).await;
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            both(&refused)
+        );
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("alice@laptop (pid 1)"),
+            "{args:?}: {}",
+            both(&refused)
+        );
+    }
+    assert_eq!(cordoned(&world.kube).await, 1, "nothing was undone");
+    alice.release().await.unwrap();
     let healed = world
         .output(
             &["rollback", "--from-cluster", "--journal", journal],

@@ -13,7 +13,7 @@ use crate::cli::RollbackArgs;
 use crate::exit::ExitStatus;
 use crate::fault::{RollbackOutcome, UndoRecord, Undoer};
 use crate::infra::aws::{AwsClients, AwsOptions};
-use crate::infra::cluster::{ConfigMapJournal, state_namespace};
+use crate::infra::cluster::{ConfigMapJournal, LeaseLock, state_namespace};
 use crate::infra::wiring::CompositeUndoer;
 use crate::journal::{
     FileJournal, Journal, JournalEntry, JournalMirror, default_journal_path, pending, read_entries,
@@ -176,6 +176,16 @@ pub async fn run(args: &RollbackArgs, out: &mut dyn Write) -> anyhow::Result<Exi
         .await?;
         if let Some(mirror) = &mirror {
             settle(mirror, &found.settled).await;
+        }
+        if args.from_cluster && found.records.len() > found.local {
+            // Another machine's records: refuse while a run holds the lock, they may be its own.
+            let lock = LeaseLock::new(kube.raw().clone(), &state_namespace());
+            if let Some((holder, expires)) = lock.live_holder().await? {
+                eprintln!(
+                    "error: another run holds the lock: {holder} (until {expires}); the cluster's pending undo records may be its own\nhint: wait for it to finish, or `steadfast halt` to make it stop and roll back"
+                );
+                return Ok(ExitStatus::Invalid);
+            }
         }
         let place = mirror.as_ref().map(JournalMirror::place);
         let undoer = CompositeUndoer::new(kube, AwsOptions::from_spec(None));

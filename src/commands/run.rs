@@ -178,6 +178,22 @@ async fn execute(
             );
             return Ok(ExitStatus::Invalid);
         }
+        // Records in the cluster's copy may be a live run's on another machine: never undo
+        // them under its feet.
+        let lock = LeaseLock::new(connected.kube.raw().clone(), &namespace);
+        match lock.live_holder().await {
+            Ok(None) => {}
+            Ok(Some((holder, expires))) => {
+                eprintln!(
+                    "error: another run holds the lock: {holder} (until {expires}); the pending undo records may be its own\nhint: wait for it to finish, or `steadfast halt` to make it stop and roll back"
+                );
+                return Ok(ExitStatus::Invalid);
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Ok(ExitStatus::Invalid);
+            }
+        }
         info!(
             records = left.records.len(),
             "recovering: applying the undo an earlier run left pending"
