@@ -126,6 +126,14 @@ impl World {
         } else {
             Err(format!("rollback failed: {}", both(&rollback)))
         };
+        // Rolling back again finds nothing to do.
+        let again = self.output(&["rollback"], &namespace).await;
+        if restored_in.is_ok()
+            && (again.status.code() != Some(0)
+                || !String::from_utf8_lossy(&again.stdout).contains("nothing pending"))
+        {
+            restored_in = Err(format!("a second rollback did work: {}", both(&again)));
+        }
         // The cluster's copy of the journal agrees: nothing pending there either.
         let mirror = ConfigMapJournal::new(self.kube.clone(), &namespace);
         match mirror.entries().await {
