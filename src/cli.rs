@@ -58,6 +58,8 @@ pub enum Command {
     Run(RunArgs),
     /// Everything up to injection, with no writes: targets, undo actions, irreversible steps.
     Plan(PlanArgs),
+    /// Run only the steady-state probes for a while and say whether the steady state holds.
+    Probe(ProbeArgs),
     /// Start the sandbox and run the demo experiment against it, ending with a report.
     Demo(DemoArgs),
     /// Apply every undo record a run left pending (after a crash or kill -9).
@@ -72,8 +74,10 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the JSON Schema of experiment files (or, with --report, of report.json).
     Schema(SchemaArgs),
-    /// Re-render a saved report.json in another format.
+    /// Re-render a saved report.json in another format, or publish its metrics.
     Report(ReportArgs),
+    /// Decide a release from run reports and a policy: exit 0 pass, 1 fail, 2 bad input.
+    Gate(GateArgs),
     /// A local Kubernetes API with real HTTP backends, for trying steadfast and for tests.
     Sandbox(SandboxArgs),
 }
@@ -104,11 +108,32 @@ pub struct ReportArgs {
     #[arg(value_name = "REPORT.json")]
     pub file: PathBuf,
     /// The format to render.
-    #[arg(long, value_enum)]
-    pub format: ReportFormat,
+    #[arg(long, value_enum, required_unless_present_any = ["pushgateway", "metrics_textfile"])]
+    pub format: Option<ReportFormat>,
     /// Write here instead of stdout.
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    #[arg(short = 'o', long = "output", value_name = "FILE", requires = "format")]
     pub output: Option<PathBuf>,
+    /// Push the report's metrics to this Pushgateway (base URL).
+    #[arg(long, value_name = "URL")]
+    pub pushgateway: Option<String>,
+    /// Write the report's metrics in Prometheus text format to this file (in a directory:
+    /// steadfast-<experiment>.prom), for node_exporter's textfile collector.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
+}
+
+/// Arguments of `gate`.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// The gate policy (kind: GatePolicy).
+    #[arg(long, value_name = "FILE")]
+    pub policy: PathBuf,
+    /// report.json files, or directories searched for them (recursively).
+    #[arg(required = true, value_name = "REPORT|DIR")]
+    pub reports: Vec<PathBuf>,
+    /// Also write the decision as JUnit XML, a test case per check.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// Formats `report` renders.
@@ -120,6 +145,10 @@ pub enum ReportFormat {
     Junit,
     /// A Markdown summary for pull requests.
     Md,
+    /// A self-contained HTML page with charts.
+    Html,
+    /// Prometheus text exposition of the run's metrics.
+    Prometheus,
 }
 
 /// Arguments of `sandbox`.
@@ -195,6 +224,18 @@ pub struct RunArgs {
     /// state namespace.
     #[arg(long)]
     pub no_cluster_journal: bool,
+    /// Push the run's metrics (verdict, availability, outages, recovery) to this Pushgateway.
+    #[arg(
+        long,
+        env = "STEADFAST_PUSHGATEWAY_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub pushgateway: Option<String>,
+    /// Write the run's metrics in Prometheus text format to this file (in a directory:
+    /// steadfast-<experiment>.prom), for node_exporter's textfile collector.
+    #[arg(long, env = "STEADFAST_METRICS_TEXTFILE", value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterFlags,
@@ -290,6 +331,17 @@ pub struct DemoArgs {
     /// Where reports go.
     #[arg(long, default_value = "reports", value_name = "DIR")]
     pub report_dir: PathBuf,
+    /// Push the run's metrics to this Pushgateway, as `run --pushgateway` does.
+    #[arg(
+        long,
+        env = "STEADFAST_PUSHGATEWAY_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub pushgateway: Option<String>,
+    /// Write the run's metrics in Prometheus text format here, as `run --metrics-textfile` does.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 /// Arguments of `halt`.
@@ -298,6 +350,23 @@ pub struct HaltArgs {
     /// Why chaos is halted; every refused or aborted run shows it.
     #[arg(long, default_value = "halted by an operator")]
     pub reason: String,
+    /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+/// Arguments of `probe`.
+#[derive(Debug, Args, Clone)]
+pub struct ProbeArgs {
+    /// The experiment whose steady-state probes run.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// How long to probe, e.g. `30s` or `2m`.
+    #[arg(long = "for", default_value = "10s", value_name = "DURATION")]
+    pub duration: humantime::Duration,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterFlags,

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod engine;
 pub mod exit;
 pub mod fault;
+pub mod gate;
 pub mod infra;
 pub mod journal;
 pub mod logging;

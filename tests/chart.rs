@@ -990,6 +990,12 @@ fn scheduler_mode_renders_one_deployment_instead_of_cronjobs() {
     );
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert!(env_value(container, "STEADFAST_JOURNAL").is_some());
+    let values = yaml_file(SCHEDULER_VALUES);
+    assert_eq!(
+        env_value(container, "STEADFAST_PUSHGATEWAY_URL"),
+        Some(&values["pushgateway"]["url"]),
+        "the runs the scheduler starts inherit the Pushgateway"
+    );
     let sources: Vec<String> = pod["volumes"]
         .as_array()
         .expect("volumes")
@@ -1001,7 +1007,6 @@ fn scheduler_mode_renders_one_deployment_instead_of_cronjobs() {
         .iter()
         .map(|s| s["configMap"]["name"].as_str().expect("name").to_owned())
         .collect();
-    let values = yaml_file(SCHEDULER_VALUES);
     let experiments = values["experiments"].as_object().expect("experiments");
     assert_eq!(sources.len(), experiments.len());
     for (key, entry) in experiments {
@@ -1079,6 +1084,31 @@ fn cronjob_journals_live_on_the_state_volume() {
         assert!(
             claim.get("persistentVolumeClaim").is_some(),
             "persistence is on in these values: {claim}"
+        );
+    }
+}
+
+/// The variable the chart sets for the Pushgateway is the one `steadfast run --pushgateway`
+/// reads, in both the CronJob and the scheduler Deployment (whose runs inherit it).
+#[test]
+fn the_chart_sets_the_pushgateway_variable_that_run_reads() {
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_steadfast"))
+        .args(["run", "--help"])
+        .output()
+        .expect("the binary runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let variable = help
+        .split("--pushgateway")
+        .nth(1)
+        .and_then(|rest| rest.split("[env: ").nth(1))
+        .and_then(|rest| rest.split(['=', ']']).next())
+        .unwrap_or_else(|| panic!("`run --help` names no env for --pushgateway:\n{help}"));
+    for template in ["cronjob.yaml", "deployment-scheduler.yaml"] {
+        let text = std::fs::read_to_string(repo().join(CHART).join("templates").join(template))
+            .expect("template");
+        assert!(
+            text.contains(&format!("- name: {variable}\n")),
+            "{template} does not set {variable}"
         );
     }
 }

@@ -29,7 +29,7 @@ fn the_demo_runs_end_to_end_and_writes_a_valid_report() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(dirs.len(), 1, "one report directory per run");
-    for file in ["report.json", "junit.xml", "summary.md"] {
+    for file in ["report.json", "junit.xml", "summary.md", "report.html"] {
         assert!(dirs[0].join(file).is_file(), "{file} written");
     }
     let report: serde_json::Value =

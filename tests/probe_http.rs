@@ -1,191 +1,31 @@
 //! The HTTP probe against a loopback server whose behaviour the test controls: outages at known
 //! instants, slow answers, connection counting, and bodies for expectations.
 
+#[path = "probe_http/loopback.rs"]
+mod loopback;
+
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderName, Request, Response, StatusCode};
+use http::{HeaderName, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use loopback::{
+    AbortOnDrop, Collect, ServerState, TEST_BOUND, TestServer, config, count, run, serve, transport,
+};
 use steadfast::measure::{FailureKind, Outcome, Sample};
 use steadfast::probe::http::{
     BodyExpectation, ConnectionMode, DirectTransport, DirectTransportConfig, Endpoint,
-    Expectations, HttpProbe, HttpProbeConfig, RunStats, StatusExpectation, run_per_endpoint,
+    Expectations, HttpProbe, HttpProbeConfig, StatusExpectation, run_per_endpoint,
 };
-use steadfast::probe::{SampleSink, SinkError};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-
-/// Every test run is bounded; a hung probe fails the test instead of hanging CI.
-const TEST_BOUND: Duration = Duration::from_secs(30);
-
-// ---------------------------------------------------------------------------------------------
-// Test server
-
-#[derive(Default)]
-struct ServerState {
-    available: AtomicBool,
-    accepted: AtomicU64,
-    requests: AtomicU64,
-}
-
-struct TestServer {
-    addr: SocketAddr,
-    state: Arc<ServerState>,
-    name: &'static str,
-    _task: AbortOnDrop,
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-impl TestServer {
-    async fn start(name: &'static str) -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(ServerState::default());
-        state.available.store(true, Ordering::SeqCst);
-        let task = tokio::spawn(serve(listener, state.clone(), name));
-        TestServer {
-            addr,
-            state,
-            name,
-            _task: AbortOnDrop(task),
-        }
-    }
-
-    fn url(&self, path: &str) -> http::Uri {
-        format!("http://{}{path}", self.addr).parse().unwrap()
-    }
-
-    fn set_available(&self, available: bool) -> Instant {
-        self.state.available.store(available, Ordering::SeqCst);
-        Instant::now()
-    }
-}
-
-async fn serve(listener: TcpListener, state: Arc<ServerState>, name: &'static str) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                state.accepted.fetch_add(1, Ordering::SeqCst);
-                let state = state.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |request| handle(state.clone(), name, request));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-}
-
-async fn handle(
-    state: Arc<ServerState>,
-    name: &'static str,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    state.requests.fetch_add(1, Ordering::SeqCst);
-    let path = request.uri().path().to_owned();
-    let (status, body) = if path == "/slow" {
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        (StatusCode::OK, "slow but ok".to_owned())
-    } else if path == "/json" {
-        (
-            StatusCode::OK,
-            r#"{"status":"ok","version":"v2","replicas":3}"#.to_owned(),
-        )
-    } else if let Some(code) = path.strip_prefix("/status/") {
-        (
-            StatusCode::from_u16(code.parse().unwrap()).unwrap(),
-            String::new(),
-        )
-    } else if state.available.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ok".to_owned())
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "down".to_owned())
-    };
-    let response = Response::builder()
-        .status(status)
-        .header("x-backend", name)
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    Ok(response)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Probe helpers
-
-#[derive(Default)]
-struct Collect(Mutex<Vec<Sample>>);
-
-impl SampleSink for Collect {
-    fn record(&self, sample: Sample) -> Result<(), SinkError> {
-        self.0.lock().unwrap().push(sample);
-        Ok(())
-    }
-}
-
-impl Collect {
-    fn sorted(&self) -> Vec<Sample> {
-        let mut samples = self.0.lock().unwrap().clone();
-        samples.sort_by_key(|sample| sample.intended);
-        samples
-    }
-}
-
-fn transport(connection: ConnectionMode) -> Arc<DirectTransport> {
-    Arc::new(
-        DirectTransport::new(DirectTransportConfig {
-            connection,
-            ..DirectTransportConfig::default()
-        })
-        .unwrap(),
-    )
-}
-
-fn config(uri: http::Uri, rate: f64, duration: Duration) -> HttpProbeConfig {
-    HttpProbeConfig {
-        duration: Some(duration),
-        ..HttpProbeConfig::get(uri, rate)
-    }
-}
-
-async fn run(config: HttpProbeConfig, connection: ConnectionMode) -> (RunStats, Vec<Sample>) {
-    let probe = HttpProbe::new(config, transport(connection)).unwrap();
-    let sink = Arc::new(Collect::default());
-    let stats = tokio::time::timeout(
-        TEST_BOUND,
-        probe.run(Instant::now(), CancellationToken::new(), sink.clone()),
-    )
-    .await
-    .expect("probe run exceeded the test bound")
-    .unwrap();
-    (stats, sink.sorted())
-}
-
-fn count(samples: &[Sample], outcome: Outcome) -> usize {
-    samples
-        .iter()
-        .filter(|sample| sample.outcome == outcome)
-        .count()
-}
 
 // ---------------------------------------------------------------------------------------------
 // Tests

@@ -63,7 +63,7 @@ async fn every_request_of_real_runs_is_granted_by_the_rules() {
         access("delete", "", "pods"),
         access("create", "", "pods/eviction"),
         access("patch", "", "nodes"),
-        access("get", "apps", "deployments"),
+        access("watch", "apps", "deployments"),
         access("get", "", "services"),
         access("update", "coordination.k8s.io", "leases"),
         access("create", "", "configmaps"),

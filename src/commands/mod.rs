@@ -1,8 +1,11 @@
 //! One file per subcommand; each turns its `*Args` into work and returns an [`ExitStatus`].
 
+pub mod gate;
 pub mod halt;
 pub mod plan;
+pub mod probe;
 pub mod progress;
+pub(crate) mod publish;
 pub mod report;
 pub mod rollback;
 pub mod run;
@@ -35,6 +38,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatu
         Command::Validate(args) => validate::run(&args, &cli.global, out),
         Command::Run(args) => run::run(&args, out).await,
         Command::Plan(args) => plan::run(&args, out).await,
+        Command::Probe(args) => probe::run(&args, out).await,
         Command::Rollback(args) => rollback::run(&args, out).await,
         Command::Halt(args) => halt::halt(&args, out).await,
         Command::Resume(args) => halt::resume(&args, out).await,
@@ -46,7 +50,8 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatu
         }
         Command::Schedule(args) => schedule::run(&args, out).await,
         Command::Schema(args) => schema::run(&args, out),
-        Command::Report(args) => report::run(&args, out),
+        Command::Report(args) => report::run(&args, out).await,
+        Command::Gate(args) => gate::run(&args, out),
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(&args, out).await,
         #[cfg(not(feature = "sandbox"))]

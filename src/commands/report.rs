@@ -1,5 +1,5 @@
 //! `steadfast report`: re-render a saved report, e.g. JUnit for a CI system that ran the
-//! experiment elsewhere.
+//! experiment elsewhere, or publish its metrics.
 
 use std::io::Write;
 
@@ -7,26 +7,45 @@ use anyhow::Context;
 
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::exit::ExitStatus;
-use crate::report::{json, junit, markdown};
+use crate::report::{html, json, junit, markdown, prometheus};
 
-/// Renders the report in the asked format.
+/// Renders the report in the asked format and publishes its metrics where asked.
 ///
 /// # Errors
-/// When the file cannot be read or written, or is not a report.
-pub fn run(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+/// When the file cannot be read or written, is not a report, or its metrics cannot be published.
+pub async fn run(args: &ReportArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("{}: cannot read", args.file.display()))?;
     let report =
         json::parse(&text).map_err(|err| anyhow::anyhow!("{}: {err}", args.file.display()))?;
-    let rendered = match args.format {
-        ReportFormat::Json => json::render(&report),
-        ReportFormat::Junit => junit::render(&[&report]),
-        ReportFormat::Md => markdown::render(&report),
+    if let Some(format) = args.format {
+        let rendered = match format {
+            ReportFormat::Json => json::render(&report),
+            ReportFormat::Junit => junit::render(&[&report]),
+            ReportFormat::Md => markdown::render(&report),
+            ReportFormat::Html => html::render(&report),
+            ReportFormat::Prometheus => prometheus::render(&report),
+        };
+        match &args.output {
+            Some(path) => std::fs::write(path, rendered)
+                .with_context(|| format!("{}: cannot write", path.display()))?,
+            None => out.write_all(rendered.as_bytes())?,
+        }
+    }
+    let destinations = super::publish::Destinations {
+        pushgateway: args.pushgateway.as_deref(),
+        textfile: args.metrics_textfile.as_deref(),
     };
-    match &args.output {
-        Some(path) => std::fs::write(path, rendered)
-            .with_context(|| format!("{}: cannot write", path.display()))?,
-        None => out.write_all(rendered.as_bytes())?,
+    // With stdout carrying a rendering, where the metrics went is said on stderr instead.
+    let mut notes = Vec::new();
+    let published = super::publish::publish(&report, destinations, &mut notes).await;
+    if args.format.is_some() && args.output.is_none() {
+        std::io::stderr().write_all(&notes)?;
+    } else {
+        out.write_all(&notes)?;
+    }
+    if let Err(errors) = published {
+        anyhow::bail!("{}", errors.join("\n"));
     }
     Ok(ExitStatus::Success)
 }

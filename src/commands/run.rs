@@ -290,6 +290,17 @@ async fn execute(
     })?;
     writeln!(out, "{}", crate::report::markdown::render(&report))?;
     writeln!(out, "report: {}", files.dir.display())?;
+    let destinations = super::publish::Destinations {
+        pushgateway: args.pushgateway.as_deref(),
+        textfile: args.metrics_textfile.as_deref(),
+    };
+    // The verdict stands whatever happens to its metrics: a failed push is reported, not
+    // turned into a different exit code.
+    if let Err(errors) = super::publish::publish(&report, destinations, out).await {
+        for error in errors {
+            warn!("metrics not published: {error}");
+        }
+    }
     if !outcome.pending.is_empty() {
         writeln!(
             out,
@@ -329,6 +340,8 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         seed: None,
         recover_first: false,
         no_cluster_journal: false,
+        pushgateway: args.pushgateway.clone(),
+        metrics_textfile: args.metrics_textfile.clone(),
         cluster: crate::cli::ClusterFlags {
             kubeconfig: Some(running.sandbox.kubeconfig_path().to_owned()),
             context: None,

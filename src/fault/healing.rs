@@ -501,7 +501,21 @@ impl HealingObserver {
     }
 }
 
-/// The pods a plan will disrupt: its pod targets, or the evictable pods of its node targets.
+/// The nodes whose pods a plan disrupts: its node targets, and the nodes its instance targets
+/// back (a terminated or stopped instance takes its node's pods down with it).
+fn disrupted_nodes(plan: &FaultPlan) -> BTreeSet<&str> {
+    plan.targets
+        .iter()
+        .filter_map(|t| match t.kind {
+            TargetKind::Node => Some(t.name.as_str()),
+            TargetKind::Instance => t.node.as_deref(),
+            TargetKind::Pod | TargetKind::Subnet => None,
+        })
+        .collect()
+}
+
+/// The pods a plan will disrupt: its pod targets, or the evictable pods of the nodes it takes
+/// down.
 /// Also returns the uids of every pod seen, so replacements can be told from old pods.
 async fn affected_pods(
     kube: &KubeClient,
@@ -526,8 +540,8 @@ async fn affected_pods(
             })
         }));
     }
-    for node in plan.targets.iter().filter(|t| t.kind == TargetKind::Node) {
-        let field = format!("spec.nodeName={}", node.name);
+    for node in disrupted_nodes(plan) {
+        let field = format!("spec.nodeName={node}");
         let listed = kube
             .list_pods(None, None, Some(&field))
             .await
@@ -588,6 +602,37 @@ mod tests {
             deployments: BTreeMap::new(),
             listed: BTreeSet::new(),
         }
+    }
+
+    #[test]
+    fn an_instance_target_disrupts_the_pods_of_the_node_it_backs() {
+        let target = |kind, name: &str, node: Option<&str>| crate::fault::TargetRef {
+            kind,
+            name: name.into(),
+            namespace: None,
+            node: node.map(String::from),
+            zone: None,
+        };
+        let plan = FaultPlan {
+            fault: "f".into(),
+            kind: crate::spec::FaultKind::Ec2Terminate,
+            targets: vec![
+                target(TargetKind::Instance, "i-1", Some("node-a")),
+                target(TargetKind::Instance, "i-2", None),
+                target(TargetKind::Node, "node-b", None),
+                target(TargetKind::Subnet, "subnet-1", None),
+                target(TargetKind::Pod, "web-1", Some("node-c")),
+            ],
+            undo: Vec::new(),
+            irreversible: Vec::new(),
+            seed: 0,
+            candidates: 5,
+        };
+        assert_eq!(
+            disrupted_nodes(&plan),
+            BTreeSet::from(["node-a", "node-b"]),
+            "a pod target disrupts its pod, not its node"
+        );
     }
 
     const OWNER: &str = "ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-abc, uid: rs, controller: true}]";

@@ -6,4 +6,5 @@ pub mod aws;
 pub mod cluster;
 pub mod kube;
 pub mod nodes;
+pub mod pushgateway;
 pub mod wiring;

@@ -8,15 +8,15 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::ListParams;
 
 use super::aws::{AwsClients, AwsContext, AwsOptions};
 use super::kube::client::load_config;
-use super::kube::{KubeClient, KubeOptions, ServiceProxyTransport};
-use super::nodes::{DEFAULT_LIST_TIMEOUT, KubeNodes, node_facts};
+use super::kube::{KubeClient, KubeOptions, ReadinessWatch, ServiceProxyTransport};
+use super::nodes::{DEFAULT_LIST_TIMEOUT, KubeNodes};
 use crate::engine::AbortCheck;
 use crate::fault::aws_undo::AwsUndoer;
 use crate::fault::az_partition::AzPartitionFault;
@@ -25,20 +25,17 @@ use crate::fault::ec2_terminate::Ec2TerminateFault;
 use crate::fault::kube_context::{KubeFaultContext, kube_fault};
 use crate::fault::kube_undo::KubeUndoer;
 use crate::fault::observed::Observed;
-use crate::fault::targets::is_running_and_ready;
 use crate::fault::{Fault, FaultError, RollbackOutcome, UndoAction, UndoRecord, Undoer};
 use crate::measure::{MeasurementStore, StoreConfig};
 use crate::plan::zones::instance_caps;
+use crate::probe::autoscaling::AutoscalingCondition;
 use crate::probe::http::{
-    BodyExpectation, ConnectionMode, DirectTransport, DirectTransportConfig, Expectations,
-    HttpProbe, HttpProbeConfig, ProbeRequest, StatusExpectation, TlsOptions,
+    BodyExpectation, ConnectionMode, DirectTransport, DirectTransportConfig, Endpoint,
+    Expectations, HttpProbe, HttpProbeConfig, ProbeRequest, StatusExpectation, TlsOptions,
 };
 use crate::probe::prometheus::{AlertAbort, PrometheusProbe, PrometheusProbeConfig};
-use crate::probe::set::{Condition, ConditionSource, ProbeSet};
-use crate::spec::probe::{
-    HttpProbeSpec, KubernetesProbeSpec, ServiceAccess, ServiceRef, WorkloadKind,
-};
-use crate::spec::quantity::Count;
+use crate::probe::set::{ConditionSource, ProbeSet};
+use crate::spec::probe::{HttpProbeSpec, ServiceAccess, ServiceRef};
 use crate::spec::{ExperimentSpec, FaultKind};
 
 /// How to reach the cluster.
@@ -358,12 +355,7 @@ fn header_value(value: &str) -> anyhow::Result<HeaderValue> {
     Ok(HeaderValue::from_str(&resolved)?)
 }
 
-async fn http_probe(http: &HttpProbeSpec, connected: &Connected) -> anyhow::Result<HttpProbe> {
-    let target = probe_target(http, connected).await?;
-    let url = &target.url;
-    let uri: Uri = url
-        .parse()
-        .with_context(|| format!("`{url}` is not a URL"))?;
+fn http_config(http: &HttpProbeSpec, uri: Uri) -> anyhow::Result<HttpProbeConfig> {
     let mut headers = HeaderMap::new();
     for (name, value) in &http.headers {
         headers.insert(
@@ -371,7 +363,7 @@ async fn http_probe(http: &HttpProbeSpec, connected: &Connected) -> anyhow::Resu
             header_value(value)?,
         );
     }
-    let config = HttpProbeConfig {
+    Ok(HttpProbeConfig {
         request: ProbeRequest {
             method: Method::from_bytes(http.method.as_bytes())?,
             uri,
@@ -388,11 +380,10 @@ async fn http_probe(http: &HttpProbeSpec, connected: &Connected) -> anyhow::Resu
             .map(|h| HeaderName::from_bytes(h.as_bytes()))
             .transpose()?,
         duration: None,
-    };
-    if target.through_api_proxy {
-        let transport = ServiceProxyTransport::new(connected.proxy.clone(), &connected.server);
-        return Ok(HttpProbe::new(config, Arc::new(transport))?);
-    }
+    })
+}
+
+fn direct_transport(http: &HttpProbeSpec) -> anyhow::Result<DirectTransport> {
     let tls = http
         .tls
         .as_ref()
@@ -400,7 +391,7 @@ async fn http_probe(http: &HttpProbeSpec, connected: &Connected) -> anyhow::Resu
             ca_file: t.ca_file.clone().map(PathBuf::from),
             insecure_skip_verify: t.insecure_skip_verify,
         });
-    let transport = DirectTransport::new(DirectTransportConfig {
+    Ok(DirectTransport::new(DirectTransportConfig {
         tls,
         connection: if http.new_connection_per_request {
             ConnectionMode::NewConnectionPerRequest
@@ -408,112 +399,117 @@ async fn http_probe(http: &HttpProbeSpec, connected: &Connected) -> anyhow::Resu
             ConnectionMode::KeepAlive
         },
         ..DirectTransportConfig::default()
-    })?;
-    Ok(HttpProbe::new(config, Arc::new(transport))?)
+    })?)
 }
 
-/// Counts ready Kubernetes objects against a bound.
-struct ReadyCount {
-    kube: KubeClient,
-    spec: KubernetesProbeSpec,
+async fn http_probe(http: &HttpProbeSpec, connected: &Connected) -> anyhow::Result<HttpProbe> {
+    let target = probe_target(http, connected).await?;
+    let url = &target.url;
+    let uri: Uri = url
+        .parse()
+        .with_context(|| format!("`{url}` is not a URL"))?;
+    let config = http_config(http, uri)?;
+    if target.through_api_proxy {
+        let transport = ServiceProxyTransport::new(connected.proxy.clone(), &connected.server);
+        return Ok(HttpProbe::new(config, Arc::new(transport))?);
+    }
+    Ok(HttpProbe::new(config, Arc::new(direct_transport(http)?))?)
 }
 
-impl ReadyCount {
-    async fn count(&self) -> anyhow::Result<(u64, Option<u64>)> {
-        let client = self.kube.raw().clone();
-        if let Some(workload) = &self.spec.workload {
-            let (ready, desired) = match workload.kind {
-                WorkloadKind::Deployment => {
-                    let api: Api<Deployment> = Api::namespaced(client, &workload.namespace);
-                    let d = api.get(&workload.name).await?;
-                    let ready = d
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.ready_replicas)
-                        .unwrap_or(0);
-                    (ready, d.spec.replicas.unwrap_or(1))
-                }
-                WorkloadKind::StatefulSet => {
-                    let api: Api<k8s_openapi::api::apps::v1::StatefulSet> =
-                        Api::namespaced(client, &workload.namespace);
-                    let s = api.get(&workload.name).await?;
-                    let ready = s
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.ready_replicas)
-                        .unwrap_or(0);
-                    (ready, s.spec.replicas.unwrap_or(1))
-                }
+/// The ready endpoints of a Service, from its EndpointSlices: each pod's address and the port
+/// the Service's port targets there, named after the pod.
+async fn service_endpoints(
+    service: &ServiceRef,
+    connected: &Connected,
+) -> anyhow::Result<Vec<Endpoint>> {
+    let client = connected.kube.raw().clone();
+    let services: Api<Service> = Api::namespaced(client.clone(), &service.namespace);
+    let found = tokio::time::timeout(Duration::from_secs(15), services.get(&service.name))
+        .await
+        .context("the API server did not answer in time")??;
+    let ports = found.spec.and_then(|s| s.ports).unwrap_or_default();
+    let port_name = match service.port {
+        Some(port) => ports.iter().find(|p| p.port == i32::from(port)),
+        None => ports.first(),
+    }
+    .and_then(|p| p.name.clone())
+    .unwrap_or_default();
+    let slices: Api<EndpointSlice> = Api::namespaced(client, &service.namespace);
+    let params =
+        ListParams::default().labels(&format!("kubernetes.io/service-name={}", service.name));
+    let listed = tokio::time::timeout(Duration::from_secs(15), slices.list(&params))
+        .await
+        .context("the API server did not answer in time")??;
+    let mut endpoints = Vec::new();
+    for slice in listed.items {
+        let slice_ports = slice.ports.unwrap_or_default();
+        let Some(port) = slice_ports
+            .iter()
+            .find(|p| p.name.clone().unwrap_or_default() == port_name)
+            .or_else(|| slice_ports.first())
+            .and_then(|p| p.port)
+        else {
+            continue;
+        };
+        for endpoint in slice.endpoints.unwrap_or_default() {
+            // An unknown readiness counts as ready, as kube-proxy treats it.
+            let ready = endpoint
+                .conditions
+                .as_ref()
+                .and_then(|c| c.ready)
+                .unwrap_or(true);
+            let Some(address) = endpoint.addresses.first().filter(|_| ready) else {
+                continue;
             };
-            return Ok((ready.max(0) as u64, Some(desired.max(0) as u64)));
+            let host = if address.contains(':') {
+                format!("[{address}]")
+            } else {
+                address.clone()
+            };
+            let name = endpoint
+                .target_ref
+                .as_ref()
+                .and_then(|r| r.name.clone())
+                .unwrap_or_else(|| format!("{host}:{port}"));
+            let url = format!("{}://{host}:{port}{}", service.scheme, service.path);
+            endpoints.push(Endpoint {
+                name: Arc::from(name),
+                uri: url
+                    .parse::<Uri>()
+                    .with_context(|| format!("`{url}` is not a URL"))?,
+            });
         }
-        if let Some(nodes) = &self.spec.nodes {
-            let api: Api<Node> = Api::all(client);
-            let mut params = ListParams::default();
-            if let Some(selector) = &nodes.selector {
-                params = params.labels(selector);
-            }
-            // The same facts the zone model uses: zone label and the Ready condition.
-            let ready = api
-                .list(&params)
-                .await?
-                .items
-                .iter()
-                .map(node_facts)
-                .filter(|n| {
-                    n.ready
-                        && nodes
-                            .zone
-                            .as_ref()
-                            .is_none_or(|z| n.zone.as_ref() == Some(z))
-                })
-                .count();
-            return Ok((ready as u64, None));
-        }
-        if let Some(pods) = &self.spec.pods {
-            let api: Api<Pod> = Api::namespaced(client, &pods.namespace);
-            let ready = api
-                .list(&ListParams::default().labels(&pods.selector))
-                .await?
-                .items
-                .iter()
-                .filter(|p| is_running_and_ready(p))
-                .count();
-            return Ok((ready as u64, None));
-        }
-        bail!("the probe names no workload, nodes or pods")
     }
+    endpoints.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(endpoints)
 }
 
-#[async_trait]
-impl Condition for ReadyCount {
-    async fn evaluate(&self) -> (bool, Option<f64>, String) {
-        match tokio::time::timeout(Duration::from_secs(10), self.count()).await {
-            Ok(Ok((ready, desired))) => {
-                let held = match (self.spec.ready, desired) {
-                    (Some(bound), _) => bound.holds(Count(ready)),
-                    (None, Some(desired)) => ready >= desired,
-                    (None, None) => ready >= 1,
-                };
-                let expected = match (self.spec.ready, desired) {
-                    (Some(bound), _) => bound.to_string(),
-                    (None, Some(desired)) => format!(">= {desired} (desired)"),
-                    (None, None) => ">= 1".to_owned(),
-                };
-                (
-                    held,
-                    Some(ready as f64),
-                    format!("{ready} ready, expected {expected}"),
-                )
-            }
-            Ok(Err(err)) => (false, None, err.to_string()),
-            Err(_) => (
-                false,
-                None,
-                "the API server did not answer in time".to_owned(),
-            ),
-        }
+/// One probe per ready endpoint of the probe's Service, sent directly to the pod (pod IPs must
+/// be reachable: in the cluster, or from a VPC that routes them).
+async fn endpoint_probes(
+    http: &HttpProbeSpec,
+    connected: &Connected,
+) -> anyhow::Result<Vec<(Arc<str>, HttpProbe)>> {
+    let Some(service) = &http.service else {
+        bail!("perEndpoint needs `service`: a bare URL has no endpoints to list")
+    };
+    let endpoints = service_endpoints(service, connected).await?;
+    if endpoints.is_empty() {
+        bail!(
+            "Service {}/{} has no ready endpoint to probe",
+            service.namespace,
+            service.name
+        );
     }
+    let transport: Arc<dyn crate::probe::http::Transport> = Arc::new(direct_transport(http)?);
+    let config = http_config(http, endpoints[0].uri.clone())?;
+    endpoints
+        .iter()
+        .map(|endpoint| {
+            let probe = HttpProbe::for_endpoint(&config, endpoint, transport.clone())?;
+            Ok((endpoint.name.clone(), probe))
+        })
+        .collect()
 }
 
 fn prometheus_config(
@@ -569,6 +565,10 @@ fn prometheus_config(
     })
 }
 
+/// How often a watched condition's unchanged state is recorded again, so the share of
+/// evaluations that held weighs time as a one-second poll did.
+pub const WATCH_HEARTBEAT: Duration = Duration::from_secs(1);
+
 /// Builds every probe of the experiment.
 ///
 /// # Errors
@@ -586,6 +586,16 @@ pub async fn probes(
             let built = http_probe(http, connected).await.with_context(context)?;
             let store = MeasurementStore::new(StoreConfig::default()).with_context(context)?;
             set.add_http(&probe.name, built, store, http.steady_availability.ratio());
+            if http.per_endpoint {
+                for (pod, built) in endpoint_probes(http, connected)
+                    .await
+                    .with_context(context)?
+                {
+                    let store =
+                        MeasurementStore::new(StoreConfig::default()).with_context(context)?;
+                    set.add_http_endpoint(&format!("{}@{pod}", probe.name), built, store);
+                }
+            }
         } else if let Some(prom) = &probe.prometheus {
             let url = prom
                 .url
@@ -608,22 +618,27 @@ pub async fn probes(
                 },
             );
         } else if let Some(kube) = &probe.kubernetes {
-            let condition = ReadyCount {
-                kube: connected.kube.clone(),
-                spec: kube.clone(),
-            };
             set.add_condition(
                 &probe.name,
                 "kubernetes",
-                ConditionSource::Poll {
-                    condition: Arc::new(condition),
-                    every: Duration::from_secs(1),
+                ConditionSource::Watch {
+                    condition: Arc::new(ReadinessWatch::new(&connected.kube, kube.clone())),
+                    heartbeat: WATCH_HEARTBEAT,
                 },
             );
-        } else if probe.autoscaling.is_some() {
-            bail!(
-                "probe `{}`: autoscaling probes are not supported by `run` yet; use a kubernetes nodes probe",
-                probe.name
+        } else if let Some(asg) = &probe.autoscaling {
+            let Some(aws) = &connected.aws else {
+                bail!("probe `{}` needs AWS, which is not configured", probe.name);
+            };
+            let condition =
+                AutoscalingCondition::new(Arc::new(aws.autoscaling.clone()), asg.clone());
+            set.add_condition(
+                &probe.name,
+                "autoscaling",
+                ConditionSource::Poll {
+                    condition: Arc::new(condition),
+                    every: asg.every.get(),
+                },
             );
         }
     }

@@ -19,6 +19,36 @@ pub struct ConditionEvaluation {
     pub detail: String,
 }
 
+/// A change of a condition between holding and failing: what a watched condition records the
+/// moment it sees it, so a flap shorter than any poll interval still shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConditionTransition {
+    /// Offset from the run's origin.
+    pub at: Duration,
+    /// The state entered: true for failed → held, false for held → failed.
+    pub held: bool,
+    /// The evaluation's detail at that instant.
+    pub detail: String,
+}
+
+/// A stretch during which a condition did not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedSpan {
+    /// The first failed evaluation.
+    pub start: Duration,
+    /// The next evaluation that held; `None` when none did before the log ends.
+    pub end: Option<Duration>,
+}
+
+impl FailedSpan {
+    /// Its length, when it ended.
+    pub fn length(&self) -> Option<Duration> {
+        self.end.map(|end| end.saturating_sub(self.start))
+    }
+}
+
 /// All evaluations of one condition probe, in time order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConditionLog {
@@ -44,6 +74,47 @@ impl ConditionLog {
         &self.evaluations[start..end.max(start)]
     }
 
+    /// Every change between held and failed, in time order. A log that starts failing starts
+    /// with a transition to failed; one that starts holding does not count its start.
+    pub fn transitions(&self) -> Vec<ConditionTransition> {
+        let mut previous = true;
+        let mut out = Vec::new();
+        for evaluation in &self.evaluations {
+            if evaluation.held != previous {
+                out.push(ConditionTransition {
+                    at: evaluation.at,
+                    held: evaluation.held,
+                    detail: evaluation.detail.clone(),
+                });
+                previous = evaluation.held;
+            }
+        }
+        out
+    }
+
+    /// The stretches from a failed evaluation to the next one that held.
+    pub fn failed_spans(&self) -> Vec<FailedSpan> {
+        let mut spans = Vec::new();
+        let mut open: Option<Duration> = None;
+        for transition in self.transitions() {
+            match (transition.held, open) {
+                (false, None) => open = Some(transition.at),
+                (true, Some(start)) => {
+                    spans.push(FailedSpan {
+                        start,
+                        end: Some(transition.at),
+                    });
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = open {
+            spans.push(FailedSpan { start, end: None });
+        }
+        spans
+    }
+
     /// Share of evaluations in `[from, to)` that held; None without evaluations.
     pub fn satisfied_ratio(&self, from: Duration, to: Duration) -> Option<f64> {
         let window = self.between(from, to);
@@ -55,6 +126,57 @@ impl ConditionLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn eval_ms(ms: u64, held: bool) -> ConditionEvaluation {
+        ConditionEvaluation {
+            at: Duration::from_millis(ms),
+            held,
+            value: None,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_flap_between_heartbeats_is_one_failed_span() {
+        let mut log = ConditionLog::default();
+        // Heartbeats every second, a watch-seen flap from 1.2 s to 1.5 s, a failure at the end.
+        for (ms, held) in [
+            (0, true),
+            (1_000, true),
+            (1_200, false),
+            (1_500, true),
+            (2_000, true),
+            (3_000, false),
+            (4_000, false),
+        ] {
+            log.record(eval_ms(ms, held));
+        }
+        let transitions: Vec<(u128, bool)> = log
+            .transitions()
+            .iter()
+            .map(|t| (t.at.as_millis(), t.held))
+            .collect();
+        assert_eq!(
+            transitions,
+            vec![(1_200, false), (1_500, true), (3_000, false)]
+        );
+        let spans = log.failed_spans();
+        assert_eq!(spans.len(), 2);
+        assert_eq!(spans[0].length(), Some(Duration::from_millis(300)));
+        assert_eq!(spans[1].end, None);
+    }
+
+    #[test]
+    fn a_log_that_starts_failing_starts_with_a_transition() {
+        let mut log = ConditionLog::default();
+        log.record(eval_ms(0, false));
+        log.record(eval_ms(700, true));
+        assert_eq!(log.transitions().len(), 2);
+        assert_eq!(
+            log.failed_spans()[0].length(),
+            Some(Duration::from_millis(700))
+        );
+    }
 
     fn eval(secs: u64, held: bool) -> ConditionEvaluation {
         ConditionEvaluation {

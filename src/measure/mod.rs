@@ -45,7 +45,7 @@ mod properties;
 #[cfg(test)]
 mod testing;
 
-pub use conditions::{ConditionEvaluation, ConditionLog};
+pub use conditions::{ConditionEvaluation, ConditionLog, ConditionTransition, FailedSpan};
 pub use config::StoreConfig;
 pub use endpoints::{EndpointEvent, EndpointState, EndpointTimeline};
 pub use error::MeasureError;

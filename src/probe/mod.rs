@@ -8,7 +8,9 @@
 //! [`prometheus::PrometheusProbeConfig`]): the spec layer maps its YAML onto them, and nothing
 //! outside this module sees hyper, rustls or the Prometheus client.
 
+pub mod autoscaling;
 pub mod http;
+pub mod kubernetes;
 pub mod prometheus;
 pub mod set;
 pub mod sink;

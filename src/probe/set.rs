@@ -25,6 +25,77 @@ pub trait Condition: Send + Sync {
     async fn evaluate(&self) -> (bool, Option<f64>, String);
 }
 
+/// A condition that reports every change itself (a Kubernetes watch), so a flap shorter than any
+/// poll interval is still recorded, with the instant it was seen.
+#[async_trait]
+pub trait WatchedCondition: Send + Sync {
+    /// Watches until `cancel` fires, handing every observed state to `recorder` as soon as it
+    /// is seen. Retries its own connection; returns only when cancelled.
+    async fn watch(&self, cancel: CancellationToken, recorder: ConditionRecorder);
+}
+
+/// The last state a watched condition reported.
+type Observed = (bool, Option<f64>, String);
+
+/// Files a watched condition's observations in its log: a change at once, with the instant it
+/// was seen; the unchanged state again at every heartbeat, so the share of evaluations that held
+/// still weighs time.
+#[derive(Clone)]
+pub struct ConditionRecorder {
+    origin: std::time::Instant,
+    log: Arc<Mutex<ConditionLog>>,
+    last: Arc<Mutex<Option<Observed>>>,
+}
+
+impl ConditionRecorder {
+    fn new(origin: std::time::Instant, log: Arc<Mutex<ConditionLog>>) -> Self {
+        Self {
+            origin,
+            log,
+            last: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Records the state seen now when `held` or `value` differ from the last observation.
+    pub fn observe(&self, held: bool, value: Option<f64>, detail: String) {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        // Taken under the lock, so a heartbeat never files a state before it was seen.
+        let at = self.origin.elapsed();
+        let changed = last
+            .as_ref()
+            .is_none_or(|(h, v, _)| *h != held || *v != value);
+        if changed {
+            self.log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record(ConditionEvaluation {
+                    at,
+                    held,
+                    value,
+                    detail: detail.clone(),
+                });
+        }
+        *last = Some((held, value, detail));
+    }
+
+    /// Records the last observed state again, now; nothing before the first observation.
+    fn heartbeat(&self) {
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = self.origin.elapsed();
+        if let Some((held, value, detail)) = last.as_ref() {
+            self.log
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .record(ConditionEvaluation {
+                    at,
+                    held: *held,
+                    value: *value,
+                    detail: detail.clone(),
+                });
+        }
+    }
+}
+
 /// What a condition probe runs.
 pub enum ConditionSource {
     /// A PromQL instant query every `every`, over a trailing `window`.
@@ -41,13 +112,22 @@ pub enum ConditionSource {
         /// How often.
         every: Duration,
     },
+    /// A condition that reports its own changes, with its last state recorded again every
+    /// `heartbeat`.
+    Watch {
+        /// The condition.
+        condition: Arc<dyn WatchedCondition>,
+        /// How often the unchanged state is recorded again.
+        heartbeat: Duration,
+    },
 }
 
 struct HttpEntry {
     name: String,
     probe: Arc<HttpProbe>,
     store: Arc<Mutex<Option<MeasurementStore>>>,
-    steady_ratio: f64,
+    /// `None` for per-endpoint probes, which are reported but never judged.
+    steady_ratio: Option<f64>,
 }
 
 struct ConditionEntry {
@@ -114,7 +194,19 @@ impl ProbeSet {
             name: name.to_owned(),
             probe: Arc::new(probe),
             store: Arc::new(Mutex::new(Some(store))),
-            steady_ratio,
+            steady_ratio: Some(steady_ratio),
+        });
+    }
+
+    /// Adds the probe of one endpoint behind a Service (`<probe>@<pod>`): measured and
+    /// reported, but left out of the steady-state check, which judges the Service as clients
+    /// see it. A backend failing while the Service holds is failover working.
+    pub fn add_http_endpoint(&mut self, name: &str, probe: HttpProbe, store: MeasurementStore) {
+        self.http.push(HttpEntry {
+            name: name.to_owned(),
+            probe: Arc::new(probe),
+            store: Arc::new(Mutex::new(Some(store))),
+            steady_ratio: None,
         });
     }
 
@@ -126,6 +218,28 @@ impl ProbeSet {
             source,
             log: Arc::new(Mutex::new(ConditionLog::default())),
         });
+    }
+
+    /// An HTTP probe's availability in `window`, from its live store or, after `stop`, from
+    /// the frozen one.
+    fn http_availability(&self, entry: &HttpEntry, window: Window) -> Option<f64> {
+        let live = entry
+            .store
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|s| s.window(window).availability);
+        match live {
+            Some(availability) => availability,
+            None => {
+                self.frozen
+                    .get()?
+                    .http
+                    .get(&entry.name)?
+                    .window(window)
+                    .availability
+            }
+        }
     }
 
     /// The measurements after [`Probes::stop`], for the report.
@@ -167,6 +281,28 @@ impl Probes for ProbeSet {
             let log = entry.log.clone();
             let cancel = self.cancel.child_token();
             let origin = self.origin;
+            if let ConditionSource::Watch {
+                condition,
+                heartbeat,
+            } = &entry.source
+            {
+                let recorder = ConditionRecorder::new(origin, log);
+                let (condition, watch_recorder) = (condition.clone(), recorder.clone());
+                let watch_cancel = cancel.clone();
+                tasks.spawn(async move { condition.watch(watch_cancel, watch_recorder).await });
+                let every = (*heartbeat).max(Duration::from_millis(100));
+                tasks.spawn(async move {
+                    let mut ticker = tokio::time::interval(every);
+                    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tokio::select! {
+                            () = cancel.cancelled() => break,
+                            _ = ticker.tick() => recorder.heartbeat(),
+                        }
+                    }
+                });
+                continue;
+            }
             let (every, evaluate): (
                 Duration,
                 Box<
@@ -216,6 +352,7 @@ impl Probes for ProbeSet {
                         }),
                     )
                 }
+                ConditionSource::Watch { .. } => continue,
             };
             tasks.spawn(async move {
                 let mut ticker = tokio::time::interval(every.max(Duration::from_millis(200)));
@@ -259,26 +396,28 @@ impl Probes for ProbeSet {
             return SteadyCheck::ok();
         };
         for entry in &self.http {
-            let availability = entry
-                .store
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .as_ref()
-                .and_then(|s| s.window(measure_window).availability);
-            match availability {
-                Some(ratio) if ratio >= entry.steady_ratio => {}
+            let Some(steady_ratio) = entry.steady_ratio else {
+                continue;
+            };
+            match self.http_availability(entry, measure_window) {
+                Some(ratio) if ratio >= steady_ratio => {}
                 Some(ratio) => reasons.push(format!(
                     "{}: availability {:.2}% is below {:.2}%",
                     entry.name,
                     ratio * 100.0,
-                    entry.steady_ratio * 100.0
+                    steady_ratio * 100.0
                 )),
                 None => reasons.push(format!("{}: no request was made", entry.name)),
             }
         }
         for entry in &self.conditions {
-            let log = entry.log.lock().unwrap_or_else(PoisonError::into_inner);
-            let evaluations = log.between(window.start, window.end);
+            let live = entry.log.lock().unwrap_or_else(PoisonError::into_inner);
+            // After `stop` the log lives in the frozen measurements.
+            let log = match self.frozen.get() {
+                Some(frozen) => frozen.conditions.get(&entry.name).map(|(_, log)| log),
+                None => Some(&*live),
+            };
+            let evaluations = log.map_or(&[][..], |log| log.between(window.start, window.end));
             if let Some(failed) = evaluations.iter().rev().find(|e| !e.held) {
                 reasons.push(format!(
                     "{}: {} ({})",
@@ -361,5 +500,38 @@ impl Probes for ProbeSet {
             }
         }
         evidence
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorder_files_changes_at_once_and_the_same_state_only_on_heartbeats() {
+        let log = Arc::new(Mutex::new(ConditionLog::default()));
+        let recorder = ConditionRecorder::new(std::time::Instant::now(), log.clone());
+        recorder.heartbeat();
+        recorder.observe(true, Some(6.0), "6 ready".into());
+        recorder.observe(true, Some(6.0), "6 ready".into());
+        recorder.observe(false, Some(5.0), "5 ready".into());
+        recorder.observe(true, Some(6.0), "6 ready".into());
+        recorder.heartbeat();
+        let log = log.lock().unwrap();
+        let seen: Vec<(bool, Option<f64>)> = log
+            .evaluations()
+            .iter()
+            .map(|e| (e.held, e.value))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (true, Some(6.0)),
+                (false, Some(5.0)),
+                (true, Some(6.0)),
+                (true, Some(6.0)),
+            ]
+        );
+        assert_eq!(log.failed_spans().len(), 1);
     }
 }

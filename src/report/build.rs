@@ -78,14 +78,7 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
     .collect();
 
     let verdict = verdict_info(&outcome.verdict);
-    let mut probes = Vec::new();
-    for probe in &spec.spec.steady_state.probes {
-        if let Some(store) = input.probes.http.get(&probe.name) {
-            probes.push(http_probe_report(&probe.name, store, &named, windows.run));
-        } else if let Some((kind, log)) = input.probes.conditions.get(&probe.name) {
-            probes.push(condition_report(&probe.name, kind, log, &named));
-        }
-    }
+    let probes = probe_reports(spec, &input.probes, &named, windows.run);
 
     let faults = spec
         .spec
@@ -205,6 +198,35 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
             applied,
         },
     }
+}
+
+/// Each probe of `spec` over the `named` windows, in spec order; a probe's per-endpoint probes
+/// (`<probe>@<pod>`) follow it.
+pub fn probe_reports(
+    spec: &ExperimentSpec,
+    data: &ProbeData<'_>,
+    named: &[(&str, TimeWindow)],
+    run: Option<TimeWindow>,
+) -> Vec<ProbeReport> {
+    let mut probes = Vec::new();
+    for probe in &spec.spec.steady_state.probes {
+        if let Some(store) = data.http.get(&probe.name) {
+            probes.push(http_probe_report(&probe.name, store, named, run));
+            let prefix = format!("{}@", probe.name);
+            let endpoints = data
+                .http
+                .range(prefix.clone()..)
+                .take_while(|(name, _)| name.starts_with(&prefix));
+            for (name, store) in endpoints {
+                let mut report = http_probe_report(name, store, named, run);
+                report.endpoint_of = Some(probe.name.clone());
+                probes.push(report);
+            }
+        } else if let Some((kind, log)) = data.conditions.get(&probe.name) {
+            probes.push(condition_report(&probe.name, kind, log, named));
+        }
+    }
+    probes
 }
 
 fn target_kind(kind: TargetKind) -> &'static str {
@@ -372,6 +394,8 @@ fn http_probe_report(
         series,
         backends,
         evaluations: Vec::new(),
+        transitions: Vec::new(),
+        endpoint_of: None,
     }
 }
 
@@ -415,6 +439,16 @@ fn condition_report(
                 detail: e.detail.clone(),
             })
             .collect(),
+        transitions: log
+            .transitions()
+            .into_iter()
+            .map(|t| Transition {
+                at: secs(t.at),
+                held: t.held,
+                detail: t.detail,
+            })
+            .collect(),
+        endpoint_of: None,
     }
 }
 

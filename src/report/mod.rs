@@ -4,12 +4,17 @@
 //! a hash of its spec, never its headers or credentials.
 
 pub mod build;
+pub mod charts;
+pub mod escape;
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod model;
+pub mod prometheus;
+pub mod steady;
 pub mod write;
 
-pub use build::{ProbeData, ReportInput, build_report};
+pub use build::{ProbeData, ReportInput, build_report, probe_reports};
 pub use model::{REPORT_VERSION, Report};
 pub use write::{ReportFiles, write_all};

@@ -228,6 +228,27 @@ pub struct ProbeReport {
     /// Evaluations of condition probes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evaluations: Vec<Evaluation>,
+    /// Condition probes: every change between held and failed, so a flap shorter than the
+    /// evaluation interval shows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transitions: Vec<Transition>,
+    /// A per-endpoint probe (`<probe>@<pod>`): the probe whose Service the endpoint backs.
+    /// Reported, never judged: it tells a failover (the Service held) from an outage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_of: Option<String>,
+}
+
+/// A condition probe changing between held and failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    /// Seconds from the origin, when the change was seen.
+    pub at: f64,
+    /// The state entered.
+    pub held: bool,
+    /// The evaluation's detail then.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 /// An HTTP probe over one window.

@@ -1,10 +1,10 @@
 //! Writing a run's report directory: `reports/<timestamp>-<name>/{report.json, junit.xml,
-//! summary.md}`.
+//! summary.md, report.html}`.
 
 use std::path::{Path, PathBuf};
 
 use super::model::Report;
-use super::{json, junit, markdown};
+use super::{html, json, junit, markdown};
 
 /// Where the files went.
 #[derive(Debug, Clone)]
@@ -35,8 +35,33 @@ pub fn write_all(root: &Path, report: &Report) -> std::io::Result<ReportFiles> {
     std::fs::write(&json_path, json::render(report))?;
     std::fs::write(dir.join("junit.xml"), junit::render(&[report]))?;
     std::fs::write(dir.join("summary.md"), markdown::render(report))?;
+    std::fs::write(dir.join("report.html"), html::render(report))?;
     Ok(ReportFiles {
         dir,
         json: json_path,
     })
+}
+
+/// Writes the report's metrics for node_exporter's textfile collector: to `path`, or to
+/// `steadfast-<experiment>.prom` inside it when it is a directory (so experiments sharing one
+/// collector directory do not overwrite each other). The file is replaced atomically, so the
+/// collector never reads half of it.
+///
+/// # Errors
+/// When the file cannot be written or renamed into place.
+pub fn write_textfile(path: &Path, report: &Report) -> std::io::Result<PathBuf> {
+    let target = if path.is_dir() {
+        path.join(format!("steadfast-{}.prom", report.experiment.name))
+    } else {
+        path.to_owned()
+    };
+    let mut temporary = target.clone().into_os_string();
+    temporary.push(format!(".{}.tmp", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, super::prometheus::render(report))?;
+    if let Err(err) = std::fs::rename(&temporary, &target) {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(err);
+    }
+    Ok(target)
 }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::cron::{CronSchedule, parse_cron};
-use crate::spec::load_file;
+use crate::spec::{declares_other_kind, load_file};
 
 /// One experiment on a schedule, resolved.
 #[derive(Debug, Clone)]
@@ -99,6 +99,8 @@ pub fn load_catalog(dir: &Path, default_jitter: Duration) -> Result<Catalog, Cat
                 && path
                     .extension()
                     .is_some_and(|ext| ext == "yaml" || ext == "yml")
+                // A gate policy beside its suite is not an experiment.
+                && !declares_other_kind(path)
         })
         .collect();
     files.sort();
@@ -204,6 +206,11 @@ mod tests {
         .unwrap();
         std::fs::write(dir.path().join("once.yaml"), EXPERIMENT).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "not an experiment").unwrap();
+        std::fs::write(
+            dir.path().join("gate.yaml"),
+            include_str!("../../experiments/release-gate/gate.yaml"),
+        )
+        .unwrap();
         let catalog = load_catalog(dir.path(), Duration::from_secs(5)).unwrap();
         let names: Vec<&str> = catalog
             .experiments

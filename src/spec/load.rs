@@ -343,8 +343,9 @@ fn is_yaml(path: &Path) -> bool {
     )
 }
 
-/// True when the file's header names a steadfast kind other than Experiment.
-fn declares_other_kind(path: &Path) -> bool {
+/// True when the file's header names a steadfast kind other than Experiment (a `GatePolicy`
+/// beside its suite): directory walks skip it instead of reporting a broken experiment.
+pub fn declares_other_kind(path: &Path) -> bool {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Header {

@@ -23,7 +23,9 @@ pub use experiment::{
     API_VERSION, ExperimentSpec, KIND, Metadata, ScheduleSpec, Spec, SteadyStateSpec,
 };
 pub use fault::{FaultKind, FaultSpec};
-pub use load::{LoadedExperiment, collect_experiment_files, load_file, parse_experiment};
+pub use load::{
+    LoadedExperiment, collect_experiment_files, declares_other_kind, load_file, parse_experiment,
+};
 pub use probe::{ProbeKind, ProbeSpec};
 pub use quantity::{Comparison, DurationSpec, Percent, Rate};
 pub use target::{Measure, TargetSpec, Window};

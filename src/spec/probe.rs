@@ -108,7 +108,10 @@ pub struct HttpProbeSpec {
     /// Response header that names the backend that answered; enables load-balance measurements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend_header: Option<String>,
-    /// Also probe every ready endpoint directly, to tell Service failover from backend failure.
+    /// Also probe every endpoint of the Service that is ready when probing starts, directly at
+    /// its pod address (reachable from inside the cluster or a VPC that routes pod IPs), as
+    /// `<probe>@<pod>`: reported beside the Service's probe but never judged, to tell Service
+    /// failover from backend failure. Needs `service`.
     #[serde(default)]
     pub per_endpoint: bool,
     /// TLS settings for https URLs.
@@ -395,10 +398,11 @@ pub struct PodQuery {
 #[serde(rename_all = "camelCase")]
 #[schemars(deny_unknown_fields)]
 pub struct AutoscalingProbeSpec {
-    /// Group names.
+    /// Group names; each must exist.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
-    /// Groups carrying all of these tags, e.g. the cluster's `kubernetes.io/cluster/<name>: owned`.
+    /// Groups carrying all of these tags, e.g. the cluster's `kubernetes.io/cluster/<name>: owned`;
+    /// with `groups`, only the named groups that carry them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
     /// Evaluate this often. Default 10s.

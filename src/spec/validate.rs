@@ -260,6 +260,13 @@ impl Validator {
                 "give `url` or `service`",
             ),
             (Some(url), None) => {
+                if http.per_endpoint {
+                    self.error(
+                        format!("{path}.perEndpoint"),
+                        "perEndpoint needs `service`: a bare URL has no endpoints to list",
+                        "name the Service with `service`, or drop perEndpoint",
+                    );
+                }
                 let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
                 if !scheme_ok || url.parse::<http::Uri>().is_err() {
                     self.error(

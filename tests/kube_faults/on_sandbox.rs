@@ -62,7 +62,7 @@ async fn rbac_rules_match_the_requests_the_faults_make() {
     let env = Env::sandbox().await;
     scenarios::all(&env).await;
     let used = env.kube.access_log().expect("recording is on").snapshot();
-    let listed = rbac::accesses();
+    let listed = rbac::fault_accesses();
     let missing: Vec<String> = used.difference(&listed).map(|a| a.to_string()).collect();
     let unused: Vec<String> = listed.difference(&used).map(|a| a.to_string()).collect();
     assert!(

@@ -113,6 +113,19 @@ impl AutoScaling {
     }
 }
 
+/// The Auto Scaling probe reads groups through the same describe call the zone model uses.
+#[async_trait::async_trait]
+impl crate::probe::autoscaling::GroupSource for AutoScaling {
+    async fn groups(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<GroupFacts>, crate::probe::autoscaling::GroupSourceError> {
+        self.describe_groups(names)
+            .await
+            .map_err(|e| crate::probe::autoscaling::GroupSourceError(Box::new(e)))
+    }
+}
+
 fn group_facts(group: &aws_sdk_autoscaling::types::AutoScalingGroup) -> Option<GroupFacts> {
     let capacity = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
     Some(GroupFacts {

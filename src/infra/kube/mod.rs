@@ -11,6 +11,7 @@ pub mod error;
 pub mod ops;
 pub mod ratelimit;
 pub mod rbac;
+pub mod readiness_watch;
 pub mod service_proxy;
 
 pub use access::{AccessLog, ApiAccess};
@@ -18,4 +19,5 @@ pub use client::{KubeClient, KubeOptions};
 pub use error::KubeError;
 pub use ops::Removal;
 pub use ratelimit::RateLimiter;
+pub use readiness_watch::ReadinessWatch;
 pub use service_proxy::ServiceProxyTransport;

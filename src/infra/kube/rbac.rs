@@ -103,21 +103,28 @@ pub const RULES: &[RbacRule] = &[
         "apps",
         "deployments",
         &["list", "watch"],
-        "follow a Deployment's ready replicas while it heals",
-    ),
-    rule(
-        UsedBy::Probes,
-        "apps",
-        "deployments",
-        &["get"],
-        "kubernetes probe: ready against desired replicas of a Deployment",
+        "follow a Deployment's ready replicas while it heals; the kubernetes probe watches them too",
     ),
     rule(
         UsedBy::Probes,
         "apps",
         "statefulsets",
-        &["get"],
-        "kubernetes probe: ready against desired replicas of a StatefulSet",
+        &["list", "watch"],
+        "kubernetes probe: watch ready against desired replicas of a StatefulSet",
+    ),
+    rule(
+        UsedBy::Probes,
+        "",
+        "nodes",
+        &["watch"],
+        "kubernetes probe of nodes: watch their Ready condition",
+    ),
+    rule(
+        UsedBy::Probes,
+        "discovery.k8s.io",
+        "endpointslices",
+        &["list"],
+        "http probe with perEndpoint: the ready endpoints of its Service",
     ),
     rule(
         UsedBy::Probes,
@@ -163,7 +170,7 @@ fn expand<'a>(rules: impl Iterator<Item = &'a RbacRule>) -> BTreeSet<ApiAccess> 
 
 /// The Kubernetes faults' share of [`RULES`] (what `tests/kube_faults.rs` records), one access
 /// per verb.
-pub fn accesses() -> BTreeSet<ApiAccess> {
+pub fn fault_accesses() -> BTreeSet<ApiAccess> {
     expand(RULES.iter().filter(|r| r.used_by == UsedBy::Faults))
 }
 
@@ -195,7 +202,7 @@ mod tests {
             all_accesses().len(),
             RULES.iter().map(|r| r.verbs.len()).sum::<usize>()
         );
-        assert!(accesses().is_subset(&all_accesses()));
-        assert!(accesses().len() < all_accesses().len());
+        assert!(fault_accesses().is_subset(&all_accesses()));
+        assert!(fault_accesses().len() < all_accesses().len());
     }
 }

@@ -22,6 +22,23 @@ pub struct Endpoint {
     pub uri: Uri,
 }
 
+impl HttpProbe {
+    /// A probe of one endpoint: `config` with its URL replaced by the endpoint's, every sample
+    /// naming the endpoint as its backend.
+    ///
+    /// # Errors
+    /// [`HttpProbeError`] for a rate, cap, timeout or URL that cannot work.
+    pub fn for_endpoint(
+        config: &HttpProbeConfig,
+        endpoint: &Endpoint,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, HttpProbeError> {
+        let mut config = config.clone();
+        config.request.uri = endpoint.uri.clone();
+        HttpProbe::build(config, transport, Some(endpoint.name.clone()))
+    }
+}
+
 /// Probes every endpoint with `config` (its URL replaced by the endpoint's) at the configured
 /// rate each, until `cancel` fires or the duration passes. Every sample's backend is the
 /// endpoint's name. Each endpoint has its own pacer thread, so keep the list to the backends of
@@ -39,11 +56,7 @@ pub async fn run_per_endpoint(
 ) -> Result<Vec<RunStats>, HttpProbeError> {
     let probes = endpoints
         .iter()
-        .map(|endpoint| {
-            let mut config = config.clone();
-            config.request.uri = endpoint.uri.clone();
-            HttpProbe::build(config, transport.clone(), Some(endpoint.name.clone()))
-        })
+        .map(|endpoint| HttpProbe::for_endpoint(config, endpoint, transport.clone()))
         .collect::<Result<Vec<_>, _>>()?;
     let runs = probes
         .iter()

@@ -1,0 +1,112 @@
+//! The decision for people (an aligned table) and for CI (JUnit XML, a test case per check).
+
+use std::fmt::Write as _;
+
+use super::evaluate::{Decision, Status};
+
+/// The table and a closing line with the decision.
+pub fn table(decision: &Decision) -> String {
+    let headers = ["EXPERIMENT", "CHECK", "RESULT", "DETAIL"];
+    let rows: Vec<[String; 4]> = decision
+        .checks
+        .iter()
+        .map(|c| {
+            [
+                c.subject.clone(),
+                c.check.clone(),
+                c.status.word().to_owned(),
+                c.detail.replace('\n', " "),
+            ]
+        })
+        .collect();
+    let mut widths = headers.map(str::len);
+    for row in &rows {
+        for (i, cell) in row.iter().take(3).enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: [&str; 4]| {
+        let _ = writeln!(
+            out,
+            "{:w0$}  {:w1$}  {:w2$}  {}",
+            cells[0],
+            cells[1],
+            cells[2],
+            cells[3],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2]
+        );
+    };
+    line(&mut out, headers);
+    for row in &rows {
+        line(&mut out, [&row[0], &row[1], &row[2], &row[3]]);
+    }
+    for unused in &decision.unused_known_failures {
+        let _ = writeln!(out, "note: known failure matched nothing: {unused}");
+    }
+    let _ = writeln!(
+        out,
+        "gate {}: {} ({} checks: {} passed, {} waived, {} failed; {} report(s) read)",
+        decision.policy,
+        if decision.passed() { "PASS" } else { "FAIL" },
+        decision.checks.len(),
+        decision.count(Status::Pass),
+        decision.count(Status::Waived),
+        decision.count(Status::Fail),
+        decision.reports_read
+    );
+    out
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// JUnit XML: one suite for the gate, a test case per check; waived checks are skipped.
+pub fn junit(decision: &Decision) -> String {
+    let failures = decision.count(Status::Fail);
+    let skipped = decision.count(Status::Waived);
+    let total = decision.checks.len();
+    let name = escape(&format!("gate {}", decision.policy));
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"steadfast gate\" tests=\"{total}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n  <testsuite name=\"{name}\" tests=\"{total}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n"
+    );
+    for check in &decision.checks {
+        let _ = write!(
+            out,
+            "    <testcase classname=\"{}\" name=\"{}\">",
+            escape(&check.subject),
+            escape(&check.check)
+        );
+        match check.status {
+            Status::Pass => {}
+            Status::Fail => {
+                let _ = write!(
+                    out,
+                    "<failure message=\"{}\" type=\"gate\"/>",
+                    escape(&check.detail)
+                );
+            }
+            Status::Waived => {
+                let _ = write!(out, "<skipped message=\"{}\"/>", escape(&check.detail));
+            }
+        }
+        out.push_str("</testcase>\n");
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
