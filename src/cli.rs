@@ -216,9 +216,14 @@ pub struct RunArgs {
     /// Seed for every random choice (overrides spec.seed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Apply undo records a previous run left pending before starting.
+    /// Apply undo records a previous run left pending (in the local journal or the cluster's)
+    /// before starting.
     #[arg(long)]
     pub recover_first: bool,
+    /// Keep the journal only on local disk, not also in the ConfigMap steadfast-journal of the
+    /// state namespace.
+    #[arg(long)]
+    pub no_cluster_journal: bool,
     /// Push the run's metrics (verdict, availability, outages, recovery) to this Pushgateway.
     #[arg(
         long,
@@ -298,6 +303,13 @@ pub struct RollbackArgs {
     /// ACLs, for when the journal was lost.
     #[arg(long, value_name = "REGION")]
     pub sweep_region: Option<String>,
+    /// Also apply what the cluster's copy of the journal (ConfigMap steadfast-journal of the
+    /// state namespace) holds pending, e.g. the undo of a run from a machine that is gone.
+    #[arg(long, conflicts_with = "no_cluster_journal")]
+    pub from_cluster: bool,
+    /// Do not read or update the cluster's copy of the journal.
+    #[arg(long)]
+    pub no_cluster_journal: bool,
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterFlags,

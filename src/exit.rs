@@ -12,8 +12,8 @@ pub enum ExitStatus {
     TargetsMissed,
     /// 2: bad usage, an invalid experiment, or a tool error before anything was changed.
     Invalid,
-    /// 3: the run was aborted (abort condition, halt switch or signal) and everything was rolled
-    /// back.
+    /// 3: the run was aborted (an `abortWhen` availability breach or Prometheus alert, the halt
+    /// switch, or SIGINT/SIGTERM — a second signal too) and everything was rolled back.
     Aborted,
     /// 4: a rollback did not complete: something may still be broken and a human must look.
     RollbackIncomplete,

@@ -4,6 +4,7 @@ pub mod gate;
 pub mod halt;
 pub mod plan;
 pub mod probe;
+pub mod progress;
 pub(crate) mod publish;
 pub mod report;
 pub mod rollback;

@@ -9,11 +9,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::cli::{DemoArgs, RunArgs};
-use crate::engine::{Engine, EngineOptions, Interrupts, StartError};
+use crate::commands::progress::TerminalProgress;
+use crate::commands::rollback::{pending_records, settle};
+use crate::engine::{Engine, EngineOptions, Interrupts, RunObserver, Silent, StartError};
 use crate::exit::ExitStatus;
-use crate::infra::cluster::{ConfigMapHalt, LeaseLock, state_namespace};
+use crate::infra::cluster::{ConfigMapHalt, ConfigMapJournal, LeaseLock, state_namespace};
 use crate::infra::wiring::{self, ClusterArgs, CompositeUndoer};
-use crate::journal::{FileJournal, default_journal_path, pending, read_entries};
+use crate::journal::{FileJournal, Journal, JournalMirror, default_journal_path};
 use crate::report::model::ClusterInfo;
 use crate::report::{ReportInput, build_report, write_all};
 use crate::spec::{Diagnostic, ExperimentSpec, load_file};
@@ -33,8 +35,14 @@ fn print_diagnostics(diagnostics: &[Diagnostic]) {
     }
 }
 
-/// Waits for SIGINT/SIGTERM: the first stops injecting, the second skips the waits.
-fn watch_signals(interrupts: &Interrupts, done: CancellationToken) -> tokio::task::JoinHandle<()> {
+/// Waits for SIGINT/SIGTERM: the first stops injecting, the second skips the waits. Both leave
+/// the rollback to run; the second names the journal, so whoever is in a hurry knows where
+/// `steadfast rollback` would find anything left.
+fn watch_signals(
+    interrupts: &Interrupts,
+    done: CancellationToken,
+    journal: PathBuf,
+) -> tokio::task::JoinHandle<()> {
     let interrupts = interrupts.clone();
     tokio::spawn(async move {
         let mut count = 0;
@@ -51,6 +59,11 @@ fn watch_signals(interrupts: &Interrupts, done: CancellationToken) -> tokio::tas
                 interrupts.stop.cancel();
             } else {
                 warn!("interrupted again: skipping waits; undo records are still applied");
+                eprintln!(
+                    "interrupted again: rolling back without waiting for recovery; journal: {}\nhint: if this process is killed now, `steadfast rollback --journal {}` applies what is left",
+                    journal.display(),
+                    journal.display()
+                );
                 interrupts.hurry.cancel();
                 return;
             }
@@ -114,21 +127,78 @@ async fn execute(
     print_diagnostics(&loaded.warnings);
     let spec = loaded.spec;
     let journal_path = args.journal.clone().unwrap_or_else(default_journal_path);
-    let left = pending(&read_entries(&journal_path)?);
 
     let connected = wiring::connect(&spec, cluster).await?;
+    let abort_checks = wiring::abort_checks(&spec)?;
     let undoer = CompositeUndoer::new(connected.kube.clone(), connected.aws_options.clone());
-    if !left.is_empty() {
-        if !args.recover_first {
+    let namespace = state_namespace();
+    let mirror = (!args.no_cluster_journal)
+        .then(|| ConfigMapJournal::new(connected.kube.raw().clone(), &namespace));
+    let left = match pending_records(
+        &journal_path,
+        mirror.as_ref().map(|m| m as &dyn JournalMirror),
+        true,
+    )
+    .await
+    {
+        Ok(left) => left,
+        Err(err) => {
             eprintln!(
-                "error: {} undo record(s) of an earlier run are pending in {}\nhint: run `steadfast rollback` first, or pass --recover-first",
-                left.len(),
-                journal_path.display()
+                "error: cannot read the journal: {err:#}\nhint: a run must be able to journal its undo; pass --no-cluster-journal to keep it on local disk only"
             );
             return Ok(ExitStatus::Invalid);
         }
-        let journal = FileJournal::open(&journal_path)?;
-        if !crate::commands::rollback::apply(&left, &undoer, &journal, out).await? {
+    };
+    if let Some(mirror) = &mirror {
+        settle(mirror, &left.settled).await;
+    }
+    let place = mirror.as_ref().map(JournalMirror::place);
+    let local = FileJournal::open(&journal_path)?;
+    let journal = match mirror {
+        Some(mirror) => Journal::mirrored(local, Box::new(mirror)),
+        None => Journal::local(local),
+    };
+    if !left.records.is_empty() {
+        if !args.recover_first {
+            let mut wheres = Vec::new();
+            if left.local > 0 {
+                wheres.push(format!("{} in {}", left.local, journal_path.display()));
+            }
+            if let (true, Some(place)) = (left.cluster > 0, &place) {
+                wheres.push(format!("{} in {place}", left.cluster));
+            }
+            eprintln!(
+                "error: undo records of an earlier run are pending ({})\nhint: run `steadfast rollback{}` first, or pass --recover-first",
+                wheres.join(", "),
+                if left.cluster > left.local {
+                    " --from-cluster"
+                } else {
+                    ""
+                }
+            );
+            return Ok(ExitStatus::Invalid);
+        }
+        // Records in the cluster's copy may be a live run's on another machine: never undo
+        // them under its feet.
+        let lock = LeaseLock::new(connected.kube.raw().clone(), &namespace);
+        match lock.live_holder().await {
+            Ok(None) => {}
+            Ok(Some((holder, expires))) => {
+                eprintln!(
+                    "error: another run holds the lock: {holder} (until {expires}); the pending undo records may be its own\nhint: wait for it to finish, or `steadfast halt` to make it stop and roll back"
+                );
+                return Ok(ExitStatus::Invalid);
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Ok(ExitStatus::Invalid);
+            }
+        }
+        info!(
+            records = left.records.len(),
+            "recovering: applying the undo an earlier run left pending"
+        );
+        if !crate::commands::rollback::apply(&left.records, &undoer, &journal, out).await? {
             return Ok(ExitStatus::RollbackIncomplete);
         }
     }
@@ -137,10 +207,13 @@ async fn execute(
     let origin = tokio::time::Instant::now();
     let faults = wiring::faults(&spec, &connected, seed)?;
     let probes = wiring::probes(&spec, &connected, origin.into_std()).await?;
-    let namespace = state_namespace();
     let lock = LeaseLock::new(connected.kube.raw().clone(), &namespace);
     let halt = ConfigMapHalt::new(connected.kube.raw().clone(), &namespace);
-    let journal = FileJournal::open(&journal_path)?;
+    let progress = TerminalProgress::for_stderr();
+    let observer: &dyn RunObserver = match &progress {
+        Some(progress) => progress,
+        None => &Silent,
+    };
     let engine = Engine {
         spec: &spec,
         probes: &probes,
@@ -149,7 +222,8 @@ async fn execute(
         journal: &journal,
         lock: &lock,
         halt: &halt,
-        abort_checks: Vec::new(),
+        abort_checks,
+        observer,
         options: EngineOptions {
             run_id: run_id(&spec),
             holder: holder(),
@@ -168,7 +242,7 @@ async fn execute(
     };
     let interrupts = Interrupts::default();
     let done = CancellationToken::new();
-    let signals = watch_signals(&interrupts, done.clone());
+    let signals = watch_signals(&interrupts, done.clone(), journal_path.clone());
     info!(experiment = %spec.metadata.name, seed, "starting");
     let result = engine.run(&interrupts).await;
     done.cancel();
@@ -186,6 +260,13 @@ async fn execute(
                 "error: chaos is halted on this cluster: {reason}\nhint: `steadfast resume` lifts the halt"
             );
             return Ok(ExitStatus::Aborted);
+        }
+        Err(StartError::Journal(err)) => {
+            eprintln!(
+                "error: cannot journal the start of the run, nothing was changed: {err}\nhint: a run must be able to journal its undo; check write access to {} and to the ConfigMap steadfast-journal of namespace {namespace}, or pass --no-cluster-journal",
+                journal_path.display()
+            );
+            return Ok(ExitStatus::Invalid);
         }
         Err(err) => return Err(err.into()),
     };
@@ -226,6 +307,8 @@ async fn execute(
             "journal with pending undo records: {}",
             journal_path.display()
         )?;
+    } else if interrupts.hurry.is_cancelled() {
+        writeln!(out, "journal: {}", journal_path.display())?;
     }
     Ok(outcome.verdict.exit_status())
 }
@@ -256,6 +339,7 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         journal: Some(journal),
         seed: None,
         recover_first: false,
+        no_cluster_journal: false,
         pushgateway: args.pushgateway.clone(),
         metrics_textfile: args.metrics_textfile.clone(),
         cluster: crate::cli::ClusterFlags {

@@ -10,11 +10,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
+use super::observer::{RunObserver, Status};
 use super::ports::{AbortCheck, HaltSwitch, LockError, Probes, RunLock};
 use super::schedule::plan_firings;
 use super::timeline::{Event, EventKind, Phase};
 use crate::fault::{Fault, FaultPlan, Healing, Injection, UndoRecord, Undoer};
-use crate::journal::{FileJournal, JournalEntry};
+use crate::journal::{Journal, JournalEntry};
 use crate::spec::ExperimentSpec;
 use crate::verdict::judge::TargetResult;
 use crate::verdict::{RunWindows, TimeWindow, Verdict, evaluate};
@@ -102,14 +103,16 @@ pub struct Engine<'a> {
     pub faults: Vec<Arc<dyn Fault>>,
     /// Applies undo records.
     pub undoer: &'a dyn Undoer,
-    /// The write-ahead journal.
-    pub journal: &'a FileJournal,
+    /// The write-ahead journal (local file, optionally mirrored in the cluster).
+    pub journal: &'a Journal,
     /// The cluster's run lock.
     pub lock: &'a dyn RunLock,
     /// The cluster's halt switch.
     pub halt: &'a dyn HaltSwitch,
     /// External stop conditions (Prometheus alerts).
     pub abort_checks: Vec<Box<dyn AbortCheck>>,
+    /// Shown the run's progress (a terminal line, or nothing).
+    pub observer: &'a dyn RunObserver,
     /// Run knobs.
     pub options: EngineOptions,
 }
@@ -123,7 +126,12 @@ struct State {
     /// Availability aborts guard injection; before the first fault the steady-state check
     /// speaks instead.
     injecting: bool,
+    /// The current phase, for the observer.
+    phase: Phase,
 }
+
+/// The trailing window of the live availability shown while a run goes.
+const STATUS_WINDOW: Duration = Duration::from_secs(5);
 
 impl Engine<'_> {
     fn now(&self) -> Duration {
@@ -131,9 +139,34 @@ impl Engine<'_> {
     }
 
     fn event(&self, state: &mut State, kind: EventKind) {
-        state.events.push(Event {
+        if let EventKind::PhaseStarted { phase } = &kind {
+            state.phase = *phase;
+        }
+        let event = Event {
             at: self.now(),
             kind,
+        };
+        self.observer.event(&event);
+        state.events.push(event);
+    }
+
+    /// Tells the observer where the run stands: phase, time left, live availability.
+    fn report_status(&self, state: &State, left: Duration) {
+        let now = self.now();
+        let window = TimeWindow::new(now.saturating_sub(STATUS_WINDOW), now);
+        let availability = self
+            .spec
+            .spec
+            .steady_state
+            .probes
+            .iter()
+            .filter(|p| p.http.is_some())
+            .map(|p| (p.name.clone(), self.probes.availability(&p.name, window)))
+            .collect();
+        self.observer.status(&Status {
+            phase: state.phase,
+            left,
+            availability,
         });
     }
 
@@ -163,12 +196,14 @@ impl Engine<'_> {
         interrupts: &Interrupts,
         started_at: DateTime<Utc>,
     ) -> Result<RunOutcome, StartError> {
-        self.journal.append(&JournalEntry::RunStarted {
-            run_id: self.options.run_id.clone(),
-            experiment: self.spec.metadata.name.clone(),
-            holder: self.options.holder.clone(),
-            at: Utc::now(),
-        })?;
+        self.journal
+            .append(&JournalEntry::RunStarted {
+                run_id: self.options.run_id.clone(),
+                experiment: self.spec.metadata.name.clone(),
+                holder: self.options.holder.clone(),
+                at: Utc::now(),
+            })
+            .await?;
         let mut state = State {
             events: Vec::new(),
             undo: Vec::new(),
@@ -176,6 +211,7 @@ impl Engine<'_> {
             aborted: None,
             last_renew: Instant::now(),
             injecting: false,
+            phase: Phase::SteadyBefore,
         };
         let steady = &self.spec.spec.steady_state;
         let mut windows = RunWindows::default();
@@ -287,11 +323,19 @@ impl Engine<'_> {
             Verdict::from_results(&results)
         };
         if pending.is_empty() {
-            self.journal.append(&JournalEntry::RunFinished {
-                run_id: self.options.run_id.clone(),
-                at: Utc::now(),
-            })?;
+            // Everything is undone already; a missing end only shows the run as unfinished.
+            if let Err(err) = self
+                .journal
+                .append(&JournalEntry::RunFinished {
+                    run_id: self.options.run_id.clone(),
+                    at: Utc::now(),
+                })
+                .await
+            {
+                warn!(%err, "could not journal the end of the run");
+            }
         }
+        self.observer.finished();
         info!(verdict = verdict.label(), "run finished");
         Ok(RunOutcome {
             run_id: self.options.run_id.clone(),
@@ -312,14 +356,18 @@ impl Engine<'_> {
         let deadline = Instant::now() + length;
         while state.aborted.is_none() {
             let tick = (Instant::now() + self.options.check_every).min(deadline);
+            // Biased: a signal wins over a wait that is already over (a zero-length wait
+            // between firings that are late).
             tokio::select! {
-                () = tokio::time::sleep_until(tick) => {}
+                biased;
                 () = interrupts.stop.cancelled() => {
                     self.abort(state, "interrupted by a signal".to_owned());
                     return;
                 }
+                () = tokio::time::sleep_until(tick) => {}
             }
             self.check_aborts(state).await;
+            self.report_status(state, deadline.saturating_duration_since(Instant::now()));
             if Instant::now() >= deadline {
                 return;
             }
@@ -438,7 +486,10 @@ impl Engine<'_> {
             for (_, ids) in due_rollbacks {
                 self.rollback_ids(state, &ids).await;
             }
-            while let Some(firing) = firings
+            // One firing per turn, even when several are due: a firing that takes longer than
+            // its `every` would otherwise chain into the next without an abort check, a signal
+            // or a lock renewal in between.
+            if let Some(firing) = firings
                 .get(next)
                 .filter(|f| phase_start + f.at <= self.now())
             {
@@ -446,9 +497,6 @@ impl Engine<'_> {
                 let ids = self.fire(state, firing.fault, firing.firing).await;
                 if let Some(at) = firing.rollback_at {
                     pending_rollbacks.push((at, ids));
-                }
-                if state.aborted.is_some() {
-                    break;
                 }
             }
         }
@@ -484,14 +532,20 @@ impl Engine<'_> {
         };
         // The undo must be durable before anything changes.
         for record in &plan.undo {
-            if let Err(err) = self.journal.append(&JournalEntry::Undo(record.clone())) {
+            let written = self
+                .journal
+                .append(&JournalEntry::Undo(record.clone()))
+                .await;
+            // Kept even when the write failed: it may be in the local file, and applying a
+            // record whose change never happened finds it already restored and journals that.
+            state.undo.push((record.clone(), false));
+            if let Err(err) = written {
                 self.abort(
                     state,
                     format!("cannot write the journal, refusing to inject: {err}"),
                 );
                 return Vec::new();
             }
-            state.undo.push((record.clone(), false));
         }
         let ids: Vec<String> = plan.undo.iter().map(|r| r.id.clone()).collect();
         match fault.inject(&plan).await {
@@ -573,7 +627,7 @@ impl Engine<'_> {
                         outcome: outcome.clone(),
                         at: Utc::now(),
                     };
-                    if let Err(err) = self.journal.append(&entry) {
+                    if let Err(err) = self.journal.append(&entry).await {
                         warn!(%err, "rolled back, but could not journal it; `steadfast rollback` will re-check");
                     }
                     state.undo[position].1 = true;
@@ -590,11 +644,14 @@ impl Engine<'_> {
                 Err(err) => last_error = err.to_string(),
             }
         }
-        let _ = self.journal.append(&JournalEntry::RollbackFailed {
-            id: record.id.clone(),
-            error: last_error.clone(),
-            at: Utc::now(),
-        });
+        let _ = self
+            .journal
+            .append(&JournalEntry::RollbackFailed {
+                id: record.id.clone(),
+                error: last_error.clone(),
+                at: Utc::now(),
+            })
+            .await;
         self.event(
             state,
             EventKind::RollbackFailed {

@@ -10,12 +10,14 @@ use tokio::time::Instant;
 
 use super::ports::{HaltSwitch, LockError, Probes, RunLock, SteadyCheck};
 use super::run::{Engine, EngineOptions, Interrupts, StartError};
-use super::timeline::EventKind;
+use super::timeline::{EventKind, Phase};
 use crate::fault::{
     Effect, Fault, FaultError, FaultPlan, Healing, Injection, RollbackOutcome, TargetEffect,
     TargetKind, TargetRef, UndoAction, UndoRecord, Undoer,
 };
-use crate::journal::{FileJournal, pending, read_entries};
+use crate::journal::{
+    FileJournal, Journal, JournalEntry, JournalMirror, MirrorError, pending, read_entries,
+};
 use crate::spec::{ExperimentSpec, FaultKind, parse_experiment};
 use crate::verdict::{Evidence, HttpEvidence, OutageSpan, TimeWindow, Verdict};
 
@@ -117,6 +119,8 @@ impl Probes for FakeProbes {
 struct FakeFault {
     journal_path: std::path::PathBuf,
     injected: Mutex<Vec<u32>>,
+    /// How long each injection takes.
+    delay: Duration,
 }
 
 #[async_trait]
@@ -159,6 +163,7 @@ impl Fault for FakeFault {
             journaled.iter().any(|r| r.id == plan.undo[0].id),
             "undo must be journaled before inject"
         );
+        tokio::time::sleep(self.delay).await;
         self.injected.lock().unwrap().push(0);
         Ok(Injection {
             effects: vec![TargetEffect {
@@ -238,7 +243,7 @@ impl HaltSwitch for NoHalt {
 
 struct Rig {
     _dir: tempfile::TempDir,
-    journal: FileJournal,
+    journal: Journal,
     probes: FakeProbes,
     fault: Arc<FakeFault>,
     undoer: FakeUndoer,
@@ -249,15 +254,24 @@ struct Rig {
 
 impl Rig {
     fn new(fail_undo: bool) -> Self {
+        Self::build(fail_undo, None)
+    }
+
+    fn build(fail_undo: bool, mirror: Option<Box<dyn JournalMirror>>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
         let origin = Instant::now();
+        let file = FileJournal::open(&path).unwrap();
         Self {
-            journal: FileJournal::open(&path).unwrap(),
+            journal: match mirror {
+                Some(mirror) => Journal::mirrored(file, mirror),
+                None => Journal::local(file),
+            },
             probes: FakeProbes::new(origin),
             fault: Arc::new(FakeFault {
                 journal_path: path,
                 injected: Mutex::new(Vec::new()),
+                delay: Duration::ZERO,
             }),
             undoer: FakeUndoer {
                 fail: fail_undo,
@@ -280,6 +294,7 @@ impl Rig {
             lock: &self.lock,
             halt: &NoHalt,
             abort_checks: Vec::new(),
+            observer: &super::Silent,
             options: EngineOptions {
                 run_id: "run-1".into(),
                 holder: "tester@host".into(),
@@ -499,4 +514,152 @@ fn a_budget_refusal_fails_the_run_only_when_the_spec_says_so() {
     .unwrap()
     .0;
     assert!(super::run::blocked_results(&finding, &events).is_empty());
+}
+
+/// A mirror with room for the run's start and nothing more.
+struct FullMirror;
+
+#[async_trait::async_trait]
+impl JournalMirror for FullMirror {
+    fn place(&self) -> String {
+        "ConfigMap test/steadfast-journal".into()
+    }
+
+    async fn append(&self, entry: &JournalEntry) -> Result<(), MirrorError> {
+        match entry {
+            JournalEntry::Undo(_) => Err(MirrorError::Full {
+                place: self.place(),
+                needed: 2_000_000,
+                limit: 1_000_000,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    async fn entries(&self) -> Result<Vec<JournalEntry>, MirrorError> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_cluster_journal_refuses_injection_rather_than_lose_the_undo() {
+    let rig = Rig::build(false, Some(Box::new(FullMirror)));
+    let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
+    assert!(
+        rig.fault.injected.lock().unwrap().is_empty(),
+        "nothing was injected"
+    );
+    let Verdict::Aborted { reason } = &outcome.verdict else {
+        panic!("{:?}", outcome.verdict)
+    };
+    assert!(reason.contains("refusing to inject"), "{reason}");
+    assert!(reason.contains("is full"), "{reason}");
+    // The record that reached the local file is settled, so it blocks no later run.
+    assert!(pending(&read_entries(rig.journal.path()).unwrap()).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn late_firings_of_a_slow_fault_still_check_aborts_between_each() {
+    let mut rig = Rig::new(false);
+    rig.spec = parse_experiment(
+        "t.yaml",
+        &SPEC.replace(
+            "nodeCordon: {target: {mode: one}}",
+            "every: 1s, podKill: {target: {namespaces: [shop]}}",
+        ),
+    )
+    .unwrap()
+    .0;
+    // Each firing takes 2 s, twice its period: every firing after the first is already late.
+    Arc::get_mut(&mut rig.fault).unwrap().delay = Duration::from_secs(2);
+    *rig.probes.down.lock().unwrap() = Some((Duration::from_secs(12), Duration::from_secs(1000)));
+    let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
+    assert!(
+        matches!(&outcome.verdict, Verdict::Aborted { reason } if reason.contains("availability")),
+        "{:?}",
+        outcome.verdict
+    );
+    let aborted_at = outcome
+        .events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Aborted { .. }))
+        .unwrap()
+        .at;
+    let injected = injected_at(&outcome.events);
+    assert!(
+        injected.iter().all(|at| *at <= aborted_at),
+        "nothing injected after the abort at {aborted_at:?}: {injected:?}"
+    );
+    // The breach is visible from 14 s (`over: 2s`); the firing in flight then ends by 16 s.
+    assert!(aborted_at <= Duration::from_secs(16), "{aborted_at:?}");
+    assert!(injected.len() < 10, "{} of 10 firings", injected.len());
+}
+
+/// Records what the engine shows.
+#[derive(Default)]
+struct Recorder {
+    phases: Mutex<Vec<Phase>>,
+    statuses: Mutex<Vec<super::Status>>,
+    finished: Mutex<bool>,
+}
+
+impl super::RunObserver for Recorder {
+    fn event(&self, event: &super::Event) {
+        if let EventKind::PhaseStarted { phase } = event.kind {
+            self.phases.lock().unwrap().push(phase);
+        }
+    }
+    fn status(&self, status: &super::Status) {
+        self.statuses.lock().unwrap().push(status.clone());
+    }
+    fn finished(&self) {
+        *self.finished.lock().unwrap() = true;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_observer_sees_every_phase_a_countdown_and_live_availability() {
+    let rig = Rig::new(false);
+    let recorder = Recorder::default();
+    let mut engine = rig.engine();
+    engine.observer = &recorder;
+    let outcome = engine.run(&Interrupts::default()).await.unwrap();
+    assert_eq!(outcome.verdict, Verdict::Passed, "{:?}", outcome.results);
+    assert_eq!(
+        recorder.phases.lock().unwrap().as_slice(),
+        [
+            Phase::SteadyBefore,
+            Phase::Faults,
+            Phase::Rollback,
+            Phase::Recovery,
+            Phase::SteadyAfter,
+            Phase::Finished
+        ]
+    );
+    let statuses = recorder.statuses.lock().unwrap();
+    let before: Vec<&super::Status> = statuses
+        .iter()
+        .filter(|s| s.phase == Phase::SteadyBefore)
+        .collect();
+    assert!(before.len() >= 5, "about one status per check: {before:?}");
+    assert!(
+        before.windows(2).all(|w| w[1].left <= w[0].left),
+        "the countdown only goes down"
+    );
+    // Live availability, by probe name, while the faults run.
+    let faults: Vec<Option<f64>> = statuses
+        .iter()
+        .filter(|s| s.phase == Phase::Faults)
+        .map(|s| {
+            s.availability
+                .iter()
+                .find(|(p, _)| p == "web")
+                .and_then(|a| a.1)
+        })
+        .collect();
+    assert!(
+        !faults.is_empty() && faults.iter().all(|a| *a == Some(1.0)),
+        "{faults:?}"
+    );
+    assert!(*recorder.finished.lock().unwrap());
 }

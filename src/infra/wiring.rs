@@ -17,6 +17,7 @@ use super::aws::{AwsClients, AwsContext, AwsOptions};
 use super::kube::client::load_config;
 use super::kube::{KubeClient, KubeOptions, ReadinessWatch, ServiceProxyTransport};
 use super::nodes::{DEFAULT_LIST_TIMEOUT, KubeNodes};
+use crate::engine::AbortCheck;
 use crate::fault::aws_undo::AwsUndoer;
 use crate::fault::az_partition::AzPartitionFault;
 use crate::fault::ec2_stop::Ec2StopFault;
@@ -32,7 +33,7 @@ use crate::probe::http::{
     BodyExpectation, ConnectionMode, DirectTransport, DirectTransportConfig, Endpoint,
     Expectations, HttpProbe, HttpProbeConfig, ProbeRequest, StatusExpectation, TlsOptions,
 };
-use crate::probe::prometheus::{PrometheusProbe, PrometheusProbeConfig};
+use crate::probe::prometheus::{AlertAbort, PrometheusProbe, PrometheusProbeConfig};
 use crate::probe::set::{ConditionSource, ProbeSet};
 use crate::spec::probe::{HttpProbeSpec, ServiceAccess, ServiceRef};
 use crate::spec::{ExperimentSpec, FaultKind};
@@ -642,4 +643,40 @@ pub async fn probes(
         }
     }
     Ok(set)
+}
+
+/// Bound on one look at a Prometheus' alerts: the engine checks every second and must not stall
+/// behind a slow server.
+const ALERT_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The external stop conditions of `spec.safety.abortWhen`: one check per `alert` entry.
+///
+/// # Errors
+/// When an alert has no Prometheus URL (neither `url` nor `STEADFAST_PROMETHEUS_URL`) or the URL
+/// is not one.
+pub fn abort_checks(spec: &ExperimentSpec) -> anyhow::Result<Vec<Box<dyn AbortCheck>>> {
+    let mut checks: Vec<Box<dyn AbortCheck>> = Vec::new();
+    for (index, condition) in spec.spec.safety.abort_when.iter().enumerate() {
+        let Some(alert) = &condition.alert else {
+            continue;
+        };
+        let path = format!("spec.safety.abortWhen[{index}].alert");
+        let url = alert
+            .url
+            .clone()
+            .or_else(|| {
+                std::env::var("STEADFAST_PROMETHEUS_URL")
+                    .ok()
+                    .filter(|u| !u.is_empty())
+            })
+            .with_context(|| {
+                format!(
+                    "{path}: no Prometheus URL\nhint: set {path}.url, or STEADFAST_PROMETHEUS_URL"
+                )
+            })?;
+        let check = AlertAbort::new(&url, &alert.name, ALERT_CHECK_TIMEOUT)
+            .with_context(|| format!("{path}.url"))?;
+        checks.push(Box::new(check));
+    }
+    Ok(checks)
 }

@@ -19,6 +19,9 @@ pub enum JournalError {
         #[source]
         source: std::io::Error,
     },
+    /// The mirror could not take the entry.
+    #[error("in-cluster journal: {0}")]
+    Mirror(#[from] super::MirrorError),
 }
 
 /// An open journal, appending and syncing.

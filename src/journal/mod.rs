@@ -2,14 +2,19 @@
 //! run killed at any instant leaves behind exactly what `steadfast rollback` needs.
 //!
 //! The format is JSON lines, append-only. A crash can tear only the last line; readers skip a
-//! torn tail instead of refusing the whole file.
+//! torn tail instead of refusing the whole file. A [`JournalMirror`] can keep a copy in the
+//! cluster, so the pending undo of a run is visible from any machine.
 
 pub mod file;
+pub mod mirror;
+pub mod writer;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use file::{FileJournal, JournalError, default_journal_path, read_entries};
+pub use mirror::{JournalMirror, MirrorError};
+pub use writer::Journal;
 
 use crate::fault::{RollbackOutcome, UndoRecord};
 

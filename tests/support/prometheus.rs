@@ -29,6 +29,8 @@ pub struct PrometheusOptions {
     pub scrape_interval: Duration,
     /// OpenMetrics text (ending with `# EOF`) turned into TSDB blocks before start.
     pub backfill_openmetrics: Option<String>,
+    /// A rule file (YAML) to load, e.g. alerting rules, evaluated every `scrape_interval`.
+    pub rules: Option<String>,
 }
 
 impl Default for PrometheusOptions {
@@ -37,6 +39,7 @@ impl Default for PrometheusOptions {
             scrape_targets: Vec::new(),
             scrape_interval: Duration::from_secs(1),
             backfill_openmetrics: None,
+            rules: None,
         }
     }
 }
@@ -91,8 +94,16 @@ impl PrometheusServer {
         if let Some(text) = &options.backfill_openmetrics {
             backfill(text, dir.path(), &data).await?;
         }
+        let rules = match &options.rules {
+            Some(text) => {
+                let path = dir.path().join("rules.yml");
+                std::fs::write(&path, text)?;
+                Some(path)
+            }
+            None => None,
+        };
         let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, config_yaml(&options))?;
+        std::fs::write(&config, config_yaml(&options, rules.as_deref()))?;
         let port = free_port()?;
         let log = std::fs::File::create(dir.path().join("prometheus.log"))?;
         let child = Command::new(&prometheus)
@@ -176,11 +187,14 @@ async fn backfill(text: &str, dir: &Path, data: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn config_yaml(options: &PrometheusOptions) -> String {
+fn config_yaml(options: &PrometheusOptions, rules: Option<&Path>) -> String {
     let interval = format!("{}ms", options.scrape_interval.as_millis().max(1));
-    let mut yaml = format!(
-        "global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\nscrape_configs:\n"
-    );
+    let mut yaml =
+        format!("global:\n  scrape_interval: {interval}\n  evaluation_interval: {interval}\n");
+    if let Some(rules) = rules {
+        yaml.push_str(&format!("rule_files: ['{}']\n", rules.display()));
+    }
+    yaml.push_str("scrape_configs:\n");
     if !options.scrape_targets.is_empty() {
         let targets = options
             .scrape_targets

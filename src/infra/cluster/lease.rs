@@ -90,6 +90,23 @@ async fn bounded<T>(
     }
 }
 
+impl LeaseLock {
+    /// Who holds the lock now and until when, without taking it: a recovery checks this before
+    /// it undoes records that may belong to a run still going.
+    ///
+    /// # Errors
+    /// When the Lease cannot be read.
+    pub async fn live_holder(&self) -> Result<Option<(String, String)>, LockError> {
+        let lease = timed("read the run lock", self.api.get_opt(LEASE_NAME))
+            .await
+            .map_err(LockError::Store)?;
+        Ok(lease
+            .as_ref()
+            .and_then(live_holder)
+            .map(|(holder, expires)| (holder, expires.to_string())))
+    }
+}
+
 /// The holder and expiry of a live lease, or None when it lapsed or is free.
 fn live_holder(lease: &Lease) -> Option<(String, Timestamp)> {
     let spec = lease.spec.as_ref()?;

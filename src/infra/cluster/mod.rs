@@ -1,10 +1,13 @@
 //! State steadfast keeps in the cluster itself, so every run — a laptop's, a CronJob's, the
-//! scheduler's — sees it: the run lock (a Lease) and the halt switch (a ConfigMap).
+//! scheduler's — sees it: the run lock (a Lease), the halt switch (a ConfigMap) and the copy of
+//! the journal (a ConfigMap).
 
 pub mod halt;
+pub mod journal;
 pub mod lease;
 
 pub use halt::ConfigMapHalt;
+pub use journal::ConfigMapJournal;
 pub use lease::LeaseLock;
 
 /// The namespace steadfast keeps its state in: `STEADFAST_NAMESPACE`, else the pod's own

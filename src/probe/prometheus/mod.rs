@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod alert;
 mod auth;
 mod evaluation;
 mod template;
@@ -38,6 +39,7 @@ use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use prometheus_http_query::{Client, response::Data};
 use tokio_util::sync::CancellationToken;
 
+pub use alert::AlertAbort;
 pub use evaluation::{
     CompareOp, Comparison, EmptyResult, Evaluation, Point, QueryKind, SeriesEvaluation,
 };
