@@ -7,23 +7,16 @@ mod support;
 #[path = "support/world.rs"]
 mod world;
 
-use std::convert::Infallible;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use steadfast::journal::{JournalEntry, pending, read_entries};
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 
-use support::prometheus::{PrometheusOptions, PrometheusServer};
+use support::prometheus::{PrometheusOptions, PrometheusServer, serve_gauge};
 use world::start_world;
 
 const RULES: &str = r#"
@@ -34,28 +27,6 @@ groups:
         expr: steadfast_test_breaker_open > 0
         labels: {severity: page}
 "#;
-
-async fn serve_metrics(listener: TcpListener, value: Arc<AtomicU64>) {
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        while connections.try_join_next().is_some() {}
-        let value = value.clone();
-        let service = service_fn(move |_request: Request<Incoming>| {
-            let body = format!(
-                "# TYPE steadfast_test_breaker_open gauge\nsteadfast_test_breaker_open {}\n",
-                value.load(Ordering::SeqCst)
-            );
-            async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body)))) }
-        });
-        connections.spawn(
-            hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service),
-        );
-    }
-}
 
 /// When the alert was first seen firing through the alerts API, polled every 100 ms.
 async fn firing_since(url: &str, limit: Duration) -> chrono::DateTime<Utc> {
@@ -80,8 +51,12 @@ async fn firing_since(url: &str, limit: Duration) -> chrono::DateTime<Utc> {
 async fn a_firing_alert_aborts_the_run_within_seconds_and_rolls_back() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = listener.local_addr().unwrap();
-    let breaker = Arc::new(AtomicU64::new(0));
-    let server = tokio::spawn(serve_metrics(listener, breaker.clone()));
+    let breaker = Arc::new(AtomicU64::new(0.0_f64.to_bits()));
+    let server = tokio::spawn(serve_gauge(
+        listener,
+        "steadfast_test_breaker_open",
+        breaker.clone(),
+    ));
     let options = PrometheusOptions {
         scrape_targets: vec![target],
         scrape_interval: Duration::from_millis(500),
@@ -126,7 +101,7 @@ async fn a_firing_alert_aborts_the_run_within_seconds_and_rolls_back() {
         "a quiet alert does not abort"
     );
 
-    breaker.store(1, Ordering::SeqCst);
+    breaker.store(1.0_f64.to_bits(), Ordering::SeqCst);
     let flipped = Utc::now();
     let fired = firing_since(&prometheus.url, Duration::from_secs(20)).await;
     let status = tokio::time::timeout(Duration::from_secs(60), child.wait())

@@ -46,27 +46,9 @@ async fn create_group(
         .expect("group created");
 }
 
-async fn members(asg: &aws_sdk_autoscaling::Client, group: &str) -> Vec<String> {
-    let out = asg
-        .describe_auto_scaling_groups()
-        .auto_scaling_group_names(group)
-        .send()
-        .await
-        .expect("described");
-    out.auto_scaling_groups()[0]
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_owned))
-        .collect()
-}
-
-fn spec(yaml: &str) -> AutoscalingProbeSpec {
-    serde_yaml::from_str(yaml).expect("an autoscaling probe")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_group_holds_and_a_shortfall_is_reported() {
-    let Some(moto) = Moto::start() else { return };
+/// A VPC with one subnet in zone a and the launch template `workers`: what every group here
+/// launches from. Returns the Auto Scaling client and the subnet id.
+async fn workers_subnet(moto: &Moto) -> (aws_sdk_autoscaling::Client, String) {
     let config = moto.sdk_config().await;
     let ec2 = aws_sdk_ec2::Client::new(&config);
     let asg = aws_sdk_autoscaling::Client::new(&config);
@@ -103,6 +85,31 @@ async fn a_full_group_holds_and_a_shortfall_is_reported() {
         .send()
         .await
         .unwrap();
+    (asg, subnet)
+}
+
+async fn members(asg: &aws_sdk_autoscaling::Client, group: &str) -> Vec<String> {
+    let out = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(group)
+        .send()
+        .await
+        .expect("described");
+    out.auto_scaling_groups()[0]
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect()
+}
+
+fn spec(yaml: &str) -> AutoscalingProbeSpec {
+    serde_yaml::from_str(yaml).expect("an autoscaling probe")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_group_holds_and_a_shortfall_is_reported() {
+    let Some(moto) = Moto::start() else { return };
+    let (asg, subnet) = workers_subnet(&moto).await;
     create_group(&asg, "workers-a", "workers", &subnet, 3, "platform").await;
     create_group(&asg, "batch", "workers", &subnet, 1, "data").await;
 
@@ -232,42 +239,7 @@ async fn probe_command(moto: &Moto, dir: &std::path::Path) -> std::process::Outp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_command_judges_groups_through_the_run_wiring() {
     let Some(moto) = Moto::start() else { return };
-    let config = moto.sdk_config().await;
-    let ec2 = aws_sdk_ec2::Client::new(&config);
-    let asg = aws_sdk_autoscaling::Client::new(&config);
-    let vpc = ec2
-        .create_vpc()
-        .cidr_block("10.0.0.0/16")
-        .send()
-        .await
-        .unwrap()
-        .vpc()
-        .and_then(|v| v.vpc_id())
-        .unwrap()
-        .to_owned();
-    let subnet = ec2
-        .create_subnet()
-        .vpc_id(&vpc)
-        .cidr_block("10.0.1.0/24")
-        .availability_zone(format!("{REGION}a"))
-        .send()
-        .await
-        .unwrap()
-        .subnet()
-        .and_then(|s| s.subnet_id())
-        .unwrap()
-        .to_owned();
-    ec2.create_launch_template()
-        .launch_template_name("workers")
-        .launch_template_data(
-            RequestLaunchTemplateData::builder()
-                .image_id(AMI)
-                .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let (asg, subnet) = workers_subnet(&moto).await;
     create_group(&asg, "workers-a", "workers", &subnet, 2, "platform").await;
     let dir = tempfile::tempdir().unwrap();
 

@@ -20,7 +20,7 @@ use steadfast::probe::prometheus::{
     CompareOp, Comparison, EmptyResult, Evaluation, PrometheusAuth, PrometheusProbe,
     PrometheusProbeConfig, PrometheusProbeError, SeriesEvaluation,
 };
-use support::prometheus::{PrometheusOptions, PrometheusServer};
+use support::prometheus::{PrometheusOptions, PrometheusServer, serve_gauge};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -196,29 +196,6 @@ async fn instant_and_range_queries_over_backfilled_data() {
     ));
 }
 
-/// Serves `live_gauge <value>` in the Prometheus text format.
-async fn serve_metrics(listener: TcpListener, value: Arc<AtomicU64>) {
-    let mut connections = JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        while connections.try_join_next().is_some() {}
-        let value = value.clone();
-        let service = service_fn(move |_request: Request<Incoming>| {
-            let body = format!(
-                "# TYPE live_gauge gauge\nlive_gauge {}\n",
-                f64::from_bits(value.load(Ordering::SeqCst))
-            );
-            async move { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body)))) }
-        });
-        connections.spawn(
-            hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service),
-        );
-    }
-}
-
 async fn wait_for_value(probe: &PrometheusProbe, value: f64, prometheus: &PrometheusServer) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
     loop {
@@ -244,7 +221,7 @@ async fn instant_probe_follows_live_scraped_metrics() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = listener.local_addr().unwrap();
     let value = Arc::new(AtomicU64::new(42.0_f64.to_bits()));
-    let server = tokio::spawn(serve_metrics(listener, value.clone()));
+    let server = tokio::spawn(serve_gauge(listener, "live_gauge", value.clone()));
     let options = PrometheusOptions {
         scrape_targets: vec![target],
         scrape_interval: Duration::from_millis(500),

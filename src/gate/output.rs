@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::evaluate::{Decision, Status};
+use crate::report::escape::markup as escape;
 
 /// The table and a closing line with the decision.
 pub fn table(decision: &Decision) -> String {
@@ -60,28 +61,13 @@ pub fn table(decision: &Decision) -> String {
     out
 }
 
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t') => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// JUnit XML: one suite for the gate, a test case per check; waived checks are skipped.
 pub fn junit(decision: &Decision) -> String {
     let failures = decision.count(Status::Fail);
     let skipped = decision.count(Status::Waived);
     let total = decision.checks.len();
-    let name = escape(&format!("gate {}", decision.policy));
+    let name = format!("gate {}", decision.policy);
+    let name = escape(&name);
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"steadfast gate\" tests=\"{total}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n  <testsuite name=\"{name}\" tests=\"{total}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\">\n"
     );

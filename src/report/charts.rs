@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use super::escape::html;
+use super::escape::markup;
 
 /// Width of every chart in SVG units (they scale to the page width).
 pub const WIDTH: f64 = 960.0;
@@ -224,7 +224,7 @@ fn open(out: &mut String, class: &str, title: &str, height: f64) {
          <rect x=\"0\" y=\"0\" width=\"{WIDTH}\" height=\"{h}\" fill=\"#ffffff\"/>\
          <text x=\"{LEFT}\" y=\"18\" font-size=\"14\" font-weight=\"600\" fill=\"#222\">{t}</text>",
         h = num(height, 1),
-        t = html(title),
+        t = markup(title),
     );
 }
 
@@ -261,7 +261,7 @@ fn bands(out: &mut String, range: TimeRange, bands: &[Band], top: f64, bottom: f
             bottom - top,
             x1 + 3.0,
             top + 11.0,
-            label = html(&band.label),
+            label = markup(&band.label),
         );
     }
 }
@@ -273,7 +273,7 @@ fn marks(out: &mut String, range: TimeRange, marks: &[Mark], top: f64, bottom: f
             out,
             "<g class=\"{}\"><title>{}</title><line x1=\"{x:.1}\" y1=\"{top:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\" stroke=\"{}\" stroke-width=\"1.5\" stroke-dasharray=\"4 3\"/></g>",
             mark.class,
-            html(&mark.label),
+            markup(&mark.label),
             mark.color
         );
     }
@@ -295,7 +295,7 @@ fn legend(out: &mut String, entries: &[(&str, &str)], top: f64) -> f64 {
              <text x=\"{:.1}\" y=\"{y:.1}\" font-size=\"11\" fill=\"#333\">{}</text></g>",
             y - 9.0,
             x + 16.0,
-            html(name)
+            markup(name)
         );
         x += width;
     }
@@ -389,7 +389,7 @@ pub fn line_chart(chart: &LineChart<'_>) -> String {
                 "<path class=\"series\" d=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"1.8\" stroke-linejoin=\"round\"><title>{}</title></path>",
                 path.trim_start(),
                 series.color,
-                html(&series.name)
+                markup(&series.name)
             );
         }
     }
@@ -453,7 +453,7 @@ pub fn share_chart(chart: &ShareChart<'_>) -> String {
             out,
             "<g class=\"layer\" fill=\"{}\"><title>{}</title>{rects}</g>",
             PALETTE[index % PALETTE.len()],
-            html(name)
+            markup(name)
         );
     }
     bands(&mut out, chart.range, chart.bands, TOP, bottom);
@@ -481,10 +481,10 @@ pub fn timeline(chart: &Timeline<'_>) -> String {
         let _ = write!(
             out,
             "<g class=\"row\"><title>{}</title><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#333\">{}</text></g>",
-            html(&row.label),
+            markup(&row.label),
             LEFT - 6.0,
             middle + 4.0,
-            html(&label)
+            markup(&label)
         );
         for item in &row.items {
             match item {
@@ -500,7 +500,7 @@ pub fn timeline(chart: &Timeline<'_>) -> String {
                         "<rect class=\"span\" x=\"{x1:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"12\" rx=\"2\" fill=\"{color}\"><title>{}</title></rect>",
                         middle - 6.0,
                         (x2 - x1).max(2.0),
-                        html(label)
+                        markup(label)
                     );
                 }
                 Item::Point { at, color, label } => {
@@ -509,7 +509,7 @@ pub fn timeline(chart: &Timeline<'_>) -> String {
                         out,
                         "<path class=\"point\" d=\"M{x:.1},{:.1} l5,6 l-5,6 l-5,-6 z\" fill=\"{color}\"><title>{}</title></path>",
                         middle - 6.0,
-                        html(label)
+                        markup(label)
                     );
                 }
             }

@@ -1,14 +1,14 @@
-//! Escaping for HTML and inline SVG. Every string that reaches the HTML report from a spec, a
-//! cluster or a backend (experiment names, labels, pod names, error messages) goes through here,
-//! so a hostile name cannot inject markup or script.
+//! Escaping for HTML, inline SVG and XML (JUnit). Every string that reaches a markup report from
+//! a spec, a cluster or a backend (experiment names, labels, pod names, error messages) goes
+//! through here, so a hostile name cannot inject markup or script, nor break a JUnit file.
 
 use std::borrow::Cow;
 
-/// Escapes text for HTML/SVG content and quoted attribute values alike.
+/// Escapes text for HTML, SVG and XML content and quoted attribute values alike.
 ///
 /// Control characters other than tab and newline are dropped: they are invalid in XML (inline
 /// SVG) and never meaningful in a report.
-pub fn html(text: &str) -> Cow<'_, str> {
+pub fn markup(text: &str) -> Cow<'_, str> {
     if !text
         .chars()
         .any(|c| matches!(c, '&' | '<' | '>' | '"' | '\'') || is_dropped(c))
@@ -41,14 +41,14 @@ mod tests {
     #[test]
     fn markup_and_quotes_are_escaped() {
         assert_eq!(
-            html("<script>alert('x')</script> & \"q\""),
+            markup("<script>alert('x')</script> & \"q\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
     }
 
     #[test]
     fn plain_text_is_borrowed_and_control_characters_dropped() {
-        assert!(matches!(html("web-a"), Cow::Borrowed("web-a")));
-        assert_eq!(html("a\u{1}b\u{7f}c\nd"), "abc\nd");
+        assert!(matches!(markup("web-a"), Cow::Borrowed("web-a")));
+        assert_eq!(markup("a\u{1}b\u{7f}c\nd"), "abc\nd");
     }
 }

@@ -10,7 +10,7 @@ use super::charts::{
     self, Band, INJECT, Item, LineChart, Mark, PALETTE, ROLLBACK, Row, Series, ShareChart,
     TimeRange, Timeline, Unit,
 };
-use super::escape::html;
+use super::escape::markup;
 use super::model::{ProbeReport, Report};
 
 const STYLE: &str = r#"
@@ -48,9 +48,9 @@ pub fn render(report: &Report) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"generator\" content=\"steadfast {}\">\
          <title>{} — {}</title><style>{STYLE}</style></head><body><main>",
-        html(&report.tool.version),
-        html(&report.experiment.name),
-        html(&report.verdict.outcome),
+        markup(&report.tool.version),
+        markup(&report.experiment.name),
+        markup(&report.verdict.outcome),
     );
     header(&mut out, report);
     verdict_table(&mut out, report);
@@ -69,9 +69,9 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "<footer>steadfast {} · report version {} · spec sha256 <code>{}</code></footer></main></body></html>",
-        html(&report.tool.version),
+        markup(&report.tool.version),
         report.report_version,
-        html(&report.experiment.spec_sha256),
+        markup(&report.experiment.spec_sha256),
     );
     out
 }
@@ -157,17 +157,17 @@ fn header(out: &mut String, report: &Report) {
     let _ = write!(
         out,
         "<header><h1>{}<span class=\"badge {}\" id=\"verdict\">{}</span></h1><p class=\"summary\">{}</p>",
-        html(&report.experiment.name),
+        markup(&report.experiment.name),
         verdict_class(&report.verdict.outcome),
-        html(&report.verdict.outcome),
-        html(&report.verdict.summary),
+        markup(&report.verdict.outcome),
+        markup(&report.verdict.summary),
     );
     if let Some(description) = &report.experiment.description {
-        let _ = write!(out, "<p>{}</p>", html(description));
+        let _ = write!(out, "<p>{}</p>", markup(description));
     }
     out.push_str("<dl class=\"meta\">");
     let mut meta = |key: &str, value: String| {
-        let _ = write!(out, "<dt>{key}</dt><dd>{}</dd>", html(&value));
+        let _ = write!(out, "<dt>{key}</dt><dd>{}</dd>", markup(&value));
     };
     meta("run", report.run.id.clone());
     meta(
@@ -238,12 +238,12 @@ fn verdict_table(out: &mut String, report: &Report) {
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td>\
              <td><span class=\"badge {class}\">{word}</span></td><td>{}</td></tr>",
-            html(&t.name),
-            html(&t.probe),
-            html(&t.window),
-            html(&t.required),
-            html(t.measured.as_deref().unwrap_or("no data")),
-            html(&t.detail),
+            markup(&t.name),
+            markup(&t.probe),
+            markup(&t.window),
+            markup(&t.required),
+            markup(t.measured.as_deref().unwrap_or("no data")),
+            markup(&t.detail),
         );
     }
     if report.targets.is_empty() {
@@ -456,8 +456,8 @@ fn probe_section(
     let _ = write!(
         out,
         "<h2>Probe {} <small>({})</small></h2>",
-        html(&probe.name),
-        html(&probe.kind)
+        markup(&probe.name),
+        markup(&probe.kind)
     );
     window_table(out, probe);
     if probe.series.is_empty() {
@@ -530,7 +530,7 @@ fn probe_section(
             let _ = write!(
                 out,
                 "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}%</td><td class=\"num\">{:.1}%</td><td class=\"num\">{}</td></tr>",
-                html(&b.backend),
+                markup(&b.backend),
                 b.successes,
                 b.share * 100.0,
                 b.expected_share * 100.0,
@@ -570,7 +570,7 @@ fn window_table(out: &mut String, probe: &ProbeReport) {
                 .map_or("–".to_owned(), |l| format!("{:.1} ms", l.p99)),
             w.longest_outage_seconds
                 .map_or("–".to_owned(), |s| format!("{s:.2}s")),
-            html(&failures),
+            markup(&failures),
         );
     }
     out.push_str("</tbody></table>");
@@ -593,8 +593,8 @@ fn faults_section(out: &mut String, report: &Report) {
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{healing}</td></tr>",
-            html(&f.name),
-            html(&f.kind),
+            markup(&f.name),
+            markup(&f.kind),
             f.window.map_or("–".to_owned(), |w| format!(
                 "{:.1}s – {:.1}s",
                 w.start, w.end
@@ -615,12 +615,12 @@ fn faults_section(out: &mut String, report: &Report) {
                 out,
                 "<tr><td class=\"num\">{:.1}s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 t.at,
-                html(&f.name),
-                html(&t.kind),
-                html(&t.name),
-                html(t.node.as_deref().unwrap_or("")),
-                html(t.zone.as_deref().unwrap_or("")),
-                html(&effect),
+                markup(&f.name),
+                markup(&t.kind),
+                markup(&t.name),
+                markup(t.node.as_deref().unwrap_or("")),
+                markup(t.zone.as_deref().unwrap_or("")),
+                markup(&effect),
             );
         }
     }
@@ -642,9 +642,9 @@ fn events_section(out: &mut String, report: &Report) {
             out,
             "<tr><td class=\"num\">{:.1}s</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             e.at,
-            html(&e.event),
-            html(e.fault.as_deref().unwrap_or("")),
-            html(&detail),
+            markup(&e.event),
+            markup(e.fault.as_deref().unwrap_or("")),
+            markup(&detail),
         );
     }
     out.push_str("</tbody></table>");

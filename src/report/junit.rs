@@ -3,24 +3,8 @@
 
 use std::fmt::Write;
 
+use super::escape::markup as escape;
 use super::model::Report;
-
-/// Escapes text for XML attributes and content.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Renders one or more reports as one JUnit document.
 pub fn render(reports: &[&Report]) -> String {

@@ -215,3 +215,38 @@ fn free_port() -> std::io::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
+
+/// Serves one gauge, `NAME VALUE` in the Prometheus text format, for Prometheus to scrape. The
+/// value is an `f64` kept as its bits, so a test changes it while Prometheus scrapes.
+pub async fn serve_gauge(
+    listener: tokio::net::TcpListener,
+    name: &'static str,
+    value: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        while connections.try_join_next().is_some() {}
+        let value = value.clone();
+        let service = service_fn(move |_request: hyper::Request<Incoming>| {
+            let current = f64::from_bits(value.load(std::sync::atomic::Ordering::SeqCst));
+            let body = format!("# TYPE {name} gauge\n{name} {current}\n");
+            async move {
+                Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(
+                    body,
+                ))))
+            }
+        });
+        connections.spawn(
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service),
+        );
+    }
+}
