@@ -1,8 +1,14 @@
 //! Logs go to stderr through tracing, so stdout stays clean for data a pipeline consumes.
+//!
+//! While a progress line is drawn on stderr, each log line is written with the line cleared and
+//! redrawn after it ([`ProgressBar::suspend`]), so neither overwrites the other.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, PoisonError};
 
+use indicatif::ProgressBar;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::cli::{ColorChoice, GlobalArgs};
 
@@ -38,10 +44,48 @@ pub fn init(args: &GlobalArgs) {
     let ansi = use_color(args.color, std::io::stderr().is_terminal());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(StderrBesideProgress)
         .with_ansi(ansi)
         .with_target(false)
         .try_init();
+}
+
+/// The progress line on stderr, if one is drawn.
+static PROGRESS: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Registers the progress line drawn on stderr (None when it is gone), so logs go around it.
+pub fn set_progress(bar: Option<ProgressBar>) {
+    *PROGRESS.lock().unwrap_or_else(PoisonError::into_inner) = bar;
+}
+
+/// Writes to stderr, around the progress line when there is one.
+#[derive(Debug, Clone, Copy)]
+struct StderrBesideProgress;
+
+impl<'a> MakeWriter<'a> for StderrBesideProgress {
+    type Writer = StderrBesideProgress;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        *self
+    }
+}
+
+impl Write for StderrBesideProgress {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // One formatted event arrives as one `write_all`; the clone keeps the lock short.
+        let bar = PROGRESS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 #[cfg(test)]
@@ -61,5 +105,15 @@ mod tests {
         assert!(use_color(ColorChoice::Always, false));
         assert!(!use_color(ColorChoice::Never, true));
         assert!(!use_color(ColorChoice::Auto, false));
+    }
+
+    #[test]
+    fn logs_pass_through_with_and_without_a_progress_line() {
+        let mut writer = StderrBesideProgress.make_writer();
+        assert_eq!(writer.write(b"").unwrap(), 0);
+        set_progress(Some(ProgressBar::hidden()));
+        assert_eq!(writer.write(b"").unwrap(), 0);
+        set_progress(None);
+        assert!(PROGRESS.lock().unwrap().is_none());
     }
 }

@@ -36,6 +36,7 @@ impl TerminalProgress {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.enable_steady_tick(TICK);
+        crate::logging::set_progress(Some(bar.clone()));
         Some(Self { bar })
     }
 }
@@ -58,12 +59,14 @@ impl RunObserver for TerminalProgress {
     }
 
     fn finished(&self) {
+        crate::logging::set_progress(None);
         self.bar.finish_and_clear();
     }
 }
 
 impl Drop for TerminalProgress {
     fn drop(&mut self) {
+        crate::logging::set_progress(None);
         self.bar.finish_and_clear();
     }
 }
