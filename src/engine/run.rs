@@ -463,6 +463,16 @@ impl Engine<'_> {
             );
         }
         let firings = plan_firings(&self.spec.spec.faults);
+        // The phase lasts until every fault's window has passed, instant faults included: their
+        // `for` is the time given to self-healing and measured as "during", not cut short at
+        // the last firing.
+        let windows_end = self
+            .spec
+            .spec
+            .faults
+            .iter()
+            .map(|fault| phase_start + fault.at.get() + fault.for_.get())
+            .max();
         let mut next = 0;
         loop {
             let next_fire = firings.get(next).map(|f| phase_start + f.at);
@@ -471,6 +481,10 @@ impl Engine<'_> {
                 .map(|(at, _)| phase_start + *at)
                 .min();
             let Some(due) = [next_fire, next_rollback].into_iter().flatten().min() else {
+                if let Some(end) = windows_end.filter(|end| *end > self.now()) {
+                    let wait = end.saturating_sub(self.now());
+                    self.wait(wait, interrupts, state).await;
+                }
                 break;
             };
             let wait = due.saturating_sub(self.now());

@@ -595,6 +595,29 @@ async fn late_firings_of_a_slow_fault_still_check_aborts_between_each() {
     assert!(injected.len() < 10, "{} of 10 firings", injected.len());
 }
 
+#[tokio::test(start_paused = true)]
+async fn an_instant_fault_keeps_its_window_open_for_self_healing() {
+    let mut rig = Rig::new(false);
+    // One pod kill at 5 s with `for: 10s` and no `every`: the phase must last the whole window.
+    rig.spec = parse_experiment(
+        "t.yaml",
+        &SPEC.replace(
+            "nodeCordon: {target: {mode: one}}",
+            "podKill: {target: {namespaces: [shop]}}",
+        ),
+    )
+    .unwrap()
+    .0;
+    let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
+    assert_eq!(injected_at(&outcome.events).len(), 1);
+    let during = outcome.windows.during.expect("a during window");
+    let length = during.end.saturating_sub(during.start);
+    assert!(
+        (length.as_secs_f64() - 15.0).abs() < 0.6,
+        "during lasts `at` + `for` = 15 s, not until the firing: {during:?}"
+    );
+}
+
 /// Records what the engine shows.
 #[derive(Default)]
 struct Recorder {
