@@ -29,6 +29,8 @@ pub struct RunningSandbox {
     pub sandbox: Sandbox,
     /// Its directory, removed on drop when it was temporary.
     pub dir: PathBuf,
+    /// The mirror of the linked cloud: it stops when dropped, so it lives as long as this.
+    _cloud: Option<crate::sandbox::cloud::CloudLink>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -57,19 +59,22 @@ pub async fn start(args: &SandboxUpArgs) -> anyhow::Result<RunningSandbox> {
             .ok()
             .filter(|e| !e.is_empty())
     });
+    let mut cloud = None;
     if let Some(endpoint) = endpoint {
-        sandbox
+        let link = sandbox
             .link_cloud(crate::sandbox::cloud::CloudOptions::new(
                 &endpoint,
                 &topology_name(&args.topology),
             ))
             .await
             .with_context(|| format!("cannot link the sandbox to {endpoint}"))?;
+        cloud = Some(link);
     }
     sandbox.wait_ready(READY_TIMEOUT).await?;
     Ok(RunningSandbox {
         sandbox,
         dir: dir.clone(),
+        _cloud: cloud,
         _temp: temp,
     })
 }

@@ -250,3 +250,73 @@ async fn cloud_link_mirrors_instances_and_subnet_acls() {
     link.stop().await;
     run.sandbox.shutdown().await;
 }
+
+/// `steadfast sandbox up --aws-endpoint` keeps mirroring the cloud for as long as it runs, not
+/// only at start: a terminated instance's node leaves the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_up_keeps_its_cloud_link_while_it_runs() {
+    let Some(moto) = moto().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_steadfast"))
+        .args(["sandbox", "up", "--aws-endpoint", &moto.url, "--dir"])
+        .arg(dir.path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    // The ready banner names the kubeconfig; it is printed once the nodes are Ready.
+    let mut lines =
+        tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(child.stdout.take().unwrap()));
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("sandbox ready") {
+                return;
+            }
+        }
+        panic!("sandbox up ended before it was ready");
+    })
+    .await
+    .expect("the sandbox is ready within 60s");
+    let kubeconfig = kube::config::Kubeconfig::read_from(dir.path().join("kubeconfig")).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    let nodes: Api<Node> = Api::all(kube::Client::try_from(config).unwrap());
+    let victim = nodes.list(&ListParams::default()).await.unwrap().items[0].clone();
+    let instance = provider(&victim).rsplit('/').next().unwrap().to_owned();
+    let (_, asg) = clients(&moto.url);
+    asg.terminate_instance_in_auto_scaling_group()
+        .instance_id(&instance)
+        .should_decrement_desired_capacity(false)
+        .send()
+        .await
+        .expect("moto terminates the instance");
+    let name = victim.name_any();
+    eventually(
+        "the terminated instance's node leaves",
+        Duration::from_secs(30),
+        || {
+            let nodes = nodes.clone();
+            let name = name.clone();
+            async move {
+                let list = nodes.list(&ListParams::default()).await.ok()?;
+                list.items
+                    .iter()
+                    .all(|n| n.name_any() != name)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    child.kill().await.unwrap();
+}
