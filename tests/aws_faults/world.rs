@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_autoscaling::types::Tag as GroupTag;
-use aws_sdk_ec2::types::{Filter, RequestLaunchTemplateData, ResourceType, Tag, TagSpecification};
+use aws_sdk_ec2::types::{RequestLaunchTemplateData, ResourceType, Tag, TagSpecification};
 use steadfast::infra::aws::{AwsClients, AwsContext, Ec2};
 use steadfast::infra::nodes::{NodeSource, NodeSourceError};
 use steadfast::plan::Caps;
@@ -244,28 +244,7 @@ impl World {
 
     /// The ACL a subnet is on and the association id.
     pub async fn subnet_acl(&self, subnet_id: &str) -> (String, String) {
-        let out = self
-            .ec2
-            .describe_network_acls()
-            .filters(
-                Filter::builder()
-                    .name("association.subnet-id")
-                    .values(subnet_id)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        let acl = &out.network_acls()[0];
-        let association = acl
-            .associations()
-            .iter()
-            .find(|a| a.subnet_id() == Some(subnet_id))
-            .unwrap();
-        (
-            acl.network_acl_id().unwrap().to_owned(),
-            association.network_acl_association_id().unwrap().to_owned(),
-        )
+        crate::support::moto::subnet_acl(&self.ec2, subnet_id).await
     }
 
     /// Every subnet of the VPC with its ACL.
@@ -279,28 +258,7 @@ impl World {
 
     /// The ids of the ACLs tagged `managed-by=steadfast` in the VPC.
     pub async fn steadfast_acls(&self) -> Vec<String> {
-        let out = self
-            .ec2
-            .describe_network_acls()
-            .filters(
-                Filter::builder()
-                    .name("vpc-id")
-                    .values(&self.vpc_id)
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name("tag:managed-by")
-                    .values("steadfast")
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        out.network_acls()
-            .iter()
-            .filter_map(|a| a.network_acl_id().map(str::to_owned))
-            .collect()
+        crate::support::moto::steadfast_acls(&self.ec2, Some(&self.vpc_id)).await
     }
 }
 

@@ -6,10 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_ec2::types::Filter;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
-use steadfast::infra::aws::{AwsClients, AwsContext, MANAGED_BY_KEY, MANAGED_BY_VALUE};
+use steadfast::infra::aws::{AwsClients, AwsContext};
 use steadfast::infra::kube::{KubeClient, KubeOptions};
 use steadfast::infra::nodes::{DEFAULT_LIST_TIMEOUT, KubeNodes};
 use steadfast::measure::{MeasurementStore, Sample, StoreConfig};
@@ -86,19 +85,7 @@ impl Cloud {
     pub async fn subnet_acls(&self) -> BTreeMap<String, String> {
         let mut acls = BTreeMap::new();
         for subnet in self.link.resources.subnets.values() {
-            let out = self
-                .ec2
-                .describe_network_acls()
-                .filters(
-                    Filter::builder()
-                        .name("association.subnet-id")
-                        .values(subnet)
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-            let acl = out.network_acls()[0].network_acl_id().unwrap().to_owned();
+            let (acl, _) = crate::support::moto::subnet_acl(&self.ec2, subnet).await;
             acls.insert(subnet.clone(), acl);
         }
         acls
@@ -106,28 +93,7 @@ impl Cloud {
 
     /// The network ACLs steadfast created in the sandbox's VPC.
     pub async fn steadfast_acls(&self) -> Vec<String> {
-        let out = self
-            .ec2
-            .describe_network_acls()
-            .filters(
-                Filter::builder()
-                    .name("vpc-id")
-                    .values(&self.link.resources.vpc_id)
-                    .build(),
-            )
-            .filters(
-                Filter::builder()
-                    .name(format!("tag:{MANAGED_BY_KEY}"))
-                    .values(MANAGED_BY_VALUE)
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
-        out.network_acls()
-            .iter()
-            .filter_map(|a| a.network_acl_id().map(str::to_owned))
-            .collect()
+        crate::support::moto::steadfast_acls(&self.ec2, Some(&self.link.resources.vpc_id)).await
     }
 
     /// The ready `shop/web` pods: (zone, node, endpoint reaching that pod's backend alone).

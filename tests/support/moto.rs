@@ -121,3 +121,53 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// The network ACL `subnet` is associated with, and that association's id (which changes at
+/// every replacement).
+pub async fn subnet_acl(ec2: &aws_sdk_ec2::Client, subnet: &str) -> (String, String) {
+    let out = ec2
+        .describe_network_acls()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("association.subnet-id")
+                .values(subnet)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("moto answers");
+    out.network_acls()
+        .iter()
+        .find_map(|acl| {
+            let association = acl
+                .associations()
+                .iter()
+                .find(|a| a.subnet_id() == Some(subnet))?;
+            Some((
+                acl.network_acl_id()?.to_owned(),
+                association.network_acl_association_id()?.to_owned(),
+            ))
+        })
+        .unwrap_or_else(|| panic!("{subnet} is associated with no network ACL"))
+}
+
+/// The ids of the network ACLs tagged as steadfast's, in `vpc` when given.
+pub async fn steadfast_acls(ec2: &aws_sdk_ec2::Client, vpc: Option<&str>) -> Vec<String> {
+    use aws_sdk_ec2::types::Filter;
+    use steadfast::infra::aws::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
+
+    let mut request = ec2.describe_network_acls().filters(
+        Filter::builder()
+            .name(format!("tag:{MANAGED_BY_KEY}"))
+            .values(MANAGED_BY_VALUE)
+            .build(),
+    );
+    if let Some(vpc) = vpc {
+        request = request.filters(Filter::builder().name("vpc-id").values(vpc).build());
+    }
+    let out = request.send().await.expect("moto answers");
+    out.network_acls()
+        .iter()
+        .filter_map(|a| a.network_acl_id().map(str::to_owned))
+        .collect()
+}

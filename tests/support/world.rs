@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::types::Filter;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::Api;
@@ -125,28 +124,7 @@ pub async fn start_world_with(topology: &str, cloud: bool) -> Option<World> {
 
 /// The ACL a subnet is associated with.
 pub async fn acl_of(ec2: &aws_sdk_ec2::Client, subnet: &str) -> String {
-    let found = ec2
-        .describe_network_acls()
-        .filters(
-            Filter::builder()
-                .name("association.subnet-id")
-                .values(subnet)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("moto answers");
-    found
-        .network_acls()
-        .iter()
-        .find(|acl| {
-            acl.associations()
-                .iter()
-                .any(|a| a.subnet_id() == Some(subnet))
-        })
-        .and_then(|acl| acl.network_acl_id())
-        .unwrap_or_default()
-        .to_owned()
+    crate::support::moto::subnet_acl(ec2, subnet).await.0
 }
 
 impl World {
@@ -260,23 +238,8 @@ impl World {
                     damage.push(format!("{subnet} is on {now}, not its original {acl}"));
                 }
             }
-            let ours = cloud
-                .ec2
-                .describe_network_acls()
-                .filters(
-                    Filter::builder()
-                        .name("tag:managed-by")
-                        .values("steadfast")
-                        .build(),
-                )
-                .send()
-                .await
-                .expect("moto answers");
-            for acl in ours.network_acls() {
-                damage.push(format!(
-                    "steadfast ACL {} is left",
-                    acl.network_acl_id().unwrap_or_default()
-                ));
+            for acl in crate::support::moto::steadfast_acls(&cloud.ec2, None).await {
+                damage.push(format!("steadfast ACL {acl} is left"));
             }
         }
         match read_entries(&self.journal()) {
