@@ -72,19 +72,24 @@ impl<'a> MakeWriter<'a> for StderrBesideProgress {
 
 impl Write for StderrBesideProgress {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // One formatted event arrives as one `write_all`; the clone keeps the lock short.
-        let bar = PROGRESS
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        match bar {
-            Some(bar) => bar.suspend(|| std::io::stderr().write(buf)),
-            None => std::io::stderr().write(buf),
-        }
+        write_beside_progress(&mut std::io::stderr(), buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
+    }
+}
+
+/// Writes `buf` to `sink`, with the registered progress line (if any) cleared meanwhile.
+fn write_beside_progress(sink: &mut impl Write, buf: &[u8]) -> std::io::Result<usize> {
+    // One formatted event arrives as one `write_all`; the clone keeps the lock short.
+    let bar = PROGRESS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    match bar {
+        Some(bar) => bar.suspend(|| sink.write(buf)),
+        None => sink.write(buf),
     }
 }
 
@@ -108,12 +113,14 @@ mod tests {
     }
 
     #[test]
-    fn logs_pass_through_with_and_without_a_progress_line() {
-        let mut writer = StderrBesideProgress.make_writer();
-        assert_eq!(writer.write(b"").unwrap(), 0);
+    fn log_lines_arrive_whole_with_and_without_a_progress_line() {
+        let mut sink = Vec::new();
+        let line = b"2026-01-01T00:00:00Z  INFO a log line\n";
+        assert_eq!(write_beside_progress(&mut sink, line).unwrap(), line.len());
         set_progress(Some(ProgressBar::hidden()));
-        assert_eq!(writer.write(b"").unwrap(), 0);
+        assert_eq!(write_beside_progress(&mut sink, line).unwrap(), line.len());
         set_progress(None);
         assert!(PROGRESS.lock().unwrap().is_none());
+        assert_eq!(sink, [&line[..], &line[..]].concat());
     }
 }
