@@ -202,3 +202,84 @@ async fn plan_changes_nothing_a_second_run_is_refused_and_halt_stops_runs() {
     );
     sandbox.shutdown().await;
 }
+
+/// Two real `run`s on one sandbox: while the first holds the lock, the second is refused with
+/// exit 2, naming the first's identity (its pid), and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_concurrent_run_is_refused_with_the_first_runs_identity() {
+    use k8s_openapi::api::coordination::v1::Lease;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = sandbox(dir.path()).await;
+    let kubeconfig = sandbox.kubeconfig_path().to_owned();
+    // Separate local journals and no cluster copy: the lock alone must refuse the second run.
+    let start = |journal: &str| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_steadfast"));
+        command
+            .args(["run", "experiments/demo.yaml", "--no-cluster-journal"])
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("NO_COLOR", "1")
+            .env("STEADFAST_JOURNAL", dir.path().join(journal))
+            .env("STEADFAST_NAMESPACE", "default")
+            .env("STEADFAST_REPORTS_DIR", dir.path().join("reports"))
+            .kill_on_drop(true);
+        command
+    };
+    let first = start("first.jsonl").spawn().expect("the binary runs");
+    let first_pid = first.id().expect("the first run is alive");
+    let leases: kube::Api<Lease> =
+        kube::Api::namespaced(sandbox_client(&kubeconfig).await, "default");
+    let mark = format!("pid {first_pid})");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let held = leases
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .any(|lease| {
+                lease
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.holder_identity.as_deref())
+                    .is_some_and(|holder| holder.contains(&mark))
+            });
+        if held {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first run took the lock within 30s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let second = tokio::time::timeout(Duration::from_secs(30), start("second.jsonl").output())
+        .await
+        .expect("the second run ends at once")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&mark), "the first run is named: {stderr}");
+    assert!(
+        !dir.path().join("second.jsonl").exists()
+            || steadfast::journal::read_entries(&dir.path().join("second.jsonl"))
+                .unwrap()
+                .is_empty(),
+        "the refused run journaled nothing"
+    );
+
+    // The first run goes on to its verdict.
+    let first = tokio::time::timeout(Duration::from_secs(120), first.wait_with_output())
+        .await
+        .expect("the first run finishes")
+        .unwrap();
+    assert!(
+        matches!(first.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+}
