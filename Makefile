@@ -29,7 +29,9 @@ fmt-check:
 lint:
 	$(CARGO) clippy $(LOCKED) --all-targets -- -D warnings
 
-## test: every unit, integration and doc test (tests needing a cluster are ignored)
+## test: every unit, integration and doc test (tests needing a cluster are ignored); a test
+## whose tool (moto, Prometheus, Chromium...) is missing fails (STEADFAST_REQUIRE_TOOLS=0 to skip)
+test: export STEADFAST_REQUIRE_TOOLS ?= 1
 test:
 	$(CARGO) test $(LOCKED) --no-fail-fast -- $(TEST_ARGS)
 
