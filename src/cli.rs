@@ -224,6 +224,10 @@ pub struct RunArgs {
     /// state namespace.
     #[arg(long)]
     pub no_cluster_journal: bool,
+    /// How long to keep retrying an undo record that fails (jittered exponential backoff)
+    /// before leaving it pending, e.g. `5m`.
+    #[arg(long, default_value = "2m", value_name = "DURATION")]
+    pub undo_deadline: humantime::Duration,
     /// Push the run's metrics (verdict, availability, outages, recovery) to this Pushgateway.
     #[arg(
         long,
@@ -310,6 +314,10 @@ pub struct RollbackArgs {
     /// Do not read or update the cluster's copy of the journal.
     #[arg(long)]
     pub no_cluster_journal: bool,
+    /// How long to keep retrying an undo record that fails (jittered exponential backoff)
+    /// before leaving it pending, e.g. `5m`.
+    #[arg(long, default_value = "2m", value_name = "DURATION")]
+    pub undo_deadline: humantime::Duration,
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterFlags,

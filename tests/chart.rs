@@ -8,7 +8,7 @@
 //! suspends everything, and that RBAC is granted from the single rules list.
 //!
 //! The tools live in the project's `.venv` (`scripts/setup`); without it the tests say so on
-//! stderr and return.
+//! stderr and return, or fail under CI (`support/tools.rs`).
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -17,6 +17,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+#[path = "support/tools.rs"]
+#[allow(dead_code)]
+mod tools;
 
 const CHART: &str = "charts/steadfast";
 const THREE_EXPERIMENTS: &str = "charts/steadfast/ci/three-experiments-values.yaml";
@@ -42,26 +46,13 @@ struct Outcome {
 }
 
 impl Checker {
-    /// The checker, or `None` (after saying why on stderr) when the tools are not installed.
-    fn find(test: &str) -> Option<Checker> {
-        let python = repo().join(".venv/bin/python");
-        if !python.exists() {
-            skip(test, &format!("{} is missing", python.display()));
-            return None;
-        }
-        let importable = Command::new(&python)
-            .args(["-c", "import helm_python, kubernetes_validate, yaml"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !importable {
-            skip(
-                test,
-                "helm-python-sdk or kubernetes-validate is not installed in .venv",
-            );
-            return None;
-        }
+    /// The checker, or `None` (after saying why on stderr) when the tools are not installed;
+    /// a failure instead when tools are required (`support/tools.rs`).
+    fn find() -> Option<Checker> {
+        let python = tools::require_venv_python(
+            "helm-python-sdk and kubernetes-validate",
+            &["helm_python", "kubernetes_validate", "yaml"],
+        )?;
         Some(Checker { python })
     }
 
@@ -125,16 +116,6 @@ impl Checker {
             .expect("error message")
             .to_owned()
     }
-}
-
-/// Says that a test did not run. Written to the stderr descriptor itself: the test harness
-/// captures `eprintln!` of passing tests, and a skip must show in every run's log.
-fn skip(test: &str, why: &str) {
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "SKIPPED {test}: {why}; run scripts/setup"
-    );
 }
 
 fn read_from_start(mut file: File) -> String {
@@ -286,7 +267,7 @@ fn env_value<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
 
 #[test]
 fn chart_lints_clean_in_strict_mode() {
-    let Some(checker) = Checker::find("chart_lints_clean_in_strict_mode") else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     for values in [None, Some(THREE_EXPERIMENTS)] {
@@ -317,8 +298,7 @@ fn chart_lints_clean_in_strict_mode() {
 
 #[test]
 fn default_values_render_valid_manifests_and_schedule_nothing() {
-    let Some(checker) = Checker::find("default_values_render_valid_manifests_and_schedule_nothing")
-    else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     let rendered = checker.render(&[]);
@@ -339,8 +319,7 @@ fn default_values_render_valid_manifests_and_schedule_nothing() {
 
 #[test]
 fn three_experiments_become_matching_cronjobs_and_configmaps() {
-    let Some(checker) = Checker::find("three_experiments_become_matching_cronjobs_and_configmaps")
-    else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     let rendered = checker.render(&["-f", THREE_EXPERIMENTS]);
@@ -538,7 +517,7 @@ fn three_experiments_become_matching_cronjobs_and_configmaps() {
 
 #[test]
 fn halt_suspends_every_cronjob() {
-    let Some(checker) = Checker::find("halt_suspends_every_cronjob") else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     let running = checker.render(&["-f", THREE_EXPERIMENTS]);
@@ -572,9 +551,7 @@ fn halt_suspends_every_cronjob() {
 
 #[test]
 fn cluster_scope_grants_the_rules_file_through_one_cluster_role() {
-    let Some(checker) =
-        Checker::find("cluster_scope_grants_the_rules_file_through_one_cluster_role")
-    else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     let rendered = checker.render(&[]);
@@ -595,9 +572,7 @@ fn cluster_scope_grants_the_rules_file_through_one_cluster_role() {
 
 #[test]
 fn namespaced_scope_grants_namespaced_rules_in_each_target_namespace() {
-    let Some(checker) =
-        Checker::find("namespaced_scope_grants_namespaced_rules_in_each_target_namespace")
-    else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     let rendered = checker.render(&[
@@ -640,7 +615,7 @@ fn namespaced_scope_grants_namespaced_rules_in_each_target_namespace() {
 
 #[test]
 fn deadline_shorter_than_the_experiment_is_refused() {
-    let Some(checker) = Checker::find("deadline_shorter_than_the_experiment_is_refused") else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     let experiment = json!({
@@ -666,9 +641,7 @@ fn deadline_shorter_than_the_experiment_is_refused() {
 
 #[test]
 fn values_schema_refuses_unknown_keys_and_bad_experiment_names() {
-    let Some(checker) =
-        Checker::find("values_schema_refuses_unknown_keys_and_bad_experiment_names")
-    else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     let message = checker.render_error(&["--set", "halted=true"]);
@@ -685,7 +658,7 @@ fn values_schema_refuses_unknown_keys_and_bad_experiment_names() {
 
 #[test]
 fn plain_manifests_are_valid_and_grant_the_chart_rules() {
-    let Some(checker) = Checker::find("plain_manifests_are_valid_and_grant_the_chart_rules") else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     let dir = repo().join("deploy/manifests");
@@ -754,7 +727,7 @@ fn plain_manifests_are_valid_and_grant_the_chart_rules() {
 #[test]
 fn checker_reports_invalid_manifests() {
     // Guards the guard: a manifest with an unknown field must come back invalid.
-    let Some(checker) = Checker::find("checker_reports_invalid_manifests") else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
@@ -900,7 +873,7 @@ fn assert_same_accesses(what: &str, granted: &BTreeSet<steadfast::infra::kube::a
 /// nothing missing, nothing extra.
 #[test]
 fn rendered_rbac_rules_equal_the_rules_the_code_uses() {
-    let Some(checker) = Checker::find("rendered_rbac_rules_equal_the_rules_the_code_uses") else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     let cluster = checker.render(&[]);
@@ -951,8 +924,7 @@ const SCHEDULER_VALUES: &str = "charts/steadfast/ci/scheduler-values.yaml";
 /// schedule flags from values; it lints clean and validates; `halt` scales it to zero.
 #[test]
 fn scheduler_mode_renders_one_deployment_instead_of_cronjobs() {
-    let Some(checker) = Checker::find("scheduler_mode_renders_one_deployment_instead_of_cronjobs")
-    else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     let lint = checker.run(&["lint", CHART, "-f", SCHEDULER_VALUES]);
@@ -1037,7 +1009,7 @@ fn scheduler_mode_renders_one_deployment_instead_of_cronjobs() {
 /// In scheduler mode a schedule set in values (which only CronJobs can use) is refused by name.
 #[test]
 fn scheduler_mode_refuses_schedules_set_only_in_values() {
-    let Some(checker) = Checker::find("scheduler_mode_refuses_schedules_set_only_in_values") else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     let message =
@@ -1050,7 +1022,7 @@ fn scheduler_mode_refuses_schedules_set_only_in_values() {
 /// pod's /tmp, so undo records of a run killed mid-rollback outlive the pod.
 #[test]
 fn cronjob_journals_live_on_the_state_volume() {
-    let Some(checker) = Checker::find("cronjob_journals_live_on_the_state_volume") else {
+    let Some(checker) = Checker::find() else {
         return;
     };
     let rendered = checker.render(&["-f", THREE_EXPERIMENTS]);

@@ -81,8 +81,29 @@ async fn run_and_kill(world: &World, journal: &Path, namespace: &str) {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Give the mirror write and the cordon a moment, then die without rolling back.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The local journal is written first; wait until the cluster's copy holds the same pending
+    // record and the cordon it guards is in place, then die without rolling back.
+    let mirror = ConfigMapJournal::new(world.kube.clone(), namespace);
+    let ids = |records: Vec<UndoRecord>| records.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    loop {
+        let local = ids(pending(&read_entries(journal).unwrap()));
+        let mirrored = match mirror.entries().await {
+            Ok(entries) => ids(pending(&entries)),
+            Err(_) => Vec::new(),
+        };
+        if mirrored == local && cordoned(&world.kube).await == 1 {
+            break;
+        }
+        if Instant::now() >= deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.start_kill();
+            let output = child.wait_with_output().await.unwrap();
+            panic!(
+                "the cordon was never mirrored and applied (local {local:?}, cluster {mirrored:?}):\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     child.start_kill().unwrap();
     child.wait().await.unwrap();
     // The killed run's lease would lapse after its TTL (60 s); end it now instead of waiting.

@@ -7,6 +7,10 @@ use std::process::{Command, Output};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
+#[path = "support/tools.rs"]
+#[allow(dead_code)]
+mod tools;
+
 /// A target as a report shows it: name, measure, passed, value.
 type Target<'a> = (&'a str, &'a str, bool, f64);
 
@@ -467,13 +471,11 @@ fn the_shipped_release_gate_policy_judges_the_shipped_suite() {
 }
 
 /// Reads a JUnit file with PyPI's junitparser and checks its cases, failures and skipped counts
-/// (skips loudly without the .venv).
+/// (skips loudly without junitparser, fails when tools are required).
 fn junitparser_counts(path: &Path, tests: usize, failures: usize, skipped: usize) {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    if !python.is_file() {
-        eprintln!("\n!!! SKIPPED junitparser check: no .venv (run scripts/setup) !!!\n");
+    let Some(python) = tools::require_venv_python("junitparser", &["junitparser"]) else {
         return;
-    }
+    };
     const SCRIPT: &str = r#"
 import sys
 from junitparser import JUnitXml, Failure, Skipped

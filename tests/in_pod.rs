@@ -40,11 +40,10 @@ fn openssl(args: &[&str], dir: &Path) {
     );
 }
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`.
+/// A CA and a server certificate for 127.0.0.1 signed by it, in `dir`; `None` (after saying
+/// so, or a failure when tools are required) without openssl.
 fn certificates(dir: &Path) -> Option<SandboxTls> {
-    if Command::new("openssl").arg("version").output().is_err() {
-        return None;
-    }
+    support::tools::require_tool("openssl")?;
     let ec = [
         "-newkey",
         "ec",
@@ -162,10 +161,6 @@ impl Drop for ServiceAccountFiles {
 async fn the_sandbox_serves_tls_and_refuses_requests_without_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let Some(tls) = certificates(dir.path()) else {
-        skip(
-            "the_sandbox_serves_tls_and_refuses_requests_without_the_token",
-            "openssl is not installed",
-        );
         return;
     };
     let sandbox = secure_sandbox(dir.path(), tls).await;
@@ -203,7 +198,6 @@ async fn run_in_a_pod_uses_the_service_account_and_runs_an_experiment() {
     const TEST: &str = "run_in_a_pod_uses_the_service_account_and_runs_an_experiment";
     let dir = tempfile::tempdir().unwrap();
     let Some(tls) = certificates(dir.path()) else {
-        skip(TEST, "openssl is not installed");
         return;
     };
     let ca = tls.ca.clone();

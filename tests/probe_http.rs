@@ -27,6 +27,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+#[path = "support/tools.rs"]
+#[allow(dead_code)]
+mod tools;
+
 // ---------------------------------------------------------------------------------------------
 // Tests
 
@@ -486,22 +490,18 @@ async fn per_endpoint_probing_tags_samples_with_the_endpoint() {
 // TLS
 
 /// A CA and a leaf certificate for 127.0.0.1 made with the `openssl` CLI; `None` (after a loud
-/// message) when it is not installed.
+/// message, or a failure when tools are required) when it is not installed.
 fn make_certificates(dir: &std::path::Path) -> Option<()> {
+    let binary = tools::require_tool("openssl")?;
     let openssl = |args: &[&str]| {
-        let status = std::process::Command::new("openssl")
+        let status = std::process::Command::new(&binary)
             .args(args)
             .current_dir(dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
-            .status();
-        match status {
-            Ok(status) => {
-                assert!(status.success(), "openssl {args:?} failed");
-                Some(())
-            }
-            Err(_) => None,
-        }
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?} failed");
     };
     let ec = [
         "-newkey",
@@ -522,12 +522,9 @@ fn make_certificates(dir: &std::path::Path) -> Option<()> {
         &ec[..],
     ]
     .concat();
-    let Some(()) = openssl(&[&ca[..], &["-keyout", "ca.key", "-out", "ca.pem"]].concat()) else {
-        eprintln!("\n!!! SKIPPED: openssl not found; TLS test did not run !!!\n");
-        return None;
-    };
+    openssl(&[&ca[..], &["-keyout", "ca.key", "-out", "ca.pem"]].concat());
     let leaf = [&["req", "-subj", "/CN=localhost"][..], &ec[..]].concat();
-    openssl(&[&leaf[..], &["-keyout", "leaf.key", "-out", "leaf.csr"]].concat())?;
+    openssl(&[&leaf[..], &["-keyout", "leaf.key", "-out", "leaf.csr"]].concat());
     std::fs::write(
         dir.join("leaf.ext"),
         "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
@@ -549,7 +546,8 @@ fn make_certificates(dir: &std::path::Path) -> Option<()> {
         "leaf.pem",
         "-extfile",
         "leaf.ext",
-    ])
+    ]);
+    Some(())
 }
 
 async fn serve_tls(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor) {

@@ -14,6 +14,10 @@ use steadfast::report::{ProbeData, ReportInput, build_report, json, junit, markd
 use steadfast::spec::parse_experiment;
 use steadfast::verdict::{Evidence, RunWindows, TimeWindow, Verdict, evaluate};
 
+#[path = "support/tools.rs"]
+#[allow(dead_code)]
+mod tools;
+
 const SPEC: &str = r#"
 apiVersion: steadfast.dev/v1alpha1
 kind: Experiment
@@ -270,19 +274,11 @@ fn run_bounded(command: &mut std::process::Command, limit: Duration) -> std::pro
     }
 }
 
-fn skip(test: &str, why: &str) {
-    eprintln!("\n!!! SKIPPED {test}: {why}; this test did not run !!!\n");
-}
-
 #[test]
 fn junit_xml_reads_back_in_junitparser_with_the_right_counts() {
-    let python = manifest().join(".venv/bin/python");
-    if !python.is_file() {
-        return skip(
-            "junit_xml_reads_back_in_junitparser_with_the_right_counts",
-            "no .venv with junitparser (run scripts/setup)",
-        );
-    }
+    let Some(python) = tools::require_venv_python("junitparser", &["junitparser"]) else {
+        return;
+    };
     let failed = sample_report();
     let mut aborted = failed.clone();
     aborted.experiment.name = "aborted-run".into();
@@ -423,11 +419,8 @@ fn png_size(bytes: &[u8]) -> (u32, u32) {
 
 #[test]
 fn the_html_report_renders_its_charts_in_headless_chromium() {
-    let Some(binary) = chromium() else {
-        return skip(
-            "the_html_report_renders_its_charts_in_headless_chromium",
-            "chromium not found (set CHROMIUM_BIN or install the Debian package `chromium`)",
-        );
+    let Some(binary) = tools::require("chromium (or set CHROMIUM_BIN)", chromium()) else {
+        return;
     };
     let report = sample_report();
     let dir = tempfile::tempdir().unwrap();
@@ -667,10 +660,9 @@ fn the_metrics_textfile_is_written_atomically_and_parses() {
     let text = std::fs::read_to_string(collector.join("steadfast-report-test.prom")).unwrap();
     assert_metrics_match(&report, &samples(&text, "steadfast_experiment_"));
 
-    let promtool = std::path::Path::new("/usr/bin/promtool");
-    if promtool.is_file() {
+    if let Some(promtool) = tools::require_tool("promtool") {
         let output = run_bounded(
-            std::process::Command::new(promtool)
+            std::process::Command::new(&promtool)
                 .args(["check", "metrics"])
                 .stdin(std::fs::File::open(collector.join("steadfast-report-test.prom")).unwrap()),
             Duration::from_secs(60),
@@ -681,8 +673,6 @@ fn the_metrics_textfile_is_written_atomically_and_parses() {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-    } else {
-        skip("promtool check of the textfile", "promtool not installed");
     }
 }
 
@@ -721,17 +711,14 @@ impl Drop for Pushgateway {
 
 /// Starts `prometheus-pushgateway` on a free loopback port and waits until it is ready; `None`
 /// (after a loud message) when it is not installed.
-fn start_pushgateway(test: &str, dir: &Path) -> Option<Pushgateway> {
-    let binary = std::env::var_os("PUSHGATEWAY_BIN")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| "/usr/bin/prometheus-pushgateway".into());
-    if !binary.is_file() {
-        skip(
-            test,
-            "prometheus-pushgateway not found (set PUSHGATEWAY_BIN or install the Debian package)",
-        );
-        return None;
-    }
+fn start_pushgateway(dir: &Path) -> Option<Pushgateway> {
+    let binary = match std::env::var_os("PUSHGATEWAY_BIN") {
+        Some(path) => tools::require(
+            "prometheus-pushgateway (PUSHGATEWAY_BIN)",
+            Some(std::path::PathBuf::from(path)).filter(|p| p.is_file()),
+        )?,
+        None => tools::require_tool("prometheus-pushgateway")?,
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -765,10 +752,7 @@ fn start_pushgateway(test: &str, dir: &Path) -> Option<Pushgateway> {
 #[test]
 fn metrics_pushed_to_a_real_pushgateway_read_back_from_its_metrics_page() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(gateway) = start_pushgateway(
-        "metrics_pushed_to_a_real_pushgateway_read_back_from_its_metrics_page",
-        dir.path(),
-    ) else {
+    let Some(gateway) = start_pushgateway(dir.path()) else {
         return;
     };
     let report = sample_report();
@@ -833,10 +817,7 @@ fn metrics_pushed_to_a_real_pushgateway_read_back_from_its_metrics_page() {
 #[test]
 fn a_sandbox_run_pushes_its_metrics_and_writes_its_textfile() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(gateway) = start_pushgateway(
-        "a_sandbox_run_pushes_its_metrics_and_writes_its_textfile",
-        dir.path(),
-    ) else {
+    let Some(gateway) = start_pushgateway(dir.path()) else {
         return;
     };
     let reports = dir.path().join("reports");

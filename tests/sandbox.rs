@@ -4,6 +4,9 @@
 
 #[path = "sandbox/support.rs"]
 mod support;
+#[path = "support/tools.rs"]
+#[allow(dead_code)]
+mod tools;
 
 #[path = "sandbox/api.rs"]
 mod api;

@@ -489,8 +489,10 @@ async fn healthz_and_metrics_are_served_over_http() {
     let (status, _) = get(addr, "/nothing").await;
     assert!(status.contains(" 404 "), "{status}");
 
-    // Prometheus's own checker accepts the exposition (when installed).
-    if let Some(promtool) = support::prometheus::promtool_binary() {
+    // Prometheus's own checker accepts the exposition (when installed; required in CI).
+    if let Some(promtool) =
+        support::tools::require("promtool", support::prometheus::promtool_binary())
+    {
         let mut child = tokio::process::Command::new(promtool)
             .args(["check", "metrics"])
             .stdin(std::process::Stdio::piped())

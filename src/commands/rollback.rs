@@ -3,150 +3,70 @@
 //! with `--from-cluster` (the machine that ran the experiment may be gone) and kept up to date
 //! either way, so the next run does not find the records pending.
 
-use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::path::Path;
-
-use chrono::Utc;
 
 use crate::cli::RollbackArgs;
 use crate::exit::ExitStatus;
-use crate::fault::{RollbackOutcome, UndoRecord, Undoer};
+use crate::fault::{RollbackOutcome, UndoRecord};
 use crate::infra::aws::{AwsClients, AwsOptions};
 use crate::infra::cluster::{ConfigMapJournal, LeaseLock, state_namespace};
 use crate::infra::wiring::CompositeUndoer;
 use crate::journal::{
-    FileJournal, Journal, JournalEntry, JournalMirror, default_journal_path, pending, read_entries,
+    FileJournal, Journal, JournalMirror, RetryPolicy, UndoApplier, UndoReport,
+    default_journal_path, pending, pending_records, read_entries, settle,
 };
-
-/// Undo records pending somewhere, each once.
-#[derive(Debug, Default)]
-pub struct Pending {
-    /// In the order written: the local journal's first, then the cluster's that are not local.
-    pub records: Vec<UndoRecord>,
-    /// How many are pending in the local journal.
-    pub local: usize,
-    /// How many are pending in the cluster's copy (and not settled locally).
-    pub cluster: usize,
-    /// `rolledBack` entries of the local journal for records the cluster's copy still holds
-    /// pending: a run killed between its two writes. Appending them to the copy settles it.
-    pub settled: Vec<JournalEntry>,
-}
-
-/// What is pending in the local journal at `path` and, when given, in `mirror`. The mirror's
-/// pending records join `records` only with `include_mirror`: another machine's run may still
-/// be going, so its records are applied only when asked.
-///
-/// # Errors
-/// When either cannot be read.
-pub async fn pending_records(
-    path: &Path,
-    mirror: Option<&dyn JournalMirror>,
-    include_mirror: bool,
-) -> anyhow::Result<Pending> {
-    let entries = read_entries(path)?;
-    let mut records = pending(&entries);
-    let local = records.len();
-    let done: HashMap<&str, &JournalEntry> = entries
-        .iter()
-        .filter_map(|e| match e {
-            JournalEntry::RolledBack { id, .. } => Some((id.as_str(), e)),
-            _ => None,
-        })
-        .collect();
-    let mut cluster = 0;
-    let mut settled = Vec::new();
-    if let Some(mirror) = mirror {
-        let known: HashSet<String> = records.iter().map(|r| r.id.clone()).collect();
-        for record in pending(&mirror.entries().await?) {
-            if let Some(entry) = done.get(record.id.as_str()) {
-                settled.push((*entry).clone());
-                continue;
-            }
-            cluster += 1;
-            if include_mirror && !known.contains(&record.id) {
-                records.push(record);
-            }
-        }
-    }
-    Ok(Pending {
-        records,
-        local,
-        cluster,
-        settled,
-    })
-}
-
-/// Appends `settled` to the mirror, so it no longer shows records the local journal has
-/// rolled back; failures are reported, not fatal (the next run or rollback tries again).
-pub async fn settle(mirror: &dyn JournalMirror, settled: &[JournalEntry]) {
-    for entry in settled {
-        if let Err(err) = mirror.append(entry).await {
-            tracing::warn!(%err, "could not update the cluster's copy of the journal");
-            return;
-        }
-    }
-}
 
 /// The cluster's copy of the journal in the state namespace.
 pub fn cluster_mirror(client: kube::Client) -> ConfigMapJournal {
     ConfigMapJournal::new(client, &state_namespace())
 }
 
-/// Applies `records` in reverse order of writing; true when every one was applied. A record
-/// that was applied but could not be journaled is reported and counts as applied: applying it
-/// again later finds it restored.
+/// Applies `records` newest first with the shared [`UndoApplier`], printing a line per record;
+/// true when every one is undone. A record that was applied but could not be journaled is
+/// reported and counts as applied: applying it again later finds it restored.
 ///
 /// # Errors
 /// When output fails.
 pub async fn apply(
     records: &[UndoRecord],
-    undoer: &dyn Undoer,
-    journal: &Journal,
+    applier: &UndoApplier<'_>,
     out: &mut dyn Write,
-) -> anyhow::Result<bool> {
-    let mut complete = true;
-    for record in records.iter().rev() {
-        let entry = match undoer.undo(record).await {
-            Ok(outcome) => {
-                let detail = match &outcome {
-                    RollbackOutcome::Restored { detail } => format!("restored: {detail}"),
-                    RollbackOutcome::AlreadyRestored { detail } => {
-                        format!("already restored: {detail}")
-                    }
-                };
-                writeln!(
-                    out,
-                    "{} ({}): {detail}",
-                    record.id,
-                    record.action.describe()
-                )?;
-                JournalEntry::RolledBack {
-                    id: record.id.clone(),
-                    outcome,
-                    at: Utc::now(),
-                }
+) -> std::io::Result<bool> {
+    let mut written = Ok(());
+    let complete = applier
+        .apply_all(records, |record, report| {
+            if written.is_ok() {
+                written = print_report(out, record, report);
             }
-            Err(err) => {
-                complete = false;
-                writeln!(
-                    out,
-                    "{} ({}): FAILED: {err}",
-                    record.id,
-                    record.action.describe()
-                )?;
-                JournalEntry::RollbackFailed {
-                    id: record.id.clone(),
-                    error: err.to_string(),
-                    at: Utc::now(),
-                }
-            }
-        };
-        if let Err(err) = journal.append(&entry).await {
-            writeln!(out, "{}: could not journal this: {err}", record.id)?;
-        }
+        })
+        .await;
+    written.map(|()| complete)
+}
+
+fn print_report(
+    out: &mut dyn Write,
+    record: &UndoRecord,
+    report: &UndoReport,
+) -> std::io::Result<()> {
+    let detail = match &report.result {
+        Ok(RollbackOutcome::Restored { detail }) => format!("restored: {detail}"),
+        Ok(RollbackOutcome::AlreadyRestored { detail }) => format!("already restored: {detail}"),
+        Err(error) => format!("FAILED: {error}"),
+    };
+    let tries = match report.attempts {
+        1 => String::new(),
+        n => format!(" (after {n} attempts)"),
+    };
+    writeln!(
+        out,
+        "{} ({}): {detail}{tries}",
+        record.id,
+        record.action.describe()
+    )?;
+    if let Some(err) = &report.unjournaled {
+        writeln!(out, "{}: could not journal this: {err}", record.id)?;
     }
-    Ok(complete)
+    Ok(())
 }
 
 /// Replays the journal.
@@ -211,7 +131,9 @@ pub async fn run(args: &RollbackArgs, out: &mut dyn Write) -> anyhow::Result<Exi
                 "{} pending undo record(s) ({origin})",
                 found.records.len()
             )?;
-            complete = apply(&found.records, &undoer, &journal, out).await?;
+            let policy = RetryPolicy::within(args.undo_deadline.into());
+            let applier = UndoApplier::new(&undoer, &journal, policy);
+            complete = apply(&found.records, &applier, out).await?;
         }
     }
     if let Some(region) = &args.sweep_region {
@@ -228,77 +150,46 @@ pub async fn run(args: &RollbackArgs, out: &mut dyn Write) -> anyhow::Result<Exi
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
-    use async_trait::async_trait;
-
     use super::*;
-    use crate::fault::UndoAction;
-    use crate::journal::MirrorError;
+    use crate::journal::DEFAULT_UNDO_DEADLINE;
+    use crate::journal::rollback::tests::FlakyUndoer;
 
-    #[derive(Default)]
-    struct MemoryMirror(Mutex<Vec<JournalEntry>>);
-
-    #[async_trait]
-    impl JournalMirror for MemoryMirror {
-        fn place(&self) -> String {
-            "memory".into()
-        }
-        async fn append(&self, entry: &JournalEntry) -> Result<(), MirrorError> {
-            self.0.lock().unwrap().push(entry.clone());
-            Ok(())
-        }
-        async fn entries(&self) -> Result<Vec<JournalEntry>, MirrorError> {
-            Ok(self.0.lock().unwrap().clone())
-        }
-    }
-
-    fn undo(id: &str) -> JournalEntry {
-        JournalEntry::Undo(UndoRecord {
-            id: id.into(),
-            run_id: "r".into(),
-            fault: "cordon".into(),
-            action: UndoAction::Uncordon {
-                node: "node-1".into(),
-            },
-            created_at: Utc::now(),
-        })
-    }
-
-    #[tokio::test]
-    async fn a_record_rolled_back_locally_but_not_in_the_cluster_is_settled_not_reapplied() {
+    #[tokio::test(start_paused = true)]
+    async fn rollback_retries_an_undo_whose_first_attempts_fail_as_the_engine_does() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
         let file = FileJournal::open(&path).unwrap();
-        file.append(&undo("mine")).unwrap();
-        // Killed after the local `rolledBack` line, before the cluster's.
-        file.append(&JournalEntry::RolledBack {
-            id: "mine".into(),
-            outcome: RollbackOutcome::Restored {
-                detail: "uncordoned".into(),
+        let record = UndoRecord {
+            id: "r/cordon/0/0".into(),
+            run_id: "r".into(),
+            fault: "cordon".into(),
+            action: crate::fault::UndoAction::Uncordon {
+                node: "node-1".into(),
             },
-            at: Utc::now(),
-        })
-        .unwrap();
-        let mirror = MemoryMirror::default();
-        mirror.append(&undo("mine")).await.unwrap();
-        mirror.append(&undo("theirs")).await.unwrap();
-
-        let found = pending_records(&path, Some(&mirror), false).await.unwrap();
-        assert!(
-            found.records.is_empty(),
-            "another machine's record waits for --from-cluster"
+            created_at: chrono::Utc::now(),
+        };
+        file.append(&crate::journal::JournalEntry::Undo(record.clone()))
+            .unwrap();
+        let journal = Journal::local(file);
+        let undoer = FlakyUndoer::failing_first(4);
+        let applier = UndoApplier::new(
+            &undoer,
+            &journal,
+            RetryPolicy::within(DEFAULT_UNDO_DEADLINE),
         );
-        assert_eq!((found.local, found.cluster, found.settled.len()), (0, 1, 1));
-        let ids = |p: &Pending| p.records.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
-        let with = pending_records(&path, Some(&mirror), true).await.unwrap();
-        assert_eq!(ids(&with), ["theirs"]);
+        let mut out = Vec::new();
 
-        settle(&mirror, &found.settled).await;
-        let left: Vec<String> = pending(&mirror.entries().await.unwrap())
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(left, ["theirs"]);
+        let complete = apply(&pending(&read_entries(&path).unwrap()), &applier, &mut out)
+            .await
+            .unwrap();
+
+        let printed = String::from_utf8(out).unwrap();
+        assert!(complete, "{printed}");
+        assert_eq!(undoer.attempts(&record.id), 5);
+        assert!(
+            printed.contains("restored: uncordoned (after 5 attempts)"),
+            "{printed}"
+        );
+        assert!(pending(&read_entries(&path).unwrap()).is_empty());
     }
 }

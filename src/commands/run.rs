@@ -10,12 +10,14 @@ use tracing::{info, warn};
 
 use crate::cli::{DemoArgs, RunArgs};
 use crate::commands::progress::TerminalProgress;
-use crate::commands::rollback::{pending_records, settle};
 use crate::engine::{Engine, EngineOptions, Interrupts, RunObserver, Silent, StartError};
 use crate::exit::ExitStatus;
 use crate::infra::cluster::{ConfigMapHalt, ConfigMapJournal, LeaseLock, state_namespace};
 use crate::infra::wiring::{self, ClusterArgs, CompositeUndoer};
-use crate::journal::{FileJournal, Journal, JournalMirror, default_journal_path};
+use crate::journal::{
+    FileJournal, Journal, JournalMirror, RetryPolicy, UndoApplier, default_journal_path,
+    pending_records, settle,
+};
 use crate::report::model::ClusterInfo;
 use crate::report::{ReportInput, build_report, write_all};
 use crate::spec::{Diagnostic, ExperimentSpec, load_file};
@@ -158,6 +160,7 @@ async fn execute(
         Some(mirror) => Journal::mirrored(local, Box::new(mirror)),
         None => Journal::local(local),
     };
+    let undo_retry = RetryPolicy::within(args.undo_deadline.into());
     if !left.records.is_empty() {
         if !args.recover_first {
             let mut wheres = Vec::new();
@@ -198,7 +201,8 @@ async fn execute(
             records = left.records.len(),
             "recovering: applying the undo an earlier run left pending"
         );
-        if !crate::commands::rollback::apply(&left.records, &undoer, &journal, out).await? {
+        let applier = UndoApplier::new(&undoer, &journal, undo_retry);
+        if !crate::commands::rollback::apply(&left.records, &applier, out).await? {
             return Ok(ExitStatus::RollbackIncomplete);
         }
     }
@@ -237,7 +241,7 @@ async fn execute(
                 .after
                 .get()
                 .min(Duration::from_secs(5)),
-            undo_attempts: 3,
+            undo_retry,
         },
     };
     let interrupts = Interrupts::default();
@@ -340,6 +344,7 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         seed: None,
         recover_first: false,
         no_cluster_journal: false,
+        undo_deadline: crate::journal::DEFAULT_UNDO_DEADLINE.into(),
         pushgateway: args.pushgateway.clone(),
         metrics_textfile: args.metrics_textfile.clone(),
         cluster: crate::cli::ClusterFlags {

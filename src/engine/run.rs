@@ -15,7 +15,7 @@ use super::ports::{AbortCheck, HaltSwitch, LockError, Probes, RunLock};
 use super::schedule::plan_firings;
 use super::timeline::{Event, EventKind, Phase};
 use crate::fault::{Fault, FaultPlan, Healing, Injection, UndoRecord, Undoer};
-use crate::journal::{Journal, JournalEntry};
+use crate::journal::{Journal, JournalEntry, RetryPolicy, UndoApplier};
 use crate::spec::ExperimentSpec;
 use crate::verdict::judge::TargetResult;
 use crate::verdict::{RunWindows, TimeWindow, Verdict, evaluate};
@@ -37,8 +37,8 @@ pub struct EngineOptions {
     pub check_every: Duration,
     /// How long the steady state must hold again before recovery counts as done.
     pub recovery_stable: Duration,
-    /// Attempts per undo record before it is left pending for `steadfast rollback`.
-    pub undo_attempts: u32,
+    /// How an undo record is retried before it is left pending for `steadfast rollback`.
+    pub undo_retry: RetryPolicy,
 }
 
 /// Cancellation from outside: the first signal stops injecting and rolls back; the second skips
@@ -629,51 +629,24 @@ impl Engine<'_> {
             return;
         };
         let record = state.undo[position].0.clone();
-        let mut last_error = String::new();
-        for attempt in 0..self.options.undo_attempts.max(1) {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(500 << attempt.min(4))).await;
-            }
-            match self.undoer.undo(&record).await {
-                Ok(outcome) => {
-                    let entry = JournalEntry::RolledBack {
-                        id: record.id.clone(),
-                        outcome: outcome.clone(),
-                        at: Utc::now(),
-                    };
-                    if let Err(err) = self.journal.append(&entry).await {
-                        warn!(%err, "rolled back, but could not journal it; `steadfast rollback` will re-check");
-                    }
-                    state.undo[position].1 = true;
-                    self.event(
-                        state,
-                        EventKind::RolledBack {
-                            fault: record.fault.clone(),
-                            undo: record.id.clone(),
-                            outcome,
-                        },
-                    );
-                    return;
+        let applier = UndoApplier::new(self.undoer, self.journal, self.options.undo_retry);
+        let report = applier.apply(&record).await;
+        let kind = match report.result {
+            Ok(outcome) => {
+                state.undo[position].1 = true;
+                EventKind::RolledBack {
+                    fault: record.fault.clone(),
+                    undo: record.id.clone(),
+                    outcome,
                 }
-                Err(err) => last_error = err.to_string(),
             }
-        }
-        let _ = self
-            .journal
-            .append(&JournalEntry::RollbackFailed {
-                id: record.id.clone(),
-                error: last_error.clone(),
-                at: Utc::now(),
-            })
-            .await;
-        self.event(
-            state,
-            EventKind::RollbackFailed {
+            Err(error) => EventKind::RollbackFailed {
                 fault: record.fault.clone(),
                 undo: record.id.clone(),
-                error: last_error,
+                error,
             },
-        );
+        };
+        self.event(state, kind);
     }
 
     /// Waits until the steady state holds over a trailing window again, or the recovery timeout.

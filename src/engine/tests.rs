@@ -16,7 +16,8 @@ use crate::fault::{
     TargetKind, TargetRef, UndoAction, UndoRecord, Undoer,
 };
 use crate::journal::{
-    FileJournal, Journal, JournalEntry, JournalMirror, MirrorError, pending, read_entries,
+    FileJournal, Journal, JournalEntry, JournalMirror, MirrorError, RetryPolicy, pending,
+    read_entries,
 };
 use crate::spec::{ExperimentSpec, FaultKind, parse_experiment};
 use crate::verdict::{Evidence, HttpEvidence, OutageSpan, TimeWindow, Verdict};
@@ -182,7 +183,9 @@ impl Fault for FakeFault {
 
 #[derive(Default)]
 struct FakeUndoer {
-    fail: bool,
+    /// How many attempts fail before one succeeds (`u32::MAX`: all).
+    failures: u32,
+    attempts: Mutex<u32>,
     undone: Mutex<Vec<String>>,
 }
 
@@ -192,7 +195,12 @@ impl Undoer for FakeUndoer {
         true
     }
     async fn undo(&self, record: &UndoRecord) -> Result<RollbackOutcome, FaultError> {
-        if self.fail {
+        let attempt = {
+            let mut attempts = self.attempts.lock().unwrap();
+            *attempts += 1;
+            *attempts
+        };
+        if attempt <= self.failures {
             return Err(FaultError::Api {
                 action: "uncordon".into(),
                 message: "connection refused".into(),
@@ -254,10 +262,10 @@ struct Rig {
 
 impl Rig {
     fn new(fail_undo: bool) -> Self {
-        Self::build(fail_undo, None)
+        Self::build(if fail_undo { u32::MAX } else { 0 }, None)
     }
 
-    fn build(fail_undo: bool, mirror: Option<Box<dyn JournalMirror>>) -> Self {
+    fn build(undo_failures: u32, mirror: Option<Box<dyn JournalMirror>>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
         let origin = Instant::now();
@@ -274,7 +282,7 @@ impl Rig {
                 delay: Duration::ZERO,
             }),
             undoer: FakeUndoer {
-                fail: fail_undo,
+                failures: undo_failures,
                 ..FakeUndoer::default()
             },
             lock: FakeLock::default(),
@@ -303,7 +311,7 @@ impl Rig {
                 lock_ttl: Duration::from_secs(60),
                 check_every: Duration::from_millis(500),
                 recovery_stable: Duration::from_secs(2),
-                undo_attempts: 2,
+                undo_retry: RetryPolicy::default(),
             },
         }
     }
@@ -468,6 +476,20 @@ async fn a_failing_undo_leaves_the_record_pending_and_says_so() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn an_undo_refused_by_a_briefly_unreachable_endpoint_is_retried_until_applied() {
+    let rig = Rig::build(4, None);
+    let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
+    assert!(
+        !matches!(outcome.verdict, Verdict::RollbackIncomplete { .. }),
+        "{:?}",
+        outcome.verdict
+    );
+    assert_eq!(*rig.undoer.attempts.lock().unwrap(), 5);
+    assert_eq!(*rig.undoer.undone.lock().unwrap(), ["run-1/cordon/0/0"]);
+    assert!(pending(&read_entries(rig.journal.path()).unwrap()).is_empty());
+}
+
 #[test]
 fn a_budget_refusal_fails_the_run_only_when_the_spec_says_so() {
     let text = SPEC.replace(
@@ -543,7 +565,7 @@ impl JournalMirror for FullMirror {
 
 #[tokio::test(start_paused = true)]
 async fn a_full_cluster_journal_refuses_injection_rather_than_lose_the_undo() {
-    let rig = Rig::build(false, Some(Box::new(FullMirror)));
+    let rig = Rig::build(0, Some(Box::new(FullMirror)));
     let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
     assert!(
         rig.fault.injected.lock().unwrap().is_empty(),

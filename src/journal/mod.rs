@@ -7,6 +7,8 @@
 
 pub mod file;
 pub mod mirror;
+pub mod pending;
+pub mod rollback;
 pub mod writer;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 pub use file::{FileJournal, JournalError, default_journal_path, read_entries};
 pub use mirror::{JournalMirror, MirrorError};
+pub use pending::{Pending, pending_records, settle};
+pub use rollback::{DEFAULT_UNDO_DEADLINE, RetryPolicy, UndoApplier, UndoReport};
 pub use writer::Journal;
 
 use crate::fault::{RollbackOutcome, UndoRecord};

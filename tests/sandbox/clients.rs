@@ -22,10 +22,7 @@ struct Kubectl {
 
 impl Kubectl {
     fn find(kubeconfig: &Path) -> Option<Self> {
-        if !Path::new(KUBECTL).exists() {
-            eprintln!("\n!!! SKIPPING kubectl checks: {KUBECTL} not found !!!\n");
-            return None;
-        }
+        crate::tools::require(KUBECTL, Some(KUBECTL).filter(|k| Path::new(k).exists()))?;
         Some(Self {
             kubeconfig: kubeconfig.to_path_buf(),
             cache: tempfile::tempdir().ok()?,
@@ -300,20 +297,7 @@ async fn kubectl_gets_deletes_cordons_drains() {
 }
 
 fn python() -> Option<PathBuf> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let ok = venv.exists()
-        && std::process::Command::new(&venv)
-            .args(["-c", "import kubernetes"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!(
-            "\n!!! SKIPPING Python client check: {} missing or without `kubernetes` (python3 -m venv .venv && .venv/bin/pip install 'kubernetes<37') !!!\n",
-            venv.display()
-        );
-        return None;
-    }
-    Some(venv)
+    crate::tools::require_venv_python("the Python kubernetes client", &["kubernetes"])
 }
 
 const PY_SCRIPT: &str = r#"

@@ -19,25 +19,22 @@ struct Moto {
 }
 
 async fn moto() -> Option<Moto> {
+    let binary = crate::tools::require_tool("moto_server")?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
         .local_addr()
         .ok()?
         .port();
-    let child = tokio::process::Command::new("moto_server")
+    let child = tokio::process::Command::new(&binary)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
-        .spawn();
-    let Ok(child) = child else {
-        eprintln!(
-            "\n!!! SKIPPING cloud link checks: moto_server not found (pip install 'moto[server]') !!!\n"
-        );
-        return None;
-    };
+        .spawn()
+        .expect("moto_server starts");
     let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
+    // Up to a minute: moto imports slowly on a loaded machine.
+    for _ in 0..600 {
         if get_fresh(&format!("{url}/moto-api/")).await.is_ok() {
             return Some(Moto { url, _child: child });
         }

@@ -1,8 +1,8 @@
 //! A private moto server per test: started on a free loopback port, killed when dropped.
 //!
 //! The server is `<repo>/.venv/bin/moto_server` when present, else `moto_server` on `PATH`.
-//! When neither exists the test says so loudly and skips, so machines without Python still
-//! run the rest of the suite.
+//! When neither exists the test says so loudly and returns, so machines without Python still
+//! run the rest of the suite; under CI it fails instead (see `support::tools`).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -43,14 +43,9 @@ impl Moto {
     /// installed.
     ///
     /// # Panics
-    /// When moto is installed but does not come up.
+    /// When moto is installed but does not come up, or is missing and tools are required.
     pub fn start() -> Option<Moto> {
-        let Some(binary) = find_binary() else {
-            eprintln!(
-                "\n*** SKIPPED: moto_server not found (.venv/bin or PATH); install it with `pip install 'moto[server]'` to run the AWS tests ***\n"
-            );
-            return None;
-        };
+        let binary = super::tools::require("moto_server", find_binary())?;
         // The port is free when chosen but another process could take it before moto binds;
         // a few attempts make that race harmless.
         for _ in 0..3 {

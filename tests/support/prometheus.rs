@@ -79,13 +79,10 @@ impl PrometheusServer {
     /// Starts Prometheus with `options` and waits until `/-/ready` answers.
     ///
     /// Returns `Ok(None)` after a loud message on stderr when Prometheus is not installed, so a
-    /// test can skip; every other problem is an error.
+    /// test can return (it panics instead when tools are required, see `support::tools`);
+    /// every other problem is an error.
     pub async fn start(options: PrometheusOptions) -> anyhow::Result<Option<PrometheusServer>> {
-        let Some(prometheus) = prometheus_binary() else {
-            eprintln!(
-                "\n!!! SKIPPED: prometheus not found (set PROMETHEUS_BIN or install the Debian \
-                 package `prometheus`); this test did not run !!!\n"
-            );
+        let Some(prometheus) = super::tools::require("prometheus", prometheus_binary()) else {
             return Ok(None);
         };
         let dir = tempfile::tempdir()?;
