@@ -101,8 +101,7 @@ pub fn select<T>(
             let wanted = match mode {
                 SelectionMode::Count => selection.count.unwrap_or(1) as usize,
                 SelectionMode::Percent => {
-                    let ratio = selection.percent.map_or(0.0, Percent::ratio);
-                    ((total as f64 * ratio).ceil() as usize).max(1)
+                    percent_count(total, selection.percent.map_or(0, Percent::micros)).max(1)
                 }
                 _ => 1,
             };
@@ -111,8 +110,11 @@ pub fn select<T>(
         }
     };
     chosen.sort_unstable();
+    // For the message only; the comparison is exact: chosen/total > max% in integers.
     let percent = chosen.len() as f64 * 100.0 / total as f64;
-    if chosen.len() > caps.max_objects as usize || percent > caps.max_percent.value() + 1e-9 {
+    let over_percent = chosen.len() as u128 * u128::from(Percent::MICROS_WHOLE)
+        > u128::from(caps.max_percent.micros()) * total as u128;
+    if chosen.len() > caps.max_objects as usize || over_percent {
         return Err(SelectionError::OverCaps {
             chosen: chosen.len(),
             candidates: total,
@@ -122,6 +124,15 @@ pub fn select<T>(
         });
     }
     Ok(chosen)
+}
+
+/// `ceil(total × percent)` with the percent in millionths, computed in integers so no rounding
+/// error ever adds a target: 7% of 100 is 7, not the 8 that `ceil(100.0 * 0.07)` gives.
+fn percent_count(total: usize, micros: u64) -> usize {
+    let whole = u128::from(Percent::MICROS_WHOLE);
+    let count = (total as u128 * u128::from(micros)).div_ceil(whole);
+    // At most `total`, as micros never exceed the whole.
+    usize::try_from(count).unwrap_or(total)
 }
 
 /// The seed of one firing: the run's seed mixed with the fault and the repetition, so faults
@@ -198,6 +209,80 @@ mod tests {
         );
         let err = select(&pods, |p| p, &s, caps(10, 20.0), 1).unwrap_err();
         assert!(matches!(err, SelectionError::OverCaps { chosen: 3, .. }));
+    }
+
+    /// Every (total, percent) pair up to 1000 candidates: the count is exactly
+    /// `ceil(total * p / 100)`, never more, and a cap of the same percentage refuses exactly
+    /// the choices that round above it.
+    #[test]
+    fn percent_picks_exactly_the_ceiling_and_caps_compare_exactly() {
+        let mut wrong = Vec::new();
+        let all_pods = names(1000);
+        for total in 1..=1000usize {
+            let pods = &all_pods[..total];
+            for p in 1..=100usize {
+                let percent: Percent = format!("{p}%").parse().unwrap();
+                let s = Selection {
+                    percent: Some(percent),
+                    ..sel(SelectionMode::Percent)
+                };
+                let exact = (total * p).div_ceil(100);
+                let all = Caps {
+                    max_objects: u32::MAX,
+                    max_percent: Percent::new(100.0),
+                };
+                let chosen = select(pods, |p| p, &s, all, 7).unwrap().len();
+                if chosen != exact {
+                    wrong.push((total, p, chosen));
+                }
+                let capped = Caps {
+                    max_objects: u32::MAX,
+                    max_percent: percent,
+                };
+                let within = select(pods, |p| p, &s, capped, 7).is_ok();
+                if within != (total * p).is_multiple_of(100) {
+                    wrong.push((total, p, usize::MAX));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "(total, percent, chosen): {wrong:?}");
+    }
+
+    #[test]
+    fn fractional_percents_count_exactly() {
+        for (total, text, expected) in [
+            (1000, "33.3%", 333),
+            (1000, "0.1%", 1),
+            (8, "12.5%", 1),
+            (3, "33.333333%", 1),
+            (1000, "99.9%", 999),
+        ] {
+            let s = Selection {
+                percent: Some(text.parse().unwrap()),
+                ..sel(SelectionMode::Percent)
+            };
+            let chosen = select(&names(total), |p| p, &s, caps(u32::MAX, 100.0), 3).unwrap();
+            assert_eq!(chosen.len(), expected, "{text} of {total}");
+        }
+        // 33.3% of 1000 is exactly 333: a cap of 33.3% admits it.
+        let s = Selection {
+            count: Some(333),
+            ..sel(SelectionMode::Count)
+        };
+        let cap: Percent = "33.3%".parse().unwrap();
+        assert!(
+            select(
+                &names(1000),
+                |p| p,
+                &s,
+                Caps {
+                    max_objects: 1000,
+                    max_percent: cap
+                },
+                3
+            )
+            .is_ok()
+        );
     }
 
     #[test]
