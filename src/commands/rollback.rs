@@ -154,6 +154,8 @@ pub async fn apply(
 /// # Errors
 /// When the journal cannot be read or the cluster cannot be reached.
 pub async fn run(args: &RollbackArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+    // A closed stdout must not turn an incomplete rollback into a tool error.
+    let out = &mut super::LoggedOut::new(out);
     let path = args.journal.clone().unwrap_or_else(default_journal_path);
     let local = pending(&read_entries(&path)?);
     let mut complete = true;

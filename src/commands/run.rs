@@ -4,9 +4,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::cli::{DemoArgs, RunArgs};
 use crate::commands::progress::TerminalProgress;
@@ -22,11 +21,14 @@ use crate::spec::{Diagnostic, ExperimentSpec, load_file};
 
 /// Runs an experiment against the configured cluster.
 ///
+/// Output and report failures are logged and never change the exit status, which is the
+/// verdict's (4 whenever a rollback is incomplete).
+///
 /// # Errors
-/// I/O errors writing the summary; everything else maps to an exit status.
+/// Setup failures before anything was changed; everything else maps to an exit status.
 pub async fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     let cluster = super::cluster_of(&args.cluster);
-    execute(&args.file, &cluster, args, out).await
+    execute(&args.file, &cluster, args, &mut super::LoggedOut::new(out)).await
 }
 
 fn print_diagnostics(diagnostics: &[Diagnostic]) {
@@ -282,14 +284,16 @@ async fn execute(
         outcome: &outcome,
         probes: probes.report_data(),
     });
-    let files = write_all(&args.report_dir, &report).with_context(|| {
-        format!(
-            "cannot write the report under {}",
-            args.report_dir.display()
-        )
-    })?;
+    // The rollback is over and decided the verdict: from here nothing changes the exit code.
+    // A report that cannot be written is an error on stderr, the summary still goes to stdout.
     writeln!(out, "{}", crate::report::markdown::render(&report))?;
-    writeln!(out, "report: {}", files.dir.display())?;
+    match write_all(&args.report_dir, &report) {
+        Ok(files) => writeln!(out, "report: {}", files.dir.display())?,
+        Err(err) => error!(
+            "cannot write the report under {}: {err}; the exit code is still the verdict's",
+            args.report_dir.display()
+        ),
+    }
     let destinations = super::publish::Destinations {
         pushgateway: args.pushgateway.as_deref(),
         textfile: args.metrics_textfile.as_deref(),
@@ -348,7 +352,13 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         },
     };
     let cluster = super::cluster_of(&run_args.cluster);
-    let status = execute(&run_args.file, &cluster, &run_args, out).await;
+    let status = execute(
+        &run_args.file,
+        &cluster,
+        &run_args,
+        &mut super::LoggedOut::new(out),
+    )
+    .await;
     running.sandbox.shutdown().await;
     status
 }
