@@ -190,7 +190,7 @@ pub async fn run(args: &RollbackArgs, out: &mut dyn Write) -> anyhow::Result<Exi
             }
         }
         let place = mirror.as_ref().map(JournalMirror::place);
-        let undoer = CompositeUndoer::new(kube, AwsOptions::from_spec(None));
+        let undoer = CompositeUndoer::new(Some(kube), AwsOptions::from_spec(None));
         let file = FileJournal::open(&path)?;
         let journal = match mirror {
             Some(mirror) => Journal::mirrored(file, Box::new(mirror)),
