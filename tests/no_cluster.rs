@@ -244,6 +244,48 @@ async fn run_of_aws_faults_and_urls_needs_no_kubernetes_configuration() {
         stderr.contains("local to this machine"),
         "the run says its lock, halt switch and journal are local: {stderr}"
     );
+
+    // The dry run needs no cluster either.
+    let plan = finish(&mut command(
+        home.path(),
+        &["plan", file.to_str().unwrap(), "--seed", "1"],
+        &env,
+    ))
+    .await;
+    assert_eq!(plan.status.code(), Some(0), "{}", both(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains(&id),
+        "{}",
+        both(&plan)
+    );
+
+    // A passing run whose report cannot be written keeps the verdict's code, 0, and says why.
+    let blocker = write(home.path(), "not-a-dir", "");
+    let output = finish(
+        command(
+            home.path(),
+            &[
+                "run",
+                file.to_str().unwrap(),
+                "--journal",
+                journal.to_str().unwrap(),
+                "--report-dir",
+                blocker.join("reports").to_str().unwrap(),
+                "--seed",
+                "1",
+            ],
+            &env,
+        )
+        .stdout(Stdio::null()),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot write the report"),
+        "{}",
+        both(&output)
+    );
+    assert!(pending(&read_entries(&journal).unwrap()).is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
