@@ -37,7 +37,7 @@ use crate::probe::http::{
 use crate::probe::prometheus::{AlertAbort, PrometheusProbe, PrometheusProbeConfig};
 use crate::probe::set::{ConditionSource, ProbeSet};
 use crate::spec::probe::{HttpProbeSpec, ServiceAccess, ServiceRef};
-use crate::spec::{ExperimentSpec, FaultKind};
+use crate::spec::{ExperimentSpec, FaultKind, FaultSpec};
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, Default)]
@@ -107,11 +107,7 @@ pub fn needs_cluster(spec: &ExperimentSpec) -> bool {
         .into_iter()
         .flatten()
         .any(|t| t.node_selector.is_some());
-        by_nodes
-            || !matches!(
-                f.kind(),
-                Some(FaultKind::Ec2Terminate | FaultKind::Ec2Stop | FaultKind::AzPartition)
-            )
+        by_nodes || !is_aws_fault(f)
     });
     let probes = spec.spec.steady_state.probes.iter().any(|p| {
         p.kubernetes.is_some()
@@ -120,6 +116,13 @@ pub fn needs_cluster(spec: &ExperimentSpec) -> bool {
                 .is_some_and(|h| h.url.is_none() || h.per_endpoint)
     });
     faults || probes
+}
+
+fn is_aws_fault(fault: &FaultSpec) -> bool {
+    matches!(
+        fault.kind(),
+        Some(FaultKind::Ec2Terminate | FaultKind::Ec2Stop | FaultKind::AzPartition)
+    )
 }
 
 impl ClusterArgs {
@@ -135,8 +138,11 @@ impl ClusterArgs {
 
 /// Connects the clients an experiment needs.
 ///
+/// Without any Kubernetes configuration (none named, none in the environment) an experiment
+/// that [`needs_cluster`] says needs none gets no cluster rather than an error.
+///
 /// # Errors
-/// When no cluster configuration is found or AWS cannot be configured.
+/// When a needed or named cluster configuration cannot be loaded, or AWS cannot be configured.
 pub async fn connect(spec: &ExperimentSpec, cluster: &ClusterArgs) -> anyhow::Result<Connected> {
     let aws_options = AwsOptions::from_spec(spec.spec.aws.as_ref());
     let options = KubeOptions {
@@ -219,11 +225,7 @@ pub fn faults(
     let caps = instance_caps(&spec.spec.safety);
     let mut built: Vec<Arc<dyn Fault>> = Vec::new();
     for fault in &spec.spec.faults {
-        if !matches!(
-            fault.kind(),
-            Some(FaultKind::Ec2Terminate | FaultKind::Ec2Stop | FaultKind::AzPartition)
-        ) && kube_context.is_none()
-        {
+        if !is_aws_fault(fault) && kube_context.is_none() {
             connected
                 .cluster()
                 .with_context(|| format!("fault `{}`", fault.name))?;
@@ -767,4 +769,35 @@ pub fn abort_checks(spec: &ExperimentSpec) -> anyhow::Result<Vec<Box<dyn AbortCh
         checks.push(Box::new(check));
     }
     Ok(checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse_experiment;
+
+    fn spec(probe: &str, fault: &str) -> ExperimentSpec {
+        let text = format!(
+            "apiVersion: steadfast.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: t}}\nspec:\n  duration: 10s\n  steadyState:\n    probes:\n      - {probe}\n  faults:\n    - {{name: f, at: 0s, for: 5s, {fault}}}\n  safety: {{maxNodes: 1}}\n"
+        );
+        parse_experiment("t.yaml", &text)
+            .unwrap_or_else(|d| panic!("{d:?}"))
+            .0
+    }
+
+    const URL: &str = r#"{name: web, http: {url: "http://127.0.0.1:1/", rate: 1/s}}"#;
+    const BY_TAG: &str = "ec2Stop: {target: {tags: {role: x}}}";
+
+    #[test]
+    fn only_url_probes_and_aws_faults_need_no_cluster() {
+        assert!(!needs_cluster(&spec(URL, BY_TAG)));
+        let az = "azPartition: {zone: us-east-1a}";
+        assert!(!needs_cluster(&spec(URL, az)));
+        let by_nodes = "ec2Stop: {target: {nodeSelector: pool=a}}";
+        assert!(needs_cluster(&spec(URL, by_nodes)));
+        let pods = "podKill: {target: {namespaces: [shop], selector: app=web}}";
+        assert!(needs_cluster(&spec(URL, pods)));
+        let service = "{name: web, http: {service: {namespace: shop, name: web}, rate: 1/s}}";
+        assert!(needs_cluster(&spec(service, BY_TAG)));
+    }
 }
