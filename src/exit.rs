@@ -1,4 +1,9 @@
 //! Exit codes are API: CI pipelines gate releases on them, so they never change meaning.
+//!
+//! Once a run has started changing things, its code is its verdict's and nothing after the
+//! rollback changes it: a report or stdout that cannot be written is an error on stderr, not
+//! a different code, so 4 (rollback incomplete) is never hidden, and a passing run whose
+//! report is lost still exits 0 (a gate reading the report finds it missing).
 
 use std::process::ExitCode;
 

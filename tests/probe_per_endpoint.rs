@@ -34,7 +34,7 @@ async fn a_deleted_backend_fails_its_own_probe_while_the_service_fails_over() {
     probes.start().await.expect("probes start");
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let pods: Api<Pod> = Api::namespaced(connected.kube.raw().clone(), "shop");
+    let pods: Api<Pod> = Api::namespaced(connected.cluster().unwrap().kube.raw().clone(), "shop");
     let listed = pods
         .list(&ListParams::default().labels("app=web"))
         .await

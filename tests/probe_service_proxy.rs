@@ -60,7 +60,8 @@ async fn api_proxy_probe_reaches_the_backends_with_the_kubeconfig_credentials() 
     let connected = connect(&spec, &cluster).await.unwrap();
 
     // Point the sandbox's direct address at a closed port: only the proxy path still works.
-    let services: Api<Service> = Api::namespaced(connected.proxy.clone(), "shop");
+    let services: Api<Service> =
+        Api::namespaced(connected.cluster().unwrap().proxy.clone(), "shop");
     let patch = serde_json::json!({"metadata": {"annotations": {
         "sandbox.steadfast.dev/url": "http://127.0.0.1:9"
     }}});

@@ -2,6 +2,7 @@
 
 pub mod gate;
 pub mod halt;
+mod logged_out;
 pub mod plan;
 pub mod probe;
 pub mod progress;
@@ -19,6 +20,7 @@ use std::io::Write;
 
 use crate::cli::{Cli, ClusterFlags, Command};
 use crate::infra::wiring::ClusterArgs;
+pub(crate) use logged_out::LoggedOut;
 
 /// The cluster a command's flags name.
 pub(crate) fn cluster_of(flags: &ClusterFlags) -> ClusterArgs {

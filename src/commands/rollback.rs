@@ -74,6 +74,8 @@ fn print_report(
 /// # Errors
 /// When the journal cannot be read or the cluster cannot be reached.
 pub async fn run(args: &RollbackArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+    // A closed stdout must not turn an incomplete rollback into a tool error.
+    let out = &mut super::LoggedOut::new(out);
     let path = args.journal.clone().unwrap_or_else(default_journal_path);
     let local = pending(&read_entries(&path)?);
     let mut complete = true;
@@ -108,7 +110,7 @@ pub async fn run(args: &RollbackArgs, out: &mut dyn Write) -> anyhow::Result<Exi
             }
         }
         let place = mirror.as_ref().map(JournalMirror::place);
-        let undoer = CompositeUndoer::new(kube, AwsOptions::from_spec(None));
+        let undoer = CompositeUndoer::new(Some(kube), AwsOptions::from_spec(None));
         let file = FileJournal::open(&path)?;
         let journal = match mirror {
             Some(mirror) => Journal::mirrored(file, Box::new(mirror)),

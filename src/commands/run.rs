@@ -4,15 +4,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::cli::{DemoArgs, RunArgs};
 use crate::commands::progress::TerminalProgress;
-use crate::engine::{Engine, EngineOptions, Interrupts, RunObserver, Silent, StartError};
+use crate::engine::{
+    Engine, EngineOptions, HaltSwitch, Interrupts, RunLock, RunObserver, Silent, StartError,
+};
 use crate::exit::ExitStatus;
 use crate::infra::cluster::{ConfigMapHalt, ConfigMapJournal, LeaseLock, state_namespace};
+use crate::infra::local_state;
 use crate::infra::wiring::{self, ClusterArgs, CompositeUndoer};
 use crate::journal::{
     FileJournal, Journal, JournalMirror, RetryPolicy, UndoApplier, default_journal_path,
@@ -24,11 +26,14 @@ use crate::spec::{Diagnostic, ExperimentSpec, load_file};
 
 /// Runs an experiment against the configured cluster.
 ///
+/// Output and report failures are logged and never change the exit status, which is the
+/// verdict's (4 whenever a rollback is incomplete).
+///
 /// # Errors
-/// I/O errors writing the summary; everything else maps to an exit status.
+/// Setup failures before anything was changed; everything else maps to an exit status.
 pub async fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     let cluster = super::cluster_of(&args.cluster);
-    execute(&args.file, &cluster, args, out).await
+    execute(&args.file, &cluster, args, &mut super::LoggedOut::new(out)).await
 }
 
 fn print_diagnostics(diagnostics: &[Diagnostic]) {
@@ -132,10 +137,24 @@ async fn execute(
 
     let connected = wiring::connect(&spec, cluster).await?;
     let abort_checks = wiring::abort_checks(&spec)?;
-    let undoer = CompositeUndoer::new(connected.kube.clone(), connected.aws_options.clone());
+    let kube = connected.cluster.as_ref().map(|c| c.kube.raw().clone());
+    let undoer = CompositeUndoer::new(
+        connected.cluster.as_ref().map(|c| c.kube.clone()),
+        connected.aws_options.clone(),
+    );
     let namespace = state_namespace();
-    let mirror = (!args.no_cluster_journal)
-        .then(|| ConfigMapJournal::new(connected.kube.raw().clone(), &namespace));
+    let mirror = kube
+        .clone()
+        .filter(|_| !args.no_cluster_journal)
+        .map(|kube| ConfigMapJournal::new(kube, &namespace));
+    if kube.is_none() {
+        warn!(
+            "no cluster: the run lock ({}), halt switch ({}) and journal ({}) are local to this machine this time",
+            local_state::lock_path(&journal_path).display(),
+            local_state::halt_path(&journal_path).display(),
+            journal_path.display()
+        );
+    }
     let left = match pending_records(
         &journal_path,
         mirror.as_ref().map(|m| m as &dyn JournalMirror),
@@ -182,9 +201,12 @@ async fn execute(
             return Ok(ExitStatus::Invalid);
         }
         // Records in the cluster's copy may be a live run's on another machine: never undo
-        // them under its feet.
-        let lock = LeaseLock::new(connected.kube.raw().clone(), &namespace);
-        match lock.live_holder().await {
+        // them under its feet. Without a cluster every record is this machine's own.
+        let live = match &kube {
+            Some(kube) => LeaseLock::new(kube.clone(), &namespace).live_holder().await,
+            None => Ok(None),
+        };
+        match live {
             Ok(None) => {}
             Ok(Some((holder, expires))) => {
                 eprintln!(
@@ -211,8 +233,20 @@ async fn execute(
     let origin = tokio::time::Instant::now();
     let faults = wiring::faults(&spec, &connected, seed)?;
     let probes = wiring::probes(&spec, &connected, origin.into_std()).await?;
-    let lock = LeaseLock::new(connected.kube.raw().clone(), &namespace);
-    let halt = ConfigMapHalt::new(connected.kube.raw().clone(), &namespace);
+    let (lock, halt): (Box<dyn RunLock>, Box<dyn HaltSwitch>) = match &kube {
+        Some(kube) => (
+            Box::new(LeaseLock::new(kube.clone(), &namespace)),
+            Box::new(ConfigMapHalt::new(kube.clone(), &namespace)),
+        ),
+        None => (
+            Box::new(local_state::FileLock::new(local_state::lock_path(
+                &journal_path,
+            ))),
+            Box::new(local_state::FileHalt::new(local_state::halt_path(
+                &journal_path,
+            ))),
+        ),
+    };
     let progress = TerminalProgress::for_stderr();
     let observer: &dyn RunObserver = match &progress {
         Some(progress) => progress,
@@ -224,8 +258,8 @@ async fn execute(
         faults,
         undoer: &undoer,
         journal: &journal,
-        lock: &lock,
-        halt: &halt,
+        lock: lock.as_ref(),
+        halt: halt.as_ref(),
         abort_checks,
         observer,
         options: EngineOptions {
@@ -280,20 +314,22 @@ async fn execute(
         file: Some(file.display().to_string()),
         cluster: Some(ClusterInfo {
             context: cluster.context.clone(),
-            server: Some(connected.server.clone()),
+            server: connected.cluster.as_ref().map(|c| c.server.clone()),
             region: connected.aws_options.region.clone(),
         }),
         outcome: &outcome,
         probes: probes.report_data(),
     });
-    let files = write_all(&args.report_dir, &report).with_context(|| {
-        format!(
-            "cannot write the report under {}",
-            args.report_dir.display()
-        )
-    })?;
+    // The rollback is over and decided the verdict: from here nothing changes the exit code.
+    // A report that cannot be written is an error on stderr, the summary still goes to stdout.
     writeln!(out, "{}", crate::report::markdown::render(&report))?;
-    writeln!(out, "report: {}", files.dir.display())?;
+    match write_all(&args.report_dir, &report) {
+        Ok(files) => writeln!(out, "report: {}", files.dir.display())?,
+        Err(err) => error!(
+            "cannot write the report under {}: {err}; the exit code is still the verdict's",
+            args.report_dir.display()
+        ),
+    }
     let destinations = super::publish::Destinations {
         pushgateway: args.pushgateway.as_deref(),
         textfile: args.metrics_textfile.as_deref(),
@@ -353,7 +389,13 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         },
     };
     let cluster = super::cluster_of(&run_args.cluster);
-    let status = execute(&run_args.file, &cluster, &run_args, out).await;
+    let status = execute(
+        &run_args.file,
+        &cluster,
+        &run_args,
+        &mut super::LoggedOut::new(out),
+    )
+    .await;
     running.sandbox.shutdown().await;
     status
 }

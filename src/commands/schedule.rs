@@ -24,9 +24,11 @@ const SERVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Runs the scheduler until a signal.
 ///
 /// # Errors
-/// When the executable cannot be found or output cannot be written; invalid experiments and an
+/// When the executable cannot be found; invalid experiments and an
 /// unusable listen address map to exit status 2.
 pub async fn run(args: &ScheduleArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+    // A closed stdout must not hide a run that did not roll back.
+    let out = &mut super::LoggedOut::new(out);
     let default_jitter = args.jitter.map_or(Duration::ZERO, Into::into);
     let catalog = match load_catalog(&args.experiments, default_jitter) {
         Ok(catalog) => catalog,

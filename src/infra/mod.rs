@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod cluster;
 pub mod kube;
+pub mod local_state;
 pub mod nodes;
 pub mod pushgateway;
 pub mod wiring;

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::api::ListParams;
+use tracing::info;
 
 use super::aws::{AwsClients, AwsContext, AwsOptions};
 use super::kube::client::load_config;
@@ -36,7 +37,7 @@ use crate::probe::http::{
 use crate::probe::prometheus::{AlertAbort, PrometheusProbe, PrometheusProbeConfig};
 use crate::probe::set::{ConditionSource, ProbeSet};
 use crate::spec::probe::{HttpProbeSpec, ServiceAccess, ServiceRef};
-use crate::spec::{ExperimentSpec, FaultKind};
+use crate::spec::{ExperimentSpec, FaultKind, FaultSpec};
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, Default)]
@@ -47,8 +48,8 @@ pub struct ClusterArgs {
     pub context: Option<String>,
 }
 
-/// The clients of one run.
-pub struct Connected {
+/// The Kubernetes clients of one run.
+pub struct ClusterClients {
     /// Kubernetes, rate limited by the experiment's safety settings.
     pub kube: KubeClient,
     /// The API server's URL.
@@ -56,6 +57,13 @@ pub struct Connected {
     /// Kubernetes without the rate limiter, for probe requests through the service proxy: they
     /// must not spend the budget that paces the faults.
     pub proxy: kube::Client,
+}
+
+/// The clients of one run.
+pub struct Connected {
+    /// Kubernetes; `None` when no configuration was found and nothing in the experiment needs
+    /// a cluster (URL probes and AWS faults only).
+    pub cluster: Option<ClusterClients>,
     /// AWS, when the experiment has AWS faults or probes.
     pub aws: Option<AwsClients>,
     /// The AWS options used.
@@ -76,6 +84,47 @@ fn needs_aws(spec: &ExperimentSpec) -> bool {
         .any(|p| p.autoscaling.is_some())
 }
 
+impl Connected {
+    /// The Kubernetes clients.
+    ///
+    /// # Errors
+    /// When the run has no cluster.
+    pub fn cluster(&self) -> anyhow::Result<&ClusterClients> {
+        self.cluster.as_ref().context(
+            "this needs a Kubernetes cluster and no configuration was found; set KUBECONFIG or pass --kubeconfig",
+        )
+    }
+}
+
+/// Whether anything in the experiment talks to Kubernetes: a Kubernetes fault, an instance
+/// target chosen by node labels, a Kubernetes probe, or an HTTP probe of a Service.
+pub fn needs_cluster(spec: &ExperimentSpec) -> bool {
+    let faults = spec.spec.faults.iter().any(|f| {
+        let by_nodes = [
+            f.ec2_stop.as_ref().map(|s| &s.target),
+            f.ec2_terminate.as_ref().map(|s| &s.target),
+        ]
+        .into_iter()
+        .flatten()
+        .any(|t| t.node_selector.is_some());
+        by_nodes || !is_aws_fault(f)
+    });
+    let probes = spec.spec.steady_state.probes.iter().any(|p| {
+        p.kubernetes.is_some()
+            || p.http
+                .as_ref()
+                .is_some_and(|h| h.url.is_none() || h.per_endpoint)
+    });
+    faults || probes
+}
+
+fn is_aws_fault(fault: &FaultSpec) -> bool {
+    matches!(
+        fault.kind(),
+        Some(FaultKind::Ec2Terminate | FaultKind::Ec2Stop | FaultKind::AzPartition)
+    )
+}
+
 impl ClusterArgs {
     /// Client options for these settings, with the default rate limit.
     pub fn kube_options(&self) -> KubeOptions {
@@ -89,17 +138,35 @@ impl ClusterArgs {
 
 /// Connects the clients an experiment needs.
 ///
+/// Without any Kubernetes configuration (none named, none in the environment) an experiment
+/// that [`needs_cluster`] says needs none gets no cluster rather than an error.
+///
 /// # Errors
-/// When no cluster configuration is found or AWS cannot be configured.
+/// When a needed or named cluster configuration cannot be loaded, or AWS cannot be configured.
 pub async fn connect(spec: &ExperimentSpec, cluster: &ClusterArgs) -> anyhow::Result<Connected> {
+    let aws_options = AwsOptions::from_spec(spec.spec.aws.as_ref());
     let options = KubeOptions {
         qps: spec.spec.safety.api_qps,
         burst: spec.spec.safety.api_burst,
         ..cluster.kube_options()
     };
-    let config = load_config(&options)
-        .await
-        .context("cannot load the Kubernetes configuration")?;
+    let explicit = cluster.kubeconfig.is_some() || cluster.context.is_some();
+    let config = match load_config(&options).await {
+        Ok(config) => config,
+        Err(err) if !explicit && !needs_cluster(spec) => {
+            info!(
+                "no Kubernetes configuration ({err}); the experiment needs none, so none is used"
+            );
+            return Ok(Connected {
+                cluster: None,
+                aws: connect_aws(spec, &aws_options).await?,
+                aws_options,
+            });
+        }
+        Err(err) => {
+            return Err(anyhow::Error::new(err).context("cannot load the Kubernetes configuration"));
+        }
+    };
     let server = config
         .cluster_url
         .to_string()
@@ -109,23 +176,29 @@ pub async fn connect(spec: &ExperimentSpec, cluster: &ClusterArgs) -> anyhow::Re
         kube::Client::try_from(config.clone()).context("cannot build the Kubernetes client")?;
     let kube =
         KubeClient::from_config(config, &options).context("cannot build the Kubernetes client")?;
-    let aws_options = AwsOptions::from_spec(spec.spec.aws.as_ref());
-    let aws = if needs_aws(spec) {
-        Some(
-            AwsClients::connect(&aws_options)
-                .await
-                .context("cannot configure AWS")?,
-        )
-    } else {
-        None
-    };
     Ok(Connected {
-        kube,
-        server,
-        proxy,
-        aws,
+        cluster: Some(ClusterClients {
+            kube,
+            server,
+            proxy,
+        }),
+        aws: connect_aws(spec, &aws_options).await?,
         aws_options,
     })
+}
+
+async fn connect_aws(
+    spec: &ExperimentSpec,
+    options: &AwsOptions,
+) -> anyhow::Result<Option<AwsClients>> {
+    if !needs_aws(spec) {
+        return Ok(None);
+    }
+    Ok(Some(
+        AwsClients::connect(options)
+            .await
+            .context("cannot configure AWS")?,
+    ))
 }
 
 /// One fault per `spec.faults` entry, in order.
@@ -137,20 +210,27 @@ pub fn faults(
     connected: &Connected,
     seed: u64,
 ) -> anyhow::Result<Vec<Arc<dyn Fault>>> {
-    let kube_context =
-        KubeFaultContext::new(connected.kube.clone(), spec.spec.safety.clone(), seed);
+    let kube_context = connected
+        .cluster
+        .as_ref()
+        .map(|c| KubeFaultContext::new(c.kube.clone(), spec.spec.safety.clone(), seed));
     let aws_context = connected.aws.clone().map(|clients| AwsContext {
-        nodes: Some(Arc::new(KubeNodes::new(
-            connected.kube.raw().clone(),
-            DEFAULT_LIST_TIMEOUT,
-        ))),
+        nodes: connected.cluster.as_ref().map(|c| {
+            Arc::new(KubeNodes::new(c.kube.raw().clone(), DEFAULT_LIST_TIMEOUT))
+                as Arc<dyn crate::infra::nodes::NodeSource>
+        }),
         vpc_id: spec.spec.aws.as_ref().and_then(|a| a.vpc_id.clone()),
         ..AwsContext::new(clients)
     });
     let caps = instance_caps(&spec.spec.safety);
     let mut built: Vec<Arc<dyn Fault>> = Vec::new();
     for fault in &spec.spec.faults {
-        if let Some(kube) = kube_fault(fault, &kube_context) {
+        if !is_aws_fault(fault) && kube_context.is_none() {
+            connected
+                .cluster()
+                .with_context(|| format!("fault `{}`", fault.name))?;
+        }
+        if let Some(kube) = kube_context.as_ref().and_then(|c| kube_fault(fault, c)) {
             let disrupts_pods =
                 fault.pod_kill.is_some() || fault.pod_evict.is_some() || fault.node_drain.is_some();
             if disrupts_pods {
@@ -158,7 +238,7 @@ pub fn faults(
                 let timeout = spec.spec.steady_state.recovery_timeout.get() + fault.for_.get();
                 built.push(Arc::new(Observed::new(
                     kube,
-                    connected.kube.clone(),
+                    connected.cluster()?.kube.clone(),
                     timeout,
                 )));
             } else {
@@ -201,14 +281,15 @@ pub struct CompositeUndoer {
 }
 
 impl CompositeUndoer {
-    /// The Kubernetes undoer, and the AWS one (which connects lazily per region).
-    pub fn new(kube: KubeClient, aws: AwsOptions) -> Self {
-        Self {
-            undoers: vec![
-                Box::new(KubeUndoer::new(kube)),
-                Box::new(AwsUndoer::new(aws)),
-            ],
+    /// The Kubernetes undoer when there is a cluster, and the AWS one (which connects lazily
+    /// per region).
+    pub fn new(kube: Option<KubeClient>, aws: AwsOptions) -> Self {
+        let mut undoers: Vec<Box<dyn Undoer>> = Vec::new();
+        if let Some(kube) = kube {
+            undoers.push(Box::new(KubeUndoer::new(kube)));
         }
+        undoers.push(Box::new(AwsUndoer::new(aws)));
+        Self { undoers }
     }
 }
 
@@ -260,7 +341,8 @@ async fn resolve_service(
     service: &ServiceRef,
     connected: &Connected,
 ) -> anyhow::Result<ProbeTarget> {
-    let api: Api<Service> = Api::namespaced(connected.kube.raw().clone(), &service.namespace);
+    let api: Api<Service> =
+        Api::namespaced(connected.cluster()?.kube.raw().clone(), &service.namespace);
     let found = tokio::time::timeout(Duration::from_secs(15), api.get_opt(&service.name))
         .await
         .context("the API server did not answer in time")??
@@ -304,7 +386,11 @@ async fn resolve_service(
     Ok(ProbeTarget {
         url: format!(
             "{}/api/v1/namespaces/{}/services/{}:{}:{port}/proxy{}",
-            connected.server, service.namespace, service.scheme, service.name, service.path
+            connected.cluster()?.server,
+            service.namespace,
+            service.scheme,
+            service.name,
+            service.path
         ),
         through_api_proxy: true,
     })
@@ -410,7 +496,8 @@ async fn http_probe(http: &HttpProbeSpec, connected: &Connected) -> anyhow::Resu
         .with_context(|| format!("`{url}` is not a URL"))?;
     let config = http_config(http, uri)?;
     if target.through_api_proxy {
-        let transport = ServiceProxyTransport::new(connected.proxy.clone(), &connected.server);
+        let cluster = connected.cluster()?;
+        let transport = ServiceProxyTransport::new(cluster.proxy.clone(), &cluster.server);
         return Ok(HttpProbe::new(config, Arc::new(transport))?);
     }
     Ok(HttpProbe::new(config, Arc::new(direct_transport(http)?))?)
@@ -422,7 +509,7 @@ async fn service_endpoints(
     service: &ServiceRef,
     connected: &Connected,
 ) -> anyhow::Result<Vec<Endpoint>> {
-    let client = connected.kube.raw().clone();
+    let client = connected.cluster()?.kube.raw().clone();
     let services: Api<Service> = Api::namespaced(client.clone(), &service.namespace);
     let found = tokio::time::timeout(Duration::from_secs(15), services.get(&service.name))
         .await
@@ -622,7 +709,10 @@ pub async fn probes(
                 &probe.name,
                 "kubernetes",
                 ConditionSource::Watch {
-                    condition: Arc::new(ReadinessWatch::new(&connected.kube, kube.clone())),
+                    condition: Arc::new(ReadinessWatch::new(
+                        &connected.cluster().with_context(context)?.kube,
+                        kube.clone(),
+                    )),
                     heartbeat: WATCH_HEARTBEAT,
                 },
             );
@@ -679,4 +769,35 @@ pub fn abort_checks(spec: &ExperimentSpec) -> anyhow::Result<Vec<Box<dyn AbortCh
         checks.push(Box::new(check));
     }
     Ok(checks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse_experiment;
+
+    fn spec(probe: &str, fault: &str) -> ExperimentSpec {
+        let text = format!(
+            "apiVersion: steadfast.dev/v1alpha1\nkind: Experiment\nmetadata: {{name: t}}\nspec:\n  duration: 10s\n  steadyState:\n    probes:\n      - {probe}\n  faults:\n    - {{name: f, at: 0s, for: 5s, {fault}}}\n  safety: {{maxNodes: 1}}\n"
+        );
+        parse_experiment("t.yaml", &text)
+            .unwrap_or_else(|d| panic!("{d:?}"))
+            .0
+    }
+
+    const URL: &str = r#"{name: web, http: {url: "http://127.0.0.1:1/", rate: 1/s}}"#;
+    const BY_TAG: &str = "ec2Stop: {target: {tags: {role: x}}}";
+
+    #[test]
+    fn only_url_probes_and_aws_faults_need_no_cluster() {
+        assert!(!needs_cluster(&spec(URL, BY_TAG)));
+        let az = "azPartition: {zone: us-east-1a}";
+        assert!(!needs_cluster(&spec(URL, az)));
+        let by_nodes = "ec2Stop: {target: {nodeSelector: pool=a}}";
+        assert!(needs_cluster(&spec(URL, by_nodes)));
+        let pods = "podKill: {target: {namespaces: [shop], selector: app=web}}";
+        assert!(needs_cluster(&spec(URL, pods)));
+        let service = "{name: web, http: {service: {namespace: shop, name: web}, rate: 1/s}}";
+        assert!(needs_cluster(&spec(service, BY_TAG)));
+    }
 }

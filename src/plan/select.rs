@@ -4,10 +4,7 @@
 //! Pure: the callers list candidates through their clients and hand them in sorted by a stable
 //! key, so the same seed picks the same objects on every machine.
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::index;
-
+use crate::plan::seeded::SeededRng;
 use crate::spec::Percent;
 use crate::spec::fault::SelectionMode;
 
@@ -101,18 +98,17 @@ pub fn select<T>(
             let wanted = match mode {
                 SelectionMode::Count => selection.count.unwrap_or(1) as usize,
                 SelectionMode::Percent => {
-                    let ratio = selection.percent.map_or(0.0, Percent::ratio);
-                    ((total as f64 * ratio).ceil() as usize).max(1)
+                    percent_count(total, selection.percent.map_or(0, Percent::micros)).max(1)
                 }
                 _ => 1,
             };
-            let mut rng = StdRng::seed_from_u64(seed);
-            index::sample(&mut rng, total, wanted.min(total)).into_vec()
+            SeededRng::new(seed).sample(total, wanted)
         }
     };
     chosen.sort_unstable();
+    // For the message only; the comparison is exact: chosen/total > max% in integers.
     let percent = chosen.len() as f64 * 100.0 / total as f64;
-    if chosen.len() > caps.max_objects as usize || percent > caps.max_percent.value() + 1e-9 {
+    if over_caps(chosen.len(), total, caps) {
         return Err(SelectionError::OverCaps {
             chosen: chosen.len(),
             candidates: total,
@@ -122,6 +118,23 @@ pub fn select<T>(
         });
     }
     Ok(chosen)
+}
+
+/// `ceil(total × percent)` with the percent in millionths, computed in integers so no rounding
+/// error ever adds a target: 7% of 100 is 7, not the 8 that `ceil(100.0 * 0.07)` gives.
+fn percent_count(total: usize, micros: u64) -> usize {
+    let whole = u128::from(Percent::MICROS_WHOLE);
+    let count = (total as u128 * u128::from(micros)).div_ceil(whole);
+    // At most `total`, as micros never exceed the whole.
+    usize::try_from(count).unwrap_or(total)
+}
+
+/// Whether `chosen` of `total` exceeds the caps, compared exactly:
+/// `chosen / total > max%` as `chosen × whole > max × total` in integers.
+fn over_caps(chosen: usize, total: usize, caps: Caps) -> bool {
+    chosen > caps.max_objects as usize
+        || chosen as u128 * u128::from(Percent::MICROS_WHOLE)
+            > u128::from(caps.max_percent.micros()) * total as u128
 }
 
 /// The seed of one firing: the run's seed mixed with the fault and the repetition, so faults
@@ -180,6 +193,17 @@ mod tests {
         );
     }
 
+    /// Pinned picks: a change here changes which objects a re-played seed touches.
+    #[test]
+    fn seed_42_picks_the_same_five_of_twenty_in_every_release() {
+        let s = Selection {
+            count: Some(5),
+            ..sel(SelectionMode::Count)
+        };
+        let picked = select(&names(20), |p| p, &s, caps(20, 100.0), 42).unwrap();
+        assert_eq!(picked, vec![5, 6, 13, 16, 18]);
+    }
+
     #[test]
     fn percent_rounds_up_and_caps_refuse_with_numbers() {
         let pods = names(10);
@@ -198,6 +222,94 @@ mod tests {
         );
         let err = select(&pods, |p| p, &s, caps(10, 20.0), 1).unwrap_err();
         assert!(matches!(err, SelectionError::OverCaps { chosen: 3, .. }));
+    }
+
+    /// Every (total, percent) pair up to 1000 candidates: the count is exactly
+    /// `ceil(total * p / 100)`, never more, and a cap of the same percentage refuses exactly
+    /// the counts that round above it.
+    #[test]
+    fn percent_counts_exactly_the_ceiling_and_caps_compare_exactly() {
+        let mut wrong = Vec::new();
+        for p in 1..=100usize {
+            let percent: Percent = format!("{p}%").parse().unwrap();
+            let capped = Caps {
+                max_objects: u32::MAX,
+                max_percent: percent,
+            };
+            for total in 1..=1000usize {
+                let exact = (total * p).div_ceil(100);
+                let counted = percent_count(total, percent.micros());
+                let refused = over_caps(counted, total, capped);
+                let fits = (total * p).is_multiple_of(100);
+                if counted != exact || refused == fits {
+                    wrong.push((total, p, counted, refused));
+                }
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "(total, percent, chosen, refused): {wrong:?}"
+        );
+    }
+
+    /// The same through `select` itself, for every pair up to 100 candidates (where the
+    /// floating-point count was wrong thirteen times).
+    #[test]
+    fn percent_selections_choose_exactly_the_ceiling() {
+        let pods = names(100);
+        let mut wrong = Vec::new();
+        for total in 1..=100usize {
+            for p in 1..=100usize {
+                let s = Selection {
+                    percent: Some(format!("{p}%").parse().unwrap()),
+                    ..sel(SelectionMode::Percent)
+                };
+                let chosen = select(&pods[..total], |p| p, &s, caps(u32::MAX, 100.0), 7)
+                    .unwrap()
+                    .len();
+                if chosen != (total * p).div_ceil(100) {
+                    wrong.push((total, p, chosen));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "(total, percent, chosen): {wrong:?}");
+    }
+
+    #[test]
+    fn fractional_percents_count_exactly() {
+        for (total, text, expected) in [
+            (1000, "33.3%", 333),
+            (1000, "0.1%", 1),
+            (8, "12.5%", 1),
+            (3, "33.333333%", 1),
+            (1000, "99.9%", 999),
+        ] {
+            let s = Selection {
+                percent: Some(text.parse().unwrap()),
+                ..sel(SelectionMode::Percent)
+            };
+            let chosen = select(&names(total), |p| p, &s, caps(u32::MAX, 100.0), 3).unwrap();
+            assert_eq!(chosen.len(), expected, "{text} of {total}");
+        }
+        // 33.3% of 1000 is exactly 333: a cap of 33.3% admits it.
+        let s = Selection {
+            count: Some(333),
+            ..sel(SelectionMode::Count)
+        };
+        let cap: Percent = "33.3%".parse().unwrap();
+        assert!(
+            select(
+                &names(1000),
+                |p| p,
+                &s,
+                Caps {
+                    max_objects: 1000,
+                    max_percent: cap
+                },
+                3
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -23,14 +23,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rand::rngs::StdRng;
-use rand::{RngExt, SeedableRng};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use super::catalog::ScheduledExperiment;
 use super::metrics::{RunResultLabel, ScheduleMetrics};
+use crate::plan::seeded::SeededRng;
 
 /// Where the loop reads the time and how it waits.
 #[async_trait]
@@ -171,6 +170,17 @@ pub struct SchedulerExit {
     pub rollback_pending: bool,
 }
 
+/// A fire's delay: uniform in `[0, max)`, in whole nanoseconds, drawn from the seeded
+/// generator so a seed gives the same delays in every release.
+fn jitter(rng: &mut SeededRng, max: Duration) -> chrono::TimeDelta {
+    if max.is_zero() {
+        return chrono::TimeDelta::zero();
+    }
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    let picked = Duration::from_nanos(rng.below(nanos));
+    chrono::TimeDelta::from_std(picked).unwrap_or(chrono::TimeDelta::zero())
+}
+
 /// One experiment's place in the schedule.
 struct Slot {
     experiment: Arc<ScheduledExperiment>,
@@ -187,7 +197,7 @@ pub struct Scheduler<C, L> {
     launcher: Arc<L>,
     metrics: ScheduleMetrics,
     options: SchedulerOptions,
-    rng: StdRng,
+    rng: SeededRng,
     queue: VecDeque<usize>,
     running: JoinSet<(usize, RunOutcome)>,
     stop: CancellationToken,
@@ -205,7 +215,7 @@ impl<C: Clock + 'static, L: Launcher> Scheduler<C, L> {
         metrics: ScheduleMetrics,
         options: SchedulerOptions,
     ) -> Self {
-        let rng = StdRng::seed_from_u64(options.seed);
+        let rng = SeededRng::new(options.seed);
         Self {
             slots: experiments
                 .into_iter()
@@ -229,19 +239,10 @@ impl<C: Clock + 'static, L: Launcher> Scheduler<C, L> {
         }
     }
 
-    fn jitter(&mut self, max: Duration) -> chrono::TimeDelta {
-        if max.is_zero() {
-            return chrono::TimeDelta::zero();
-        }
-        let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
-        let picked = Duration::from_nanos(self.rng.random_range(0..nanos));
-        chrono::TimeDelta::from_std(picked).unwrap_or(chrono::TimeDelta::zero())
-    }
-
     /// Sets slot `i`'s next fire to the first cron time after `after`.
     fn schedule_after(&mut self, i: usize, after: DateTime<Utc>) {
         let base = self.slots[i].experiment.next_after(after);
-        let jitter = self.jitter(self.slots[i].experiment.jitter);
+        let jitter = jitter(&mut self.rng, self.slots[i].experiment.jitter);
         let slot = &mut self.slots[i];
         slot.base = base;
         slot.due = base.map(|b| b + jitter);
@@ -410,5 +411,28 @@ impl<C: Clock + 'static, L: Launcher> Scheduler<C, L> {
             runs: self.runs,
             rollback_pending: self.rollback_pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pinned values: a change here moves every seeded schedule's fires.
+    #[test]
+    fn jitter_for_a_known_seed_never_changes() {
+        let mut rng = SeededRng::new(42);
+        let nanos: Vec<i64> = (0..3)
+            .map(|_| {
+                jitter(&mut rng, Duration::from_secs(600))
+                    .num_nanoseconds()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(
+            nanos,
+            vec![276_931_541_756, 256_739_323_905, 359_995_586_207]
+        );
+        assert_eq!(jitter(&mut rng, Duration::ZERO), chrono::TimeDelta::zero());
     }
 }

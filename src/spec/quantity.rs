@@ -262,6 +262,9 @@ string_quantity!(
 pub struct Percent(f64);
 
 impl Percent {
+    /// [`Percent::micros`] of 100%: the whole, in millionths of a percent.
+    pub const MICROS_WHOLE: u64 = 100_000_000;
+
     /// A percentage; callers check the range through `FromStr` or validation.
     pub const fn new(value: f64) -> Self {
         Self(value)
@@ -275,6 +278,17 @@ impl Percent {
     /// The value as a ratio (0–1).
     pub fn ratio(self) -> f64 {
         self.0 / 100.0
+    }
+
+    /// The value in millionths of a percent, clamped to 0–100%: exact for any percentage
+    /// written with up to six decimals, so counts derived from it (blast radius, caps) can be
+    /// computed in integers rather than in floating point, where `7%` of 100 rounds up to 8.
+    pub fn micros(self) -> u64 {
+        if self.0.is_nan() {
+            return 0;
+        }
+        // In range, the product is below 2^27, far inside f64's exact integers.
+        (self.0.clamp(0.0, 100.0) * 1e6).round() as u64
     }
 }
 
