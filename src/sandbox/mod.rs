@@ -34,6 +34,7 @@ mod lb;
 mod nodes;
 mod ops;
 mod patch;
+mod pod_defaults;
 mod resources;
 mod selector;
 mod status;

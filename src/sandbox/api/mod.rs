@@ -8,6 +8,7 @@ mod convert;
 mod crud;
 mod discovery;
 mod proxy;
+mod review;
 mod secure;
 mod table;
 mod watch;
@@ -91,10 +92,19 @@ impl Req {
             .any(|v| v.contains("as=Table"))
     }
 
-    /// The body as JSON (`Null` when empty).
+    /// The body as JSON (`Null` when empty); 415 for a protobuf body, as kube-apiserver answers
+    /// a media type its serializers do not accept.
     pub fn json(&self) -> Result<Value, ApiError> {
         if self.body.is_empty() {
             return Ok(Value::Null);
+        }
+        let content_type = self
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+            return Err(ApiError::unsupported_body(content_type));
         }
         serde_json::from_slice(&self.body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
@@ -183,8 +193,32 @@ fn authorized(app: &App, parts: &http::request::Parts) -> bool {
         .is_some_and(|given| given.trim() == token)
 }
 
+/// Decodes `%XX` escapes, as Go's `net/http` does before kube-apiserver routes on the path
+/// (clients such as the Python one send `web%3A80` for `web:80`).
+fn percent_decode(path: &str) -> Result<String, ApiError> {
+    if !path.contains('%') {
+        return Ok(path.to_string());
+    }
+    let bad = || ApiError::bad_request(format!("invalid URL escape in path {path:?}"));
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = path.get(i + 1..i + 3).ok_or_else(bad)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
 async fn route(app: &Arc<App>, req: &Req) -> Result<Response<Body>, ApiError> {
-    let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+    let path = percent_decode(&req.path)?;
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let get = req.method == Method::GET;
     let found = |v: Option<Value>| {
         v.map(|v| json_response(200, &v))
@@ -214,6 +248,15 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response<Body>, ApiError> {
         ["api", "v1"] if get => found(discovery::resource_list("", "v1")),
         ["apis", g] if get => found(discovery::api_group(g)),
         ["apis", g, v] if get => found(discovery::resource_list(g, v)),
+        [
+            "apis",
+            review::GROUP,
+            review::VERSION,
+            "selfsubjectaccessreviews",
+        ] if req.method == Method::POST => Ok(json_response(
+            201,
+            &review::self_subject_access_review(req)?,
+        )),
         ["api", "v1", rest @ ..] => resource(app, req, "", "v1", rest).await,
         ["apis", g, v, rest @ ..] => resource(app, req, g, v, rest).await,
         _ => Err(ApiError::no_route(&req.path)),
