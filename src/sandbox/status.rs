@@ -141,15 +141,9 @@ impl ApiError {
         Self::new(503, "ServiceUnavailable", message.into())
     }
 
-    /// 415 for a request body in a format the sandbox does not decode (protobuf).
-    pub fn unsupported_body(ct: &str) -> Self {
-        Self::new(
-            415,
-            "UnsupportedMediaType",
-            format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
-            ),
-        )
+    /// 415 for a request body the sandbox cannot decode.
+    pub fn unsupported_media_type(message: String) -> Self {
+        Self::new(415, "UnsupportedMediaType", message)
     }
 
     /// 401 for a request without the bearer token the sandbox was started with.

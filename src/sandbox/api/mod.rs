@@ -7,6 +7,8 @@
 mod convert;
 mod crud;
 mod discovery;
+mod protobuf;
+mod protobuf_schema;
 mod proxy;
 mod review;
 mod secure;
@@ -92,8 +94,7 @@ impl Req {
             .any(|v| v.contains("as=Table"))
     }
 
-    /// The body as JSON (`Null` when empty); 415 for a protobuf body, as kube-apiserver answers
-    /// a media type its serializers do not accept.
+    /// The body as JSON (`Null` when empty); protobuf bodies are decoded first.
     pub fn json(&self) -> Result<Value, ApiError> {
         if self.body.is_empty() {
             return Ok(Value::Null);
@@ -104,7 +105,7 @@ impl Req {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         if content_type.starts_with("application/vnd.kubernetes.protobuf") {
-            return Err(ApiError::unsupported_body(content_type));
+            return protobuf::decode(&self.body);
         }
         serde_json::from_slice(&self.body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
