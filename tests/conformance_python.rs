@@ -153,3 +153,25 @@ async fn python_lease_write_with_a_stale_resource_version_conflicts() {
     assert!(!out.contains("UNEXPECTED"), "{out}");
     running.sandbox.shutdown().await;
 }
+
+const DRY_RUN: &str = r#"
+import sys
+from kubernetes import client, config
+config.load_kube_config(config_file=sys.argv[1])
+v1 = client.CoreV1Api()
+before = len(v1.list_namespaced_pod("shop", label_selector="app=web").items)
+v1.delete_collection_namespaced_pod("shop", label_selector="app=web", dry_run="All")
+pod = v1.list_namespaced_pod("shop", label_selector="app=web").items[0]
+v1.delete_namespaced_pod(pod.metadata.name, "shop", dry_run="All")
+left = v1.list_namespaced_pod("shop", label_selector="app=web").items
+print("BEFORE", before, "AFTER", len(left), "TERMINATING", sum(1 for p in left if p.metadata.deletion_timestamp))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_dry_run_deletes_delete_nothing() {
+    let Some(py) = python() else { return };
+    let running = start().await;
+    let out = run_script(&py, &running, DRY_RUN).await;
+    assert!(out.contains("BEFORE 3 AFTER 3 TERMINATING 0"), "{out}");
+    running.sandbox.shutdown().await;
+}

@@ -431,12 +431,19 @@ fn delete_collection(
     let (label, field) = selectors(req)?;
     let opts = delete_opts(req)?;
     let ns_filter = ns.filter(|n| !n.is_empty());
+    let dry_run = req.q("dryRun").is_some();
     let items = app.shared.store.transaction(|txn| {
         let victims: Vec<_> = txn
             .list(def.storage, ns_filter)
             .into_iter()
             .filter(|v| label.matches_object(v) && field.matches(v))
             .collect();
+        if dry_run {
+            return victims
+                .into_iter()
+                .map(|v| to_external(def, (*v).clone()))
+                .collect();
+        }
         let mut out = Vec::new();
         for v in victims {
             let (vns, vname) = crate::sandbox::store::ns_name(&v);
