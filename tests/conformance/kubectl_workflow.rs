@@ -53,6 +53,58 @@ pub async fn run(k: &Kubectl, sandbox: &Sandbox) {
         ])
         .await;
     assert!(proxied.contains("\"path\":\"/ping\""), "{proxied}");
+    kubectl_proxy(k).await;
+}
+
+/// `kubectl proxy` on a free loopback port, then the Service by name and port through it.
+async fn kubectl_proxy(k: &Kubectl) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let mut child = k
+        .command(&["proxy", "--port=0", "--address=127.0.0.1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl proxy starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut first = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        BufReader::new(stdout).read_line(&mut first),
+    )
+    .await
+    .expect("kubectl proxy announces its port")
+    .expect("stdout reads");
+    let addr = first
+        .trim()
+        .strip_prefix("Starting to serve on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first:?}"))
+        .to_string();
+    let get = |path: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let exchange = async {
+                let mut stream = tokio::net::TcpStream::connect(&addr).await?;
+                let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+                stream.write_all(request.as_bytes()).await?;
+                let mut reply = String::new();
+                stream.read_to_string(&mut reply).await?;
+                Ok::<_, std::io::Error>(reply)
+            };
+            tokio::time::timeout(Duration::from_secs(10), exchange)
+                .await
+                .expect("the proxy answers in time")
+                .expect("the proxy exchange succeeds")
+        }
+    };
+    let named = get("/api/v1/namespaces/shop/services/web:http/proxy/through").await;
+    assert!(
+        named.starts_with("HTTP/1.0 200") || named.starts_with("HTTP/1.1 200"),
+        "{named}"
+    );
+    assert!(named.contains("\"path\":\"/through\""), "{named}");
+    let wrong = get("/api/v1/namespaces/shop/services/web:9999/proxy/through").await;
+    assert!(wrong.contains(" 503 "), "{wrong}");
+    child.kill().await.expect("kubectl proxy stops");
 }
 
 async fn reads(k: &Kubectl) {

@@ -157,14 +157,26 @@ impl Kubectl {
         self.cache.path()
     }
 
+    /// `kubectl args` bound to the sandbox, not started (for long-running commands).
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.binary);
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--cache-dir")
+            .arg(self.cache.path().join("cache"))
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .kill_on_drop(true);
+        cmd
+    }
+
     /// Runs `kubectl args`, whatever its exit code.
     pub async fn run(&self, args: &[&str]) -> Outcome {
-        let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
-        let cache = self.cache.path().join("cache");
-        let cache = cache.to_string_lossy().into_owned();
-        let mut all = vec!["--kubeconfig", &kubeconfig, "--cache-dir", &cache];
-        all.extend_from_slice(args);
-        let out = run(&self.binary, &all, &[]).await;
+        let output = self.command(args).output();
+        let out = tokio::time::timeout(COMMAND_LIMIT, output)
+            .await
+            .unwrap_or_else(|_| panic!("kubectl {args:?} ran longer than {COMMAND_LIMIT:?}"))
+            .expect("kubectl starts");
         Outcome {
             code: out.status.code(),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
