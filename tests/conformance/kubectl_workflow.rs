@@ -157,24 +157,21 @@ async fn reads(k: &Kubectl) {
         3,
         "{running}"
     );
-    // A watch prints the current rows, then ends at the request timeout.
-    let watched = k
-        .run(&[
-            "get",
-            "pods",
-            "-n",
-            "shop",
-            "-l",
-            "app=web",
-            "-w",
-            "--request-timeout=2s",
-        ])
+    // A watch prints the current rows, then the changes: a scale-up's new pod shows up.
+    watch_sees_a_new_pod(k).await;
+    k.ok(&["scale", "deploy/web", "-n", "shop", "--replicas=3"])
         .await;
-    assert!(
-        watched.stdout.starts_with("NAME") && rows(&watched.stdout) >= 3,
-        "{}",
-        watched.both()
-    );
+    eventually(
+        "web back to three pods",
+        Duration::from_secs(20),
+        || async {
+            let out = k
+                .ok(&["get", "pods", "-n", "shop", "-l", "app=web", "-o", "name"])
+                .await;
+            (out.lines().count() == 3).then_some(())
+        },
+    )
+    .await;
 }
 
 async fn writes(k: &Kubectl) {
@@ -390,4 +387,52 @@ async fn nodes(k: &Kubectl, sandbox: &Sandbox) {
         shown.contains(" Ready ") && !shown.contains("SchedulingDisabled"),
         "{shown}"
     );
+}
+
+/// `kubectl get -w`: once the three current rows are printed, a scale-up's fourth pod follows.
+async fn watch_sees_a_new_pod(k: &Kubectl) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let mut child = k
+        .command(&[
+            "get",
+            "pods",
+            "-n",
+            "shop",
+            "-l",
+            "app=web",
+            "-w",
+            "--request-timeout=30s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl get -w starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let mut pods = std::collections::BTreeSet::new();
+    let mut header = None;
+    let mut scaled = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while pods.len() < 4 {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no fourth pod in the watch: {pods:?}"))
+            .expect("stdout reads")
+            .unwrap_or_else(|| panic!("the watch ended early: {pods:?}"));
+        if header.is_none() {
+            header = Some(line);
+            continue;
+        }
+        if let Some(name) = line.split_whitespace().next() {
+            pods.insert(name.to_string());
+        }
+        if pods.len() == 3 && !scaled {
+            let out = k
+                .ok(&["scale", "deploy/web", "-n", "shop", "--replicas=4"])
+                .await;
+            assert_eq!(out.trim(), "deployment.apps/web scaled");
+            scaled = true;
+        }
+    }
+    assert!(header.is_some_and(|h| h.starts_with("NAME")));
+    child.kill().await.expect("the watch stops");
 }
