@@ -28,6 +28,7 @@
 mod api;
 mod backend;
 pub mod cloud;
+mod cloud_shutdown;
 mod cluster;
 mod controllers;
 mod lb;
