@@ -335,3 +335,25 @@ async fn resource(
     };
     crud::dispatch(app, req, target).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn path_escapes_are_decoded_before_routing() {
+        let decoded = percent_decode("/api/v1/namespaces/shop/services/web%3A80/proxy/a%2fb");
+        assert_eq!(
+            decoded.ok().as_deref(),
+            Some("/api/v1/namespaces/shop/services/web:80/proxy/a/b")
+        );
+        assert_eq!(percent_decode("/plain").ok().as_deref(), Some("/plain"));
+        for bad in ["/a%", "/a%4", "/a%zz", "/a%ff"] {
+            assert_eq!(
+                percent_decode(bad).err().map(|e| e.code),
+                Some(400),
+                "{bad}"
+            );
+        }
+    }
+}
