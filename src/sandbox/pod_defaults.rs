@@ -1,6 +1,6 @@
 //! Pod spec defaults kube-apiserver fills on every write, and the ServiceAccount admission
 //! plugin's API token volume on pod creation. Clients read these back: `kubectl describe`
-//! prints probe thresholds, and drain helpers (Chaos Toolkit's `drain_nodes`) walk
+//! prints probe thresholds, and drain tooling (Chaos Toolkit's `drain_nodes`) walks
 //! `spec.volumes`.
 
 use serde_json::{Value, json};

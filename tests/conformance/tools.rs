@@ -21,7 +21,7 @@ const COMMAND_LIMIT: Duration = Duration::from_secs(90);
 /// The tool at `path` if it exists. Missing: under `CI=true` the test fails (CI must have every
 /// client), otherwise it is skipped with a loud line on stderr.
 ///
-/// Kept local and small so a shared `require_tool` helper can replace it.
+/// Kept local and small so a shared `require_tool` function can replace it.
 pub fn require_tool(what: &str, path: Option<PathBuf>, hint: &str) -> Option<PathBuf> {
     if let Some(path) = path.filter(|p| p.exists()) {
         return Some(path);
