@@ -5,10 +5,12 @@
 //! zone, and gives each node the `aws:///<zone>/<instance-id>` provider id of one InService
 //! instance. A loop then mirrors the cloud: a terminated instance silences its node, which turns
 //! Unknown after the monitor grace and is then deleted (as the cloud node lifecycle controller
-//! does); a new group instance joins as a node after the boot delay; a subnet associated with an
+//! does); a stopped instance silences and cuts off its node, which is kept and tainted
+//! `node.cloudprovider.kubernetes.io/shutdown` while not Ready, until the instance runs again;
+//! a new group instance joins as a node after the boot delay; a subnet associated with an
 //! ACL that allows nothing partitions that zone's nodes until the association is restored.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::SandboxError;
+use super::cloud_shutdown as shutdown;
 use super::cluster::Shared;
 use super::nodes::NodeFactory;
 
@@ -314,10 +317,19 @@ async fn group_instances(c: &Clients, group: &str) -> Result<Vec<String>, Sandbo
     Ok(ids)
 }
 
-/// Instance ids that exist and are not shutting down or terminated.
-async fn running(c: &Clients, ids: &[String]) -> Result<Vec<String>, SandboxError> {
+/// What became of an instance, as the cloud node lifecycle controller sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Machine {
+    /// Pending or running.
+    Up,
+    /// Stopping or stopped: the node stays, silent and unreachable, until started again.
+    Stopped,
+}
+
+/// Instances that exist and are not shutting down or terminated, with their state.
+async fn running(c: &Clients, ids: &[String]) -> Result<HashMap<String, Machine>, SandboxError> {
     if ids.is_empty() {
-        return Ok(Vec::new());
+        return Ok(HashMap::new());
     }
     let out = call(
         "DescribeInstances",
@@ -331,13 +343,16 @@ async fn running(c: &Clients, ids: &[String]) -> Result<Vec<String>, SandboxErro
         .reservations()
         .iter()
         .flat_map(|r| r.instances())
-        .filter(|i| {
-            !matches!(
-                i.state().and_then(|s| s.name()),
-                Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated)
-            )
+        .filter_map(|i| {
+            let machine = match i.state().and_then(|s| s.name()) {
+                Some(InstanceStateName::ShuttingDown | InstanceStateName::Terminated) => {
+                    return None;
+                }
+                Some(InstanceStateName::Stopping | InstanceStateName::Stopped) => Machine::Stopped,
+                _ => Machine::Up,
+            };
+            Some((i.instance_id()?.to_string(), machine))
         })
-        .filter_map(|i| i.instance_id().map(String::from))
         .collect())
 }
 
@@ -430,12 +445,14 @@ async fn mirror(
     poll: Duration,
     cancel: CancellationToken,
 ) {
+    let mut silenced = HashSet::new();
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(poll) => {}
         }
-        if let Err(e) = mirror_once(&c, &shared, &factory, &res, &mut by_instance).await {
+        let pass = mirror_once(&c, &shared, &factory, &res, &mut by_instance, &mut silenced);
+        if let Err(e) = pass.await {
             warn!(error = %e, "cloud poll failed; retrying");
         }
     }
@@ -447,10 +464,27 @@ async fn mirror_once(
     factory: &NodeFactory,
     res: &CloudResources,
     by_instance: &mut HashMap<String, String>,
+    silenced: &mut HashSet<String>,
 ) -> Result<(), SandboxError> {
     let known: Vec<String> = by_instance.keys().cloned().collect();
     let alive = running(c, &known).await?;
-    for id in known.iter().filter(|id| !alive.contains(id)) {
+    let mut stopped = HashSet::new();
+    for (id, machine) in &alive {
+        let Some(node) = by_instance.get(id) else {
+            continue;
+        };
+        if *machine == Machine::Stopped {
+            stopped.insert(node.clone());
+        }
+        shutdown::mirror(
+            shared,
+            factory,
+            silenced,
+            node,
+            *machine == Machine::Stopped,
+        );
+    }
+    for id in known.iter().filter(|id| !alive.contains_key(*id)) {
         let Some(node) = by_instance.get(id).cloned() else {
             continue;
         };
@@ -482,7 +516,7 @@ async fn mirror_once(
         }
         let open = subnet_open(c, &res.subnets[zone]).await?;
         for node in factory.nodes_in_zone(zone) {
-            factory.set_partitioned(&node, !open);
+            factory.set_partitioned(&node, !open || stopped.contains(&node));
         }
     }
     Ok(())

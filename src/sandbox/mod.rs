@@ -28,12 +28,14 @@
 mod api;
 mod backend;
 pub mod cloud;
+mod cloud_shutdown;
 mod cluster;
 mod controllers;
 mod lb;
 mod nodes;
 mod ops;
 mod patch;
+mod pod_defaults;
 mod resources;
 mod selector;
 mod status;

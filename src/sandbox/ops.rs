@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use super::pod_defaults;
 use super::resources::{ResourceDef, well_known};
 use super::selector::LabelSelector;
 use super::status::ApiError;
@@ -74,6 +75,8 @@ pub(crate) fn admit_create(def: &ResourceDef, obj: &mut Value, toleration_second
                     default(c, "terminationMessagePath", json!("/dev/termination-log"));
                 }
             }
+            pod_defaults::default_pod_spec(spec);
+            pod_defaults::mount_service_account_token(spec);
             if obj.pointer("/status/phase").is_none() {
                 obj["status"] = json!({"phase": "Pending", "qosClass": "BestEffort"});
             }
@@ -126,6 +129,19 @@ pub(crate) fn admit_create(def: &ResourceDef, obj: &mut Value, toleration_second
             default(&mut obj["spec"], "replicas", json!(1));
         }
         _ => {}
+    }
+    admit_write(def, obj);
+}
+
+/// Defaults the API server fills on every write (create and update): probe fields in the pod
+/// templates of workloads.
+pub(crate) fn admit_write(def: &ResourceDef, obj: &mut Value) {
+    if def.group == "apps"
+        && let Some(spec) = obj
+            .pointer_mut("/spec/template/spec")
+            .filter(|s| s.is_object())
+    {
+        pod_defaults::default_pod_spec(spec);
     }
 }
 

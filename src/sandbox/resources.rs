@@ -137,6 +137,7 @@ pub(crate) mod well_known {
     getter!(nodes, "", "nodes");
     getter!(pods, "", "pods");
     getter!(services, "", "services");
+    getter!(serviceaccounts, "", "serviceaccounts");
     getter!(events, "", "events");
     getter!(deployments, "apps", "deployments");
     getter!(replicasets, "apps", "replicasets");

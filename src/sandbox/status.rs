@@ -141,6 +141,11 @@ impl ApiError {
         Self::new(503, "ServiceUnavailable", message.into())
     }
 
+    /// 415 for a request body the sandbox cannot decode.
+    pub fn unsupported_media_type(message: String) -> Self {
+        Self::new(415, "UnsupportedMediaType", message)
+    }
+
     /// 401 for a request without the bearer token the sandbox was started with.
     pub fn unauthorized() -> Self {
         Self::new(401, "Unauthorized", "Unauthorized".into())

@@ -261,6 +261,7 @@ fn merge_update(def: &ResourceDef, cur: &mut Value, mut new: Value, status_only:
     if def.storage == "nodes" {
         ops::admit_node(&mut new);
     }
+    ops::admit_write(def, &mut new);
     *cur = new;
 }
 
@@ -298,14 +299,18 @@ fn update(
         .and_then(Value::as_str)
         .map(String::from);
     let new = to_internal(def, body);
+    let change = |cur: &mut Value| {
+        if !rv_matches(cur, wanted.as_deref()) {
+            return Err(ApiError::conflict(def, name));
+        }
+        merge_update(def, cur, new, status_only);
+        Ok(())
+    };
+    if req.q("dryRun").is_some() {
+        return dry_run(app, def, ns, name, change);
+    }
     let out = app.shared.store.transaction(|txn| {
-        let updated = txn.update_with(def, ns, name, |cur| {
-            if !rv_matches(cur, wanted.as_deref()) {
-                return Err(ApiError::conflict(def, name));
-            }
-            merge_update(def, cur, new, status_only);
-            Ok(())
-        })?;
+        let updated = txn.update_with(def, ns, name, change)?;
         finish_if_finalized(txn, def, &updated);
         Ok::<_, ApiError>(updated)
     })?;
@@ -335,6 +340,24 @@ fn patch_object(
             .map_err(|e| ApiError::bad_request(format!("invalid patch: {e}")))?
     };
     let toleration = app.shared.timing.toleration.as_secs() as i64;
+    let change = |cur: &mut Value| {
+        let mut ext = to_external(def, cur.clone());
+        patch::apply(kind, &mut ext, &body)
+            .map_err(|e| ApiError::invalid(def, name, "patch", &e))?;
+        let wanted = ext
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str);
+        if kind != PatchKind::Apply && !rv_matches(cur, wanted) {
+            return Err(ApiError::conflict(def, name));
+        }
+        let new = to_internal(def, ext);
+        merge_update(def, cur, new, status_only);
+        Ok(())
+    };
+    // `kubectl diff` and `--dry-run=server` patch with `dryRun=All`: nothing may be written.
+    if req.q("dryRun").is_some() && app.shared.store.get(def.storage, ns, name).is_some() {
+        return dry_run(app, def, ns, name, change);
+    }
     let out = app.shared.store.transaction(|txn| {
         if kind == PatchKind::Apply && txn.get(def.storage, ns, name).is_none() {
             // Server-side apply of a missing object creates it.
@@ -343,24 +366,29 @@ fn patch_object(
             ops::admit_create(def, &mut obj, toleration);
             return txn.create(def, ns, obj);
         }
-        let updated = txn.update_with(def, ns, name, |cur| {
-            let mut ext = to_external(def, cur.clone());
-            patch::apply(kind, &mut ext, &body)
-                .map_err(|e| ApiError::invalid(def, name, "patch", &e))?;
-            let wanted = ext
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str);
-            if kind != PatchKind::Apply && !rv_matches(cur, wanted) {
-                return Err(ApiError::conflict(def, name));
-            }
-            let new = to_internal(def, ext);
-            merge_update(def, cur, new, status_only);
-            Ok(())
-        })?;
+        let updated = txn.update_with(def, ns, name, change)?;
         finish_if_finalized(txn, def, &updated);
         Ok(updated)
     })?;
     Ok(json_response(200, &to_external(def, out)))
+}
+
+/// An update or patch with `dryRun`: the object as it would be stored, without storing it.
+fn dry_run(
+    app: &Arc<App>,
+    def: &'static ResourceDef,
+    ns: &str,
+    name: &str,
+    change: impl FnOnce(&mut Value) -> Result<(), ApiError>,
+) -> Result<Response<Body>, ApiError> {
+    let cur = app
+        .shared
+        .store
+        .get(def.storage, ns, name)
+        .ok_or_else(|| ApiError::not_found(def, name))?;
+    let mut new = (*cur).clone();
+    change(&mut new)?;
+    Ok(json_response(200, &to_external(def, new)))
 }
 
 fn delete_opts(req: &Req) -> Result<DeleteOpts, ApiError> {
@@ -380,6 +408,9 @@ fn delete(
     name: &str,
 ) -> Result<Response<Body>, ApiError> {
     let opts = delete_opts(req)?;
+    if req.q("dryRun").is_some() {
+        return dry_run(app, def, ns, name, |_| Ok(()));
+    }
     let out = app
         .shared
         .store
@@ -400,12 +431,19 @@ fn delete_collection(
     let (label, field) = selectors(req)?;
     let opts = delete_opts(req)?;
     let ns_filter = ns.filter(|n| !n.is_empty());
+    let dry_run = req.q("dryRun").is_some();
     let items = app.shared.store.transaction(|txn| {
         let victims: Vec<_> = txn
             .list(def.storage, ns_filter)
             .into_iter()
             .filter(|v| label.matches_object(v) && field.matches(v))
             .collect();
+        if dry_run {
+            return victims
+                .into_iter()
+                .map(|v| to_external(def, (*v).clone()))
+                .collect();
+        }
         let mut out = Vec::new();
         for v in victims {
             let (vns, vname) = crate::sandbox::store::ns_name(&v);

@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use super::review;
 use crate::sandbox::resources::{self, ResourceDef};
 
 const MAIN_VERBS: &[&str] = &[
@@ -40,9 +41,16 @@ fn group_entry(group: &str, version: &str) -> Value {
     json!({"name": group, "versions": [gv.clone()], "preferredVersion": gv})
 }
 
+/// The resource table's groups, then the access-review group (created, never stored).
+fn all_groups() -> Vec<(&'static str, &'static str)> {
+    let mut groups = resources::groups();
+    groups.push((review::GROUP, review::VERSION));
+    groups
+}
+
 /// `GET /apis`.
 pub(crate) fn api_groups() -> Value {
-    let groups: Vec<Value> = resources::groups()
+    let groups: Vec<Value> = all_groups()
         .into_iter()
         .map(|(g, v)| group_entry(g, v))
         .collect();
@@ -51,7 +59,7 @@ pub(crate) fn api_groups() -> Value {
 
 /// `GET /apis/{group}`.
 pub(crate) fn api_group(group: &str) -> Option<Value> {
-    let (g, v) = resources::groups().into_iter().find(|(g, _)| *g == group)?;
+    let (g, v) = all_groups().into_iter().find(|(g, _)| *g == group)?;
     let mut e = group_entry(g, v);
     e["kind"] = json!("APIGroup");
     e["apiVersion"] = json!("v1");
@@ -106,6 +114,10 @@ pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
         .iter()
         .filter(|d| d.group == group && d.version == version)
         .collect();
+    if (group, version) == (review::GROUP, review::VERSION) {
+        return Some(json!({"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": format!("{group}/{version}"), "resources": review::resources()}));
+    }
     if defs.is_empty() {
         return None;
     }

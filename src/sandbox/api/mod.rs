@@ -7,7 +7,10 @@
 mod convert;
 mod crud;
 mod discovery;
+mod protobuf;
+mod protobuf_schema;
 mod proxy;
+mod review;
 mod secure;
 mod table;
 mod watch;
@@ -91,10 +94,18 @@ impl Req {
             .any(|v| v.contains("as=Table"))
     }
 
-    /// The body as JSON (`Null` when empty).
+    /// The body as JSON (`Null` when empty); protobuf bodies are decoded first.
     pub fn json(&self) -> Result<Value, ApiError> {
         if self.body.is_empty() {
             return Ok(Value::Null);
+        }
+        let content_type = self
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+            return protobuf::decode(&self.body);
         }
         serde_json::from_slice(&self.body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))
@@ -183,8 +194,32 @@ fn authorized(app: &App, parts: &http::request::Parts) -> bool {
         .is_some_and(|given| given.trim() == token)
 }
 
+/// Decodes `%XX` escapes, as Go's `net/http` does before kube-apiserver routes on the path
+/// (clients such as the Python one send `web%3A80` for `web:80`).
+fn percent_decode(path: &str) -> Result<String, ApiError> {
+    if !path.contains('%') {
+        return Ok(path.to_string());
+    }
+    let bad = || ApiError::bad_request(format!("invalid URL escape in path {path:?}"));
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = path.get(i + 1..i + 3).ok_or_else(bad)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
 async fn route(app: &Arc<App>, req: &Req) -> Result<Response<Body>, ApiError> {
-    let segs: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
+    let path = percent_decode(&req.path)?;
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let get = req.method == Method::GET;
     let found = |v: Option<Value>| {
         v.map(|v| json_response(200, &v))
@@ -214,6 +249,15 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response<Body>, ApiError> {
         ["api", "v1"] if get => found(discovery::resource_list("", "v1")),
         ["apis", g] if get => found(discovery::api_group(g)),
         ["apis", g, v] if get => found(discovery::resource_list(g, v)),
+        [
+            "apis",
+            review::GROUP,
+            review::VERSION,
+            "selfsubjectaccessreviews",
+        ] if req.method == Method::POST => Ok(json_response(
+            201,
+            &review::self_subject_access_review(req)?,
+        )),
         ["api", "v1", rest @ ..] => resource(app, req, "", "v1", rest).await,
         ["apis", g, v, rest @ ..] => resource(app, req, g, v, rest).await,
         _ => Err(ApiError::no_route(&req.path)),
@@ -290,4 +334,26 @@ async fn resource(
         }
     };
     crud::dispatch(app, req, target).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn path_escapes_are_decoded_before_routing() {
+        let decoded = percent_decode("/api/v1/namespaces/shop/services/web%3A80/proxy/a%2fb");
+        assert_eq!(
+            decoded.ok().as_deref(),
+            Some("/api/v1/namespaces/shop/services/web:80/proxy/a/b")
+        );
+        assert_eq!(percent_decode("/plain").ok().as_deref(), Some("/plain"));
+        for bad in ["/a%", "/a%4", "/a%zz", "/a%ff"] {
+            assert_eq!(
+                percent_decode(bad).err().map(|e| e.code),
+                Some(400),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -1,4 +1,5 @@
-//! `services/{name}[:{port}]/proxy/{path}`: the API server forwards the request to one ready
+//! `services/{name}[:{port}]/proxy/{path}`: the API server resolves the port as kube-apiserver
+//! does (a number to its Service port name, 503 when unknown) and forwards the request to one ready
 //! endpoint of the Service, picked at random, as kube-apiserver does.
 
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use http::Response;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+use serde_json::Value;
 
 use super::{App, Req};
 use crate::sandbox::resources::well_known;
@@ -39,23 +42,25 @@ pub(crate) async fn service_proxy(
     target: &str,
     tail: &[&str],
 ) -> Result<Response<Body>, ApiError> {
-    let parts: Vec<&str> = target.split(':').collect();
-    let name = match parts.as_slice() {
-        [name] | [name, _] => *name,
-        [_, name, _] => *name,
-        _ => {
-            return Err(ApiError::bad_request(format!(
-                "invalid service proxy target {target:?}"
-            )));
-        }
-    };
-    if app.shared.store.get("services", ns, name).is_none() {
-        return Err(ApiError::not_found(well_known::services(), name));
-    }
+    let (name, port) = split_scheme_name_port(target)
+        .ok_or_else(|| ApiError::bad_request(format!("invalid service request {target:?}")))?;
+    let service = app
+        .shared
+        .store
+        .get("services", ns, name)
+        .ok_or_else(|| ApiError::not_found(well_known::services(), name))?;
+    let port_name = resolve_port(&service, name, port)?;
     let endpoints = app.shared.ready_endpoints(ns, name);
     if endpoints.is_empty() {
         return Err(ApiError::service_unavailable(format!(
             "no endpoints available for service \"{name}\""
+        )));
+    }
+    // Endpoint ports carry the Service port names; every sandbox endpoint serves every port of
+    // its Service, so a name the Service has is served by every ready endpoint.
+    if !has_port_named(&service, &port_name) {
+        return Err(ApiError::service_unavailable(format!(
+            "no endpoints available for service \"{target}\""
         )));
     }
     let ep = endpoints[rand::random_range(0..endpoints.len())].clone();
@@ -121,4 +126,95 @@ pub(crate) async fn service_proxy(
         }
     }
     Ok(resp)
+}
+
+/// kube-apiserver's `SplitSchemeNamePort`: `name`, `name:port` or `scheme:name:port` with an
+/// empty, `http` or `https` scheme; `None` for anything else.
+fn split_scheme_name_port(target: &str) -> Option<(&str, &str)> {
+    let (name, port) = match target.split(':').collect::<Vec<_>>().as_slice() {
+        [name] => (*name, ""),
+        [name, port] => (*name, *port),
+        [scheme, name, port] if matches!(*scheme, "" | "http" | "https") => (*name, *port),
+        _ => return None,
+    };
+    (!name.is_empty()).then_some((name, port))
+}
+
+/// The Service port name a proxy request means, as `ServiceREST.ResourceLocation` resolves it:
+/// a number becomes the name of the Service port with that number (503 when there is none); a
+/// name (or nothing, meaning the unnamed port) is kept as given.
+fn resolve_port(service: &Value, name: &str, port: &str) -> Result<String, ApiError> {
+    let Ok(number) = port.parse::<i64>() else {
+        return Ok(port.to_string());
+    };
+    service_ports(service)
+        .find(|p| p.get("port").and_then(Value::as_i64) == Some(number))
+        .map(|p| port_name(p).to_string())
+        .ok_or_else(|| {
+            ApiError::service_unavailable(format!(
+                "no service port {number} found for service \"{name}\""
+            ))
+        })
+}
+
+fn has_port_named(service: &Value, name: &str) -> bool {
+    service_ports(service).any(|p| port_name(p) == name)
+}
+
+fn service_ports(service: &Value) -> impl Iterator<Item = &Value> {
+    service
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+}
+
+fn port_name(port: &Value) -> &str {
+    port.get("name").and_then(Value::as_str).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn proxy_target_splits_like_kube_apiserver() {
+        assert_eq!(split_scheme_name_port("web"), Some(("web", "")));
+        assert_eq!(split_scheme_name_port("web:80"), Some(("web", "80")));
+        assert_eq!(
+            split_scheme_name_port("https:web:http"),
+            Some(("web", "http"))
+        );
+        assert_eq!(split_scheme_name_port(":web:80"), Some(("web", "80")));
+        assert_eq!(split_scheme_name_port("ftp:web:80"), None);
+        assert_eq!(split_scheme_name_port(":80"), None);
+        assert_eq!(split_scheme_name_port("a:b:c:d"), None);
+    }
+
+    #[test]
+    fn proxy_port_number_resolves_to_the_service_port_name() {
+        let svc = json!({"spec": {"ports": [{"name": "http", "port": 80}, {"port": 81}]}});
+        assert_eq!(
+            resolve_port(&svc, "web", "80").ok().as_deref(),
+            Some("http")
+        );
+        assert_eq!(resolve_port(&svc, "web", "81").ok().as_deref(), Some(""));
+        assert_eq!(
+            resolve_port(&svc, "web", "metrics").ok().as_deref(),
+            Some("metrics")
+        );
+        let missing = resolve_port(&svc, "web", "9999")
+            .err()
+            .map(|e| (e.code, e.message));
+        assert_eq!(
+            missing,
+            Some((
+                503,
+                "no service port 9999 found for service \"web\"".to_string()
+            ))
+        );
+        assert!(has_port_named(&svc, "http") && has_port_named(&svc, ""));
+        assert!(!has_port_named(&svc, "metrics"));
+    }
 }

@@ -10,10 +10,19 @@ use crate::sandbox::cluster::Shared;
 use crate::sandbox::ops;
 use crate::sandbox::resources::well_known;
 
+/// Annotation holding a Deployment's (and each of its ReplicaSets') revision.
+const REVISION: &str = "deployment.kubernetes.io/revision";
+/// Earlier revisions of a ReplicaSet whose template came back (a rollback).
+const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+
 /// A stable short hash of the pod template (FNV-1a, Kubernetes' "safe" alphabet).
+///
+/// Nulls and empty objects and lists are left out, as they are when upstream hashes the typed
+/// template: a template that comes back from a typed client (`kubectl rollout undo` sends
+/// `creationTimestamp: null` and `resources: {}`) hashes as the original did.
 pub(crate) fn template_hash(template: &Value) -> String {
     let mut h: u32 = 0x811c_9dc5;
-    for b in template.to_string().bytes() {
+    for b in without_empty(template).to_string().bytes() {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
@@ -25,6 +34,33 @@ pub(crate) fn template_hash(template: &Value) -> String {
         x = x / ALPHABET.len() as u64 + u64::from(h.rotate_left(7));
     }
     out
+}
+
+/// `v` without null fields and without empty objects and lists (recursively).
+fn without_empty(v: &Value) -> Value {
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.clone(), without_empty(v)))
+                .filter(|(_, v)| !empty(v))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_empty).collect()),
+        other => other.clone(),
+    }
+}
+
+fn revision_of(rs: &Value) -> Option<i64> {
+    rs.pointer("/metadata/annotations")
+        .and_then(|a| a.get(REVISION))
+        .and_then(Value::as_str)
+        .and_then(|r| r.parse().ok())
 }
 
 fn resolve(v: Option<&Value>, total: i64, up: bool, default: i64) -> i64 {
@@ -110,21 +146,25 @@ fn sync_one(shared: &Arc<Shared>, d: &Value, all_rs: &[Arc<Value>]) {
             .max(new_cur.min(replicas))
     };
     let rs_name = format!("{name}-{hash}");
+    // As upstream: the ReplicaSet of the current template has the highest revision; one whose
+    // template comes back (a rollback) takes the next revision.
+    let max_old = olds
+        .iter()
+        .filter_map(|rs| revision_of(rs))
+        .max()
+        .unwrap_or(0);
+    let revision = match new_rs {
+        Some(rs) => match revision_of(rs) {
+            Some(r) if r > max_old => r,
+            old => {
+                bump_revision(shared, rs, old, max_old + 1);
+                max_old + 1
+            }
+        },
+        None => max_old + 1,
+    };
     match new_rs {
         None => {
-            let revision = owned
-                .iter()
-                .filter_map(|rs| {
-                    s(
-                        rs,
-                        "/metadata/annotations/deployment.kubernetes.io~1revision",
-                    )
-                    .parse::<i64>()
-                    .ok()
-                })
-                .max()
-                .unwrap_or(0)
-                + 1;
             let mut tpl = template.clone();
             tpl["metadata"]["labels"]["pod-template-hash"] = json!(hash);
             let mut selector = d["spec"]["selector"].clone();
@@ -134,7 +174,7 @@ fn sync_one(shared: &Arc<Shared>, d: &Value, all_rs: &[Arc<Value>]) {
             let rs = json!({
                 "metadata": {
                     "name": rs_name, "labels": labels,
-                    "annotations": {"deployment.kubernetes.io/revision": revision.to_string(),
+                    "annotations": {REVISION: revision.to_string(),
                                     "deployment.kubernetes.io/desired-replicas": replicas.to_string()},
                     "ownerReferences": [super::util::owner_ref(d)],
                 },
@@ -181,7 +221,46 @@ fn sync_one(shared: &Arc<Shared>, d: &Value, all_rs: &[Arc<Value>]) {
             }
         }
     }
-    update_status(shared, d, &ns, &name, &owned, &hash, replicas, unavailable);
+    let progress = Progress {
+        hash: &hash,
+        revision,
+        replicas,
+        unavailable,
+    };
+    update_status(shared, d, &ns, &name, &owned, &progress);
+}
+
+/// Gives the ReplicaSet of a template that came back the next revision, keeping the earlier
+/// ones in `revision-history`.
+fn bump_revision(shared: &Arc<Shared>, rs: &Value, old: Option<i64>, revision: i64) {
+    let (ns, name) = crate::sandbox::store::ns_name(rs);
+    let _ = shared
+        .store
+        .update_with(well_known::replicasets(), &ns, &name, |o| {
+            let annotations = &mut o["metadata"]["annotations"];
+            if let Some(old) = old {
+                let history = annotations
+                    .get(REVISION_HISTORY)
+                    .and_then(Value::as_str)
+                    .filter(|h| !h.is_empty())
+                    .map_or(old.to_string(), |h| format!("{h},{old}"));
+                annotations[REVISION_HISTORY] = json!(history);
+            }
+            annotations[REVISION] = json!(revision.to_string());
+            Ok(())
+        });
+}
+
+/// Where a Deployment's rollout stands, for its status.
+struct Progress<'a> {
+    /// Hash of the current template.
+    hash: &'a str,
+    /// Revision of the current template's ReplicaSet.
+    revision: i64,
+    /// Desired replicas.
+    replicas: i64,
+    /// Resolved `maxUnavailable`.
+    unavailable: i64,
 }
 
 fn scale(shared: &Arc<Shared>, d: &Value, rs: &Value, from: i64, to: i64) {
@@ -209,17 +288,20 @@ fn scale(shared: &Arc<Shared>, d: &Value, rs: &Value, from: i64, to: i64) {
     });
 }
 
-#[allow(clippy::too_many_arguments)]
 fn update_status(
     shared: &Arc<Shared>,
     d: &Value,
     ns: &str,
     name: &str,
     owned: &[&Value],
-    hash: &str,
-    replicas: i64,
-    unavailable: i64,
+    progress: &Progress<'_>,
 ) {
+    let Progress {
+        hash,
+        revision,
+        replicas,
+        unavailable,
+    } = *progress;
     let sum = |ptr: &str| owned.iter().map(|rs| i(rs, ptr, 0)).sum::<i64>();
     let total = sum("/status/replicas");
     let ready = sum("/status/readyReplicas");
@@ -233,6 +315,8 @@ fn update_status(
     let _ = shared
         .store
         .update_with(well_known::deployments(), ns, name, |o| {
+            // The Deployment carries its current revision, which `kubectl rollout undo` keeps.
+            o["metadata"]["annotations"][REVISION] = json!(revision.to_string());
             let st = &mut o["status"];
             if !st.is_object() {
                 *st = json!({});

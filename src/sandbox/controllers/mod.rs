@@ -1,7 +1,7 @@
 //! The control plane and the kubelets, as one reconcile loop.
 //!
 //! Each pass runs, in order, the controllers kube-controller-manager and kube-scheduler run
-//! concurrently (namespace, node lifecycle and taint eviction, deployment, replica set,
+//! concurrently (namespace, service account, node lifecycle and taint eviction, deployment, replica set,
 //! scheduler, endpoint slices, disruption budgets, garbage collection), with every node's
 //! kubelet heartbeat first and its pod work after the scheduler. A pass starts when the store changes or on a short tick (timers: start-up delays,
 //! grace periods, heartbeats). Each step reads the store fresh and writes only differences, so
@@ -15,6 +15,7 @@ mod kubelet;
 mod nodes;
 mod replicaset;
 mod scheduler;
+mod serviceaccounts;
 pub(crate) mod util;
 
 pub(crate) use kubelet::PORT_ANNOTATION;
@@ -67,6 +68,9 @@ impl ControlPlane {
 
     fn pass(&mut self, shared: &Arc<Shared>) {
         gc::namespaces(shared);
+        if self.changed(shared, "serviceaccount", &["namespaces", "serviceaccounts"]) {
+            serviceaccounts::sync(shared);
+        }
         self.kubelet.heartbeat(shared);
         self.nodes.sync(shared);
         if self.changed(shared, "deployment", &["deployments", "replicasets"]) {
