@@ -4,6 +4,10 @@
 //! Each test starts its own sandbox. Without kubectl a test fails under `CI=true` and is
 //! skipped loudly otherwise.
 
+#[path = "support/tools.rs"]
+#[allow(dead_code)]
+mod shared_tools;
+
 #[path = "conformance/tools.rs"]
 mod tools;
 

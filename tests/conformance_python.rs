@@ -3,6 +3,10 @@
 //!
 //! Without the client a test fails under `CI=true` and is skipped loudly otherwise.
 
+#[path = "support/tools.rs"]
+#[allow(dead_code)]
+mod shared_tools;
+
 #[path = "conformance/tools.rs"]
 mod tools;
 

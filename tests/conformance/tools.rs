@@ -18,18 +18,10 @@ const KUBECTL_DIRS: &[&str] = &[
 /// Longest any one client command may run.
 const COMMAND_LIMIT: Duration = Duration::from_secs(90);
 
-/// The tool at `path` if it exists. Missing: under `CI=true` the test fails (CI must have every
-/// client), otherwise it is skipped with a loud line on stderr.
-///
-/// Kept local and small so a shared `require_tool` function can replace it.
+/// The tool at `path` if it exists; otherwise the shared rule for a missing tool (fail under
+/// `CI=true` or `STEADFAST_REQUIRE_TOOLS=1`, skip loudly otherwise), naming `what` and `hint`.
 pub fn require_tool(what: &str, path: Option<PathBuf>, hint: &str) -> Option<PathBuf> {
-    if let Some(path) = path.filter(|p| p.exists()) {
-        return Some(path);
-    }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-    assert!(!ci, "{what} is required under CI=true; hint: {hint}");
-    eprintln!("\n!!! SKIPPING: {what} not found; hint: {hint} !!!\n");
-    None
+    crate::shared_tools::require(&format!("{what} ({hint})"), path.filter(|p| p.exists()))
 }
 
 /// A kubectl binary: `kubectl.<minor>` from the SDK directory, or `kubectl` on the PATH.
