@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use steadfast::engine::{Event, EventKind, Phase, RunOutcome};
+use steadfast::engine::{Event, EventKind, FiringTiming, Phase, RunOutcome};
 use steadfast::fault::{Effect, Healing, TargetEffect, TargetKind, TargetRef};
 use steadfast::measure::{FailureKind, MeasurementStore, Outcome, Sample, StoreConfig};
 use steadfast::report::{ProbeData, ReportInput, build_report, json, junit, markdown};
@@ -113,6 +113,10 @@ fn outcome(store: &MeasurementStore, spec: &steadfast::spec::ExperimentSpec) -> 
                     at: std::time::SystemTime::now(),
                 }],
                 seed: 42,
+                timing: FiringTiming {
+                    scheduled: secs(15),
+                    actions: vec![Duration::from_millis(15_040)],
+                },
             },
         },
     ];
@@ -128,6 +132,12 @@ fn outcome(store: &MeasurementStore, spec: &steadfast::spec::ExperimentSpec) -> 
         events,
         healing: BTreeMap::from([(
             "kill".to_owned(),
+            Healing::Healed {
+                after: Duration::from_millis(2500),
+            },
+        )]),
+        healing_by_firing: BTreeMap::from([(
+            ("kill".to_owned(), 0),
             Healing::Healed {
                 after: Duration::from_millis(2500),
             },
