@@ -200,6 +200,12 @@ fn the_report_validates_against_the_committed_schema_and_renders_every_format() 
     );
     assert_eq!(report.faults[0].targets[0].name, "shop/web-a");
     assert_eq!(report.faults[0].healed_after_seconds, Some(2.5));
+    let times = &report.faults[0].firing_times[0];
+    assert_eq!(times.actions, vec![15.04]);
+    assert_eq!(times.lag_ms.map(f64::round), Some(40.0));
+    assert_eq!(times.spread_ms, Some(0.0));
+    assert_eq!(times.healed_at, Some(17.54));
+    assert_eq!(times.healed, Some(true));
 
     let xml = junit::render(&[&report]);
     assert!(
@@ -215,6 +221,10 @@ fn the_report_validates_against_the_committed_schema_and_renders_every_format() 
     assert!(md.starts_with("## ❌ report-test — failed"), "{md}");
     assert!(
         md.contains("| outage | web | during | `<= 500ms` |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| lag 40 ms · spread 0 ms | healed in 2.5s |"),
         "{md}"
     );
 }
