@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use steadfast::engine::{Event, EventKind, Phase, RunOutcome};
+use steadfast::engine::{Event, EventKind, FiringTiming, Phase, RunOutcome};
 use steadfast::fault::{Effect, Healing, TargetEffect, TargetKind, TargetRef};
 use steadfast::measure::{FailureKind, MeasurementStore, Outcome, Sample, StoreConfig};
 use steadfast::report::{ProbeData, ReportInput, build_report, json, junit, markdown};
@@ -117,6 +117,10 @@ fn outcome(store: &MeasurementStore, spec: &steadfast::spec::ExperimentSpec) -> 
                     at: std::time::SystemTime::now(),
                 }],
                 seed: 42,
+                timing: FiringTiming {
+                    scheduled: secs(15),
+                    actions: vec![Duration::from_millis(15_040)],
+                },
             },
         },
     ];
@@ -132,6 +136,12 @@ fn outcome(store: &MeasurementStore, spec: &steadfast::spec::ExperimentSpec) -> 
         events,
         healing: BTreeMap::from([(
             "kill".to_owned(),
+            Healing::Healed {
+                after: Duration::from_millis(2500),
+            },
+        )]),
+        healing_by_firing: BTreeMap::from([(
+            ("kill".to_owned(), 0),
             Healing::Healed {
                 after: Duration::from_millis(2500),
             },
@@ -194,6 +204,12 @@ fn the_report_validates_against_the_committed_schema_and_renders_every_format() 
     );
     assert_eq!(report.faults[0].targets[0].name, "shop/web-a");
     assert_eq!(report.faults[0].healed_after_seconds, Some(2.5));
+    let times = &report.faults[0].firing_times[0];
+    assert_eq!(times.actions, vec![15.04]);
+    assert_eq!(times.lag_ms.map(f64::round), Some(40.0));
+    assert_eq!(times.spread_ms, Some(0.0));
+    assert_eq!(times.healed_at, Some(17.54));
+    assert_eq!(times.healed, Some(true));
 
     let xml = junit::render(&[&report]);
     assert!(
@@ -209,6 +225,10 @@ fn the_report_validates_against_the_committed_schema_and_renders_every_format() 
     assert!(md.starts_with("## ❌ report-test — failed"), "{md}");
     assert!(
         md.contains("| outage | web | during | `<= 500ms` |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| lag 40 ms · spread 0 ms | healed in 2.5s |"),
         "{md}"
     );
 }

@@ -15,7 +15,7 @@ pub use observer::{RunObserver, Silent, Status};
 pub use ports::{AbortCheck, HaltSwitch, LockError, Probes, RunLock, SteadyCheck};
 pub use run::{Engine, EngineOptions, Interrupts, RunOutcome, StartError};
 pub use schedule::{FiringPlan, plan_firings};
-pub use timeline::{Event, EventKind, Phase};
+pub use timeline::{Event, EventKind, FiringTiming, Phase};
 
 #[cfg(test)]
 mod tests;

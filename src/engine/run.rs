@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use tokio::task::JoinSet;
@@ -13,7 +13,7 @@ use tracing::{info, instrument, warn};
 use super::observer::{RunObserver, Status};
 use super::ports::{AbortCheck, HaltSwitch, LockError, Probes, RunLock};
 use super::schedule::plan_firings;
-use super::timeline::{Event, EventKind, Phase};
+use super::timeline::{Event, EventKind, FiringTiming, Phase};
 use crate::fault::{Fault, FaultPlan, Healing, Injection, UndoRecord, Undoer};
 use crate::journal::{Journal, JournalEntry, RetryPolicy, UndoApplier};
 use crate::spec::ExperimentSpec;
@@ -72,6 +72,8 @@ pub struct RunOutcome {
     pub events: Vec<Event>,
     /// Per fault, self-healing evidence.
     pub healing: BTreeMap<String, Healing>,
+    /// Per fault and firing, self-healing evidence.
+    pub healing_by_firing: BTreeMap<(String, u32), Healing>,
     /// Undo records that could not be applied.
     pub pending: Vec<UndoRecord>,
 }
@@ -120,7 +122,7 @@ pub struct Engine<'a> {
 struct State {
     events: Vec<Event>,
     undo: Vec<(UndoRecord, bool)>,
-    healing_tasks: JoinSet<(String, Healing)>,
+    healing_tasks: JoinSet<(String, u32, Healing)>,
     aborted: Option<String>,
     last_renew: Instant,
     /// Availability aborts guard injection; before the first fault the steady-state check
@@ -288,7 +290,8 @@ impl Engine<'_> {
             },
         );
 
-        let healing = collect_healing(&mut state.healing_tasks, interrupts).await;
+        let healing_by_firing = collect_healing(&mut state.healing_tasks, interrupts).await;
+        let healing = merge_healing(&healing_by_firing);
         let mut evidence = self.probes.evidence();
         evidence.healing = healing
             .iter()
@@ -347,6 +350,7 @@ impl Engine<'_> {
             results,
             events: state.events,
             healing,
+            healing_by_firing,
             pending,
         })
     }
@@ -508,7 +512,10 @@ impl Engine<'_> {
                 .filter(|f| phase_start + f.at <= self.now())
             {
                 next += 1;
-                let ids = self.fire(state, firing.fault, firing.firing).await;
+                let scheduled = phase_start + firing.at;
+                let ids = self
+                    .fire(state, firing.fault, firing.firing, scheduled)
+                    .await;
                 if let Some(at) = firing.rollback_at {
                     pending_rollbacks.push((at, ids));
                 }
@@ -523,9 +530,16 @@ impl Engine<'_> {
         }
     }
 
-    /// Plans, journals and injects one firing; returns the ids of its undo records.
+    /// Plans, journals and injects one firing due at `scheduled`; returns the ids of its undo
+    /// records.
     #[instrument(skip_all, fields(fault = %self.spec.spec.faults[index].name, firing))]
-    async fn fire(&self, state: &mut State, index: usize, firing: u32) -> Vec<String> {
+    async fn fire(
+        &self,
+        state: &mut State,
+        index: usize,
+        firing: u32,
+        scheduled: Duration,
+    ) -> Vec<String> {
         let spec = &self.spec.spec.faults[index];
         let Some(fault) = self.faults.get(index).cloned() else {
             return Vec::new();
@@ -565,12 +579,16 @@ impl Engine<'_> {
         match fault.inject(&plan).await {
             Ok(injection) => {
                 info!(targets = plan.targets.len(), "fault injected");
-                self.record_injection(state, &plan, &injection, firing);
+                let timing = FiringTiming {
+                    scheduled,
+                    actions: self.offsets(injection.effects.iter().map(|e| e.at)),
+                };
+                self.record_injection(state, &plan, &injection, firing, timing);
                 let timeout = self.spec.spec.steady_state.recovery_timeout.get() + spec.for_.get();
                 let name = spec.name.clone();
                 state.healing_tasks.spawn(async move {
                     let healing = fault.await_healing(&plan, &injection, timeout).await;
-                    (name, healing)
+                    (name, firing, healing)
                 });
             }
             Err(err) => {
@@ -589,12 +607,21 @@ impl Engine<'_> {
         ids
     }
 
+    /// Wall-clock instants as offsets from the origin.
+    fn offsets(&self, times: impl Iterator<Item = SystemTime>) -> Vec<Duration> {
+        let (now, wall) = (self.now(), SystemTime::now());
+        times
+            .map(|at| now.saturating_sub(wall.duration_since(at).unwrap_or_default()))
+            .collect()
+    }
+
     fn record_injection(
         &self,
         state: &mut State,
         plan: &FaultPlan,
         injection: &Injection,
         firing: u32,
+        timing: FiringTiming,
     ) {
         self.event(
             state,
@@ -604,6 +631,7 @@ impl Engine<'_> {
                 targets: plan.targets.clone(),
                 effects: injection.effects.clone(),
                 seed: plan.seed,
+                timing,
             },
         );
     }
@@ -673,11 +701,12 @@ impl Engine<'_> {
     }
 }
 
+/// Each firing's self-healing evidence, as its watches end.
 async fn collect_healing(
-    tasks: &mut JoinSet<(String, Healing)>,
+    tasks: &mut JoinSet<(String, u32, Healing)>,
     interrupts: &Interrupts,
-) -> BTreeMap<String, Healing> {
-    let mut healing: BTreeMap<String, Healing> = BTreeMap::new();
+) -> BTreeMap<(String, u32), Healing> {
+    let mut healing: BTreeMap<(String, u32), Healing> = BTreeMap::new();
     loop {
         let next = tokio::select! {
             next = tasks.join_next() => next,
@@ -688,20 +717,29 @@ async fn collect_healing(
         };
         let Some(joined) = next else { break };
         match joined {
-            Ok((fault, result)) => {
-                let merged = match (healing.get(&fault), result) {
-                    (None, r) | (Some(Healing::NotApplicable), r) => r,
-                    (Some(Healing::NotHealed), _) | (_, Healing::NotHealed) => Healing::NotHealed,
-                    (Some(Healing::Healed { after: a }), Healing::Healed { after: b }) => {
-                        Healing::Healed { after: (*a).max(b) }
-                    }
-                    (Some(existing), Healing::NotApplicable) => *existing,
-                };
-                healing.insert(fault, merged);
+            Ok((fault, firing, result)) => {
+                healing.insert((fault, firing), result);
             }
             Err(err) if err.is_panic() => warn!(%err, "a self-healing watch panicked"),
             Err(_) => {}
         }
+    }
+    healing
+}
+
+/// Per fault, the worst of its firings: not healed if one did not heal, else the slowest.
+fn merge_healing(by_firing: &BTreeMap<(String, u32), Healing>) -> BTreeMap<String, Healing> {
+    let mut healing: BTreeMap<String, Healing> = BTreeMap::new();
+    for ((fault, _), result) in by_firing {
+        let merged = match (healing.get(fault), *result) {
+            (None, r) | (Some(Healing::NotApplicable), r) => r,
+            (Some(Healing::NotHealed), _) | (_, Healing::NotHealed) => Healing::NotHealed,
+            (Some(Healing::Healed { after: a }), Healing::Healed { after: b }) => {
+                Healing::Healed { after: (*a).max(b) }
+            }
+            (Some(existing), Healing::NotApplicable) => *existing,
+        };
+        healing.insert(fault.clone(), merged);
     }
     healing
 }

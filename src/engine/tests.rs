@@ -518,6 +518,7 @@ fn a_budget_refusal_fails_the_run_only_when_the_spec_says_so() {
                 at: std::time::SystemTime::now(),
             }],
             seed: 1,
+            timing: Default::default(),
         },
     }];
     let results = super::run::blocked_results(&spec, &events);

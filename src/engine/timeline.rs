@@ -36,6 +36,35 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// When a firing was due and when its actions were issued, as offsets from the run's origin:
+/// how late it acted (the lag) and how far apart its actions went (the spread), since a
+/// disruption meant to be simultaneous is only as simultaneous as its actions.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FiringTiming {
+    /// When the schedule said to fire.
+    pub scheduled: Duration,
+    /// When each target's action was issued, in the order of the effects.
+    pub actions: Vec<Duration>,
+}
+
+impl FiringTiming {
+    /// From the scheduled instant to the first action.
+    pub fn lag(&self) -> Option<Duration> {
+        self.actions
+            .iter()
+            .min()
+            .map(|first| first.saturating_sub(self.scheduled))
+    }
+
+    /// From the first action to the last.
+    pub fn spread(&self) -> Option<Duration> {
+        let first = self.actions.iter().min()?;
+        let last = self.actions.iter().max()?;
+        Some(last.saturating_sub(*first))
+    }
+}
+
 /// The kinds of events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "camelCase")]
@@ -57,6 +86,9 @@ pub enum EventKind {
         effects: Vec<TargetEffect>,
         /// The seed of the choice.
         seed: u64,
+        /// When it was due and when each action went out.
+        #[serde(default)]
+        timing: FiringTiming,
     },
     /// A fault could not act (nothing was changed).
     FaultSkipped {

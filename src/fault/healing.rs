@@ -5,11 +5,16 @@
 //! disrupt (the chosen pods, or every evictable pod of the chosen nodes) and their owners, then
 //! watches (a `kube::runtime` watcher, not polling) their namespaces. For every disrupted pod it
 //! records when a replacement from the same owner was scheduled (`nodeName` set) and became
-//! Ready, counted from the disruption (first seen terminating or gone); for Deployments it
-//! records the ready replicas at every change. [`HealingObserver::finish`] tells it the fault
-//! has acted and waits, at most until the timeout, for every disrupted pod to be replaced.
+//! Ready; for Deployments it records the ready replicas at every change.
+//! [`HealingObserver::finish_after`] hands it what the fault did: the pods it acted on, and
+//! when each action was issued. Those are the disrupted pods, and their disruption counts from
+//! that instant (else from the API's `deletionTimestamp`, else from when the watch saw it), never
+//! from a later watch delivery. Each lost pod is paired with exactly one replacement, and the
+//! workload counts as healed only once every replacement is Ready and its Deployment shows its
+//! desired ready count again.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -28,7 +33,7 @@ use tracing::{Instrument, debug, info_span};
 
 use crate::fault::kube_context::api;
 use crate::fault::targets::{controller_of, is_daemon_or_mirror, is_running_and_ready};
-use crate::fault::{FaultError, FaultPlan, TargetKind};
+use crate::fault::{Effect, FaultError, FaultPlan, Injection, TargetEffect, TargetKind};
 use crate::infra::kube::KubeClient;
 
 /// After the fault acted, how long to wait for disruptions that happen asynchronously (taint
@@ -50,8 +55,15 @@ pub struct HealingEvidence {
     pub pods: Vec<PodHealing>,
     /// Ready replicas over time of the Deployments owning those pods.
     pub workloads: Vec<WorkloadReadiness>,
-    /// True when every disrupted pod with an owner has a Ready replacement.
+    /// True when every disrupted pod with an owner has a Ready replacement and every followed
+    /// Deployment shows its desired ready count again.
     pub healed: bool,
+    /// From the first disruption until healed, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healed_after_ms: Option<u64>,
+    /// When it was healed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healed_at: Option<DateTime<Utc>>,
     /// True when the timeout ended the observation before that.
     pub timed_out: bool,
 }
@@ -136,6 +148,8 @@ struct Newcomer {
 #[derive(Debug)]
 struct Ledger {
     start: Instant,
+    /// The wall-clock time of `start`, to place the API's and the fault's timestamps.
+    started_at: DateTime<Utc>,
     tracked: Vec<Tracked>,
     known: BTreeSet<String>,
     newcomers: BTreeMap<String, Newcomer>,
@@ -149,6 +163,59 @@ fn ms(from: Instant, to: Instant) -> u64 {
 }
 
 impl Ledger {
+    /// The monotonic instant of a wall-clock time, never before observation started.
+    fn instant_of(&self, at: DateTime<Utc>) -> Instant {
+        self.start + (at - self.started_at).to_std().unwrap_or(Duration::ZERO)
+    }
+
+    fn wall_of(&self, at: Instant) -> DateTime<Utc> {
+        self.started_at
+            + chrono::Duration::from_std(at.saturating_duration_since(self.start))
+                .unwrap_or(chrono::TimeDelta::zero())
+    }
+
+    /// When the API says a pod's deletion was asked for: its `deletionTimestamp` less its
+    /// grace period, but no later than `seen`.
+    fn deletion_requested(&self, pod: &Pod, seen: Instant) -> Instant {
+        let Some(stamp) = pod
+            .metadata
+            .deletion_timestamp
+            .as_ref()
+            .and_then(|t| DateTime::<Utc>::from_timestamp_millis(t.0.as_millisecond()))
+        else {
+            return seen;
+        };
+        let grace = pod.metadata.deletion_grace_period_seconds.unwrap_or(0);
+        let requested = stamp - chrono::Duration::seconds(grace.max(0));
+        self.instant_of(requested).min(seen)
+    }
+
+    /// What the fault did: the pods it acted on are the disrupted ones, from the instant each
+    /// action was issued; tracked pods it named but did not disrupt (already gone, refused by
+    /// a budget) are not followed.
+    fn on_acted(&mut self, effects: &[TargetEffect]) {
+        for effect in effects.iter().filter(|e| e.target.kind == TargetKind::Pod) {
+            let Some(i) = self.tracked.iter().position(|t| {
+                t.name == effect.target.name
+                    && Some(t.namespace.as_str()) == effect.target.namespace.as_deref()
+            }) else {
+                continue;
+            };
+            if effect.effect == Effect::Applied {
+                self.tracked[i].disrupted_at = Some(self.instant_of(effect.at.into()));
+            } else {
+                let dropped = self.tracked.remove(i);
+                if let Some(n) = dropped
+                    .replacement
+                    .and_then(|uid| self.newcomers.get_mut(&uid))
+                {
+                    n.assigned = false;
+                }
+            }
+        }
+        self.assign();
+    }
+
     fn on_init(&mut self, namespace: &str) {
         self.listed.retain(|(ns, _)| ns != namespace);
     }
@@ -174,9 +241,11 @@ impl Ledger {
         if !deleted && let Some(ns) = &pod.metadata.namespace {
             self.listed.insert((ns.clone(), uid.clone()));
         }
-        if let Some(t) = self.tracked.iter_mut().find(|t| t.uid == uid) {
-            if (deleted || pod.metadata.deletion_timestamp.is_some()) && t.disrupted_at.is_none() {
-                t.disrupted_at = Some(now);
+        if let Some(i) = self.tracked.iter().position(|t| t.uid == uid) {
+            if (deleted || pod.metadata.deletion_timestamp.is_some())
+                && self.tracked[i].disrupted_at.is_none()
+            {
+                self.tracked[i].disrupted_at = Some(self.deletion_requested(pod, now));
             }
         } else if !self.known.contains(&uid) && !deleted {
             let Some(owner_uid) = controller_of(pod).map(|o| o.uid.clone()) else {
@@ -210,7 +279,9 @@ impl Ledger {
         self.assign();
     }
 
-    /// Pairs disrupted originals with newcomers of the same owner, oldest first on both sides.
+    /// Pairs disrupted originals with newcomers of the same owner, oldest first on both sides,
+    /// one to one: a newcomer replaces at most one pod, and one Ready before the disruption
+    /// replaces none.
     fn assign(&mut self) {
         let mut order: Vec<usize> = (0..self.tracked.len())
             .filter(|i| {
@@ -222,10 +293,17 @@ impl Ledger {
             let Some(owner) = self.tracked[i].owner_uid.clone() else {
                 continue;
             };
+            let Some(disrupted) = self.tracked[i].disrupted_at else {
+                continue;
+            };
             let candidate = self
                 .newcomers
                 .iter_mut()
-                .filter(|(_, n)| !n.assigned && n.owner_uid == owner)
+                .filter(|(_, n)| {
+                    !n.assigned
+                        && n.owner_uid == owner
+                        && n.ready_at.is_none_or(|ready| ready >= disrupted)
+                })
                 .min_by_key(|(_, n)| n.seen_at);
             if let Some((uid, newcomer)) = candidate {
                 newcomer.assigned = true;
@@ -258,17 +336,56 @@ impl Ledger {
         }
     }
 
-    /// Every disrupted pod with an owner has a Ready replacement.
-    fn healed(&self) -> bool {
-        self.tracked
+    /// When the workload was whole again: every disrupted pod with an owner has a Ready
+    /// replacement, and from then on (or from the first change after) every followed
+    /// Deployment shows at least its desired ready count. `None` while it is not.
+    fn healed_at(&self) -> Option<Instant> {
+        let mut at = self.first_disruption().unwrap_or(self.start);
+        for t in self
+            .tracked
             .iter()
             .filter(|t| t.disrupted_at.is_some() && t.owner_uid.is_some())
-            .all(|t| {
-                t.replacement
-                    .as_ref()
-                    .and_then(|uid| self.newcomers.get(uid))
-                    .is_some_and(|n| n.ready_at.is_some())
-            })
+        {
+            let ready = t
+                .replacement
+                .as_ref()
+                .and_then(|uid| self.newcomers.get(uid))
+                .and_then(|n| n.ready_at)?;
+            at = at.max(ready);
+        }
+        // Each Deployment may move `at` later; a pass that moves nothing ends the search.
+        for _ in 0..=self.deployments.len() {
+            let mut moved = false;
+            for w in self.deployments.values() {
+                let whole_at = self.whole_from(w, at)?;
+                if whole_at > at {
+                    at = whole_at;
+                    moved = true;
+                }
+            }
+            if !moved {
+                return Some(at);
+            }
+        }
+        None
+    }
+
+    /// The first instant from `from` on at which `w` shows its desired ready count.
+    fn whole_from(&self, w: &WorkloadReadiness, from: Instant) -> Option<Instant> {
+        let at = |s: &ReadySample| self.start + Duration::from_millis(s.at_ms);
+        let whole = |s: &ReadySample| s.ready_replicas >= w.desired;
+        match w.samples.iter().rev().find(|s| at(s) <= from) {
+            Some(s) if whole(s) => Some(from),
+            _ => w.samples.iter().find(|s| at(s) > from && whole(s)).map(at),
+        }
+    }
+
+    fn first_disruption(&self) -> Option<Instant> {
+        self.tracked.iter().filter_map(|t| t.disrupted_at).min()
+    }
+
+    fn healed(&self) -> bool {
+        self.healed_at().is_some()
     }
 
     fn all_disrupted(&self) -> bool {
@@ -300,12 +417,16 @@ impl Ledger {
                 }
             })
             .collect();
+        let healed_at = self.healed_at();
         HealingEvidence {
             fault: fault.to_owned(),
             started_at,
             pods,
             workloads: self.deployments.values().cloned().collect(),
-            healed: self.healed(),
+            healed: healed_at.is_some(),
+            healed_after_ms: healed_at
+                .map(|at| ms(self.first_disruption().unwrap_or(self.start), at)),
+            healed_at: healed_at.map(|at| self.wall_of(at)),
             timed_out,
         }
     }
@@ -325,6 +446,8 @@ enum Change {
 #[derive(Debug)]
 pub struct HealingObserver {
     injected: CancellationToken,
+    /// What the fault did, handed over by [`Self::finish_after`].
+    acted: Arc<Mutex<Option<Vec<TargetEffect>>>>,
     stop: CancellationToken,
     task: Option<JoinHandle<HealingEvidence>>,
     fault: String,
@@ -425,6 +548,7 @@ impl HealingObserver {
         }
         let mut ledger = Ledger {
             start,
+            started_at,
             tracked,
             known,
             newcomers: BTreeMap::new(),
@@ -432,10 +556,12 @@ impl HealingObserver {
             listed: BTreeSet::new(),
         };
         let injected = CancellationToken::new();
+        let acted: Arc<Mutex<Option<Vec<TargetEffect>>>> = Arc::default();
         let stop = CancellationToken::new();
         let fault = plan.fault.clone();
         let task = {
             let injected = injected.clone();
+            let acted = acted.clone();
             let stop = stop.clone();
             let fault = fault.clone();
             tokio::spawn(
@@ -445,6 +571,10 @@ impl HealingObserver {
                     let mut timed_out = false;
                     loop {
                         if injected.is_cancelled() {
+                            let effects = acted.lock().unwrap_or_else(PoisonError::into_inner).take();
+                            if let Some(effects) = effects {
+                                ledger.on_acted(&effects);
+                            }
                             let settle = *settled_at.get_or_insert_with(|| Instant::now() + SETTLE);
                             let waited = Instant::now() >= settle || ledger.all_disrupted();
                             if waited && ledger.healed() {
@@ -473,6 +603,7 @@ impl HealingObserver {
         };
         Ok(Self {
             injected,
+            acted,
             stop,
             task: Some(task),
             fault,
@@ -480,8 +611,16 @@ impl HealingObserver {
         })
     }
 
-    /// Marks the fault as acted and waits until every disrupted pod is replaced and Ready, or
-    /// the observer's timeout.
+    /// Hands over what the fault did, so the pods it acted on are followed from the instant
+    /// each action was issued, then [`Self::finish`]es.
+    pub async fn finish_after(self, injection: &Injection) -> HealingEvidence {
+        *self.acted.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(injection.effects.clone());
+        self.finish().await
+    }
+
+    /// Marks the fault as acted and waits until every disrupted pod is replaced and Ready and
+    /// its Deployment whole, or the observer's timeout.
     pub async fn finish(mut self) -> HealingEvidence {
         self.injected.cancel();
         let task = self.task.take();
@@ -491,6 +630,8 @@ impl HealingObserver {
             pods: Vec::new(),
             workloads: Vec::new(),
             healed: false,
+            healed_after_ms: None,
+            healed_at: None,
             timed_out: true,
         };
         match task {
@@ -529,7 +670,7 @@ async fn affected_pods(
         .filter(|t| t.kind == TargetKind::Pod)
         .filter_map(|t| t.namespace.as_deref())
         .collect();
-    for ns in pod_namespaces {
+    for ns in pod_namespaces.iter().copied() {
         let listed = kube.list_pods(Some(ns), None, None).await.map_err(api)?;
         known.extend(listed.iter().filter_map(|p| p.metadata.uid.clone()));
         pods.extend(listed.into_iter().filter(|p| {
@@ -553,6 +694,7 @@ async fn affected_pods(
     let namespaces: BTreeSet<String> = pods
         .iter()
         .filter_map(|p| p.metadata.namespace.clone())
+        .filter(|ns| !pod_namespaces.contains(ns.as_str()))
         .collect();
     for ns in namespaces {
         let listed = kube.list_pods(Some(&ns), None, None).await.map_err(api)?;
@@ -580,6 +722,7 @@ async fn affected_pods(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     fn pod(yaml: &str) -> Pod {
         serde_yaml::from_str(yaml).unwrap()
@@ -588,6 +731,7 @@ mod tests {
     fn ledger() -> Ledger {
         Ledger {
             start: Instant::now(),
+            started_at: Utc::now(),
             tracked: vec![Tracked {
                 namespace: "shop".into(),
                 name: "web-1".into(),
@@ -695,5 +839,147 @@ mod tests {
         assert!(l.tracked[0].disrupted_at.is_some());
         assert_eq!(l.tracked[0].replacement, None);
         assert!(!l.healed());
+    }
+
+    fn tracked(name: &str, uid: &str) -> Tracked {
+        Tracked {
+            namespace: "shop".into(),
+            name: name.into(),
+            uid: uid.into(),
+            owner_uid: Some("rs".into()),
+            owner: Some("ReplicaSet/web-abc".into()),
+            disrupted_at: None,
+            replacement: None,
+        }
+    }
+
+    /// Two `web` pods of a Deployment of two, watched from `start`.
+    fn two_pods() -> Ledger {
+        let mut l = ledger();
+        l.tracked = vec![tracked("web-1", "old1"), tracked("web-2", "old2")];
+        l.known = BTreeSet::from(["old1".to_string(), "old2".to_string()]);
+        l.deployments.insert(
+            ("shop".into(), "web".into()),
+            WorkloadReadiness {
+                namespace: "shop".into(),
+                deployment: "web".into(),
+                desired: 2,
+                samples: Vec::new(),
+            },
+        );
+        l
+    }
+
+    fn killed(l: &Ledger, name: &str, after: Duration) -> TargetEffect {
+        TargetEffect {
+            target: crate::fault::TargetRef {
+                kind: TargetKind::Pod,
+                name: name.into(),
+                namespace: Some("shop".into()),
+                node: None,
+                zone: None,
+            },
+            effect: Effect::Applied,
+            at: SystemTime::from(l.started_at) + after,
+        }
+    }
+
+    fn newcomer(l: &mut Ledger, uid: &str, ready: bool, at: Instant) {
+        let status = if ready {
+            ", status: {phase: Running, conditions: [{type: Ready, status: 'True'}]}"
+        } else {
+            ""
+        };
+        l.on_pod(
+            &pod(&format!(
+                "{{metadata: {{name: {uid}, namespace: shop, uid: {uid}, {OWNER}}}, spec: {{nodeName: n1, containers: []}}{status}}}"
+            )),
+            false,
+            at,
+        );
+    }
+
+    fn deployment(ready: i32) -> Deployment {
+        serde_yaml::from_str(&format!(
+            "{{metadata: {{name: web, namespace: shop}}, spec: {{replicas: 2, selector: {{}}, template: {{}}}}, status: {{readyReplicas: {ready}}}}}"
+        ))
+        .unwrap()
+    }
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn disruption_counts_from_the_action_not_from_the_watch_delivery() {
+        let mut l = ledger();
+        let t0 = l.start;
+        let effect = killed(&l, "web-1", MS(100));
+        // The watch delivers the deletion 300 ms after the delete was issued.
+        l.on_pod(
+            &pod(&format!(
+                "metadata: {{name: web-1, namespace: shop, uid: old, {OWNER}}}"
+            )),
+            true,
+            t0 + MS(400),
+        );
+        l.on_acted(&[effect]);
+        newcomer(&mut l, "new", false, t0 + MS(150));
+        newcomer(&mut l, "new", true, t0 + MS(1200));
+        let e = l.evidence("kill", l.started_at, false);
+        assert_eq!(e.pods[0].ready_after_ms, Some(1100), "{e:#?}");
+        assert_eq!(e.healed_after_ms, Some(1100), "{e:#?}");
+    }
+
+    #[test]
+    fn healed_only_once_the_deployment_shows_its_desired_ready_count() {
+        let mut l = two_pods();
+        let t0 = l.start;
+        l.on_deployment(&deployment(2), t0);
+        let effects = [killed(&l, "web-1", MS(10)), killed(&l, "web-2", MS(10))];
+        l.on_acted(&effects);
+        l.on_deployment(&deployment(0), t0 + MS(30));
+        newcomer(&mut l, "a", true, t0 + MS(1000));
+        newcomer(&mut l, "b", true, t0 + MS(1100));
+        l.on_deployment(&deployment(1), t0 + MS(1150));
+        assert!(
+            !l.healed(),
+            "both replacements are Ready, the Deployment is not whole"
+        );
+        l.on_deployment(&deployment(2), t0 + MS(1400));
+        let e = l.evidence("kill", l.started_at, false);
+        assert!(e.healed);
+        assert_eq!(e.healed_after_ms, Some(1390), "{e:#?}");
+        assert_eq!(
+            e.healed_at.map(|at| (at - l.started_at).num_milliseconds()),
+            Some(1400)
+        );
+    }
+
+    #[test]
+    fn a_replacement_is_credited_to_one_lost_pod_and_a_pod_ready_before_to_none() {
+        let mut l = two_pods();
+        let t0 = l.start;
+        // Ready before the disruption: a pod the watch had not listed yet, not a replacement.
+        newcomer(&mut l, "early", true, t0 + MS(5));
+        let effects = [killed(&l, "web-1", MS(10)), killed(&l, "web-2", MS(10))];
+        l.on_acted(&effects);
+        newcomer(&mut l, "a", true, t0 + MS(1000));
+        assert!(!l.healed(), "one replacement cannot heal two lost pods");
+        let e = l.evidence("kill", l.started_at, false);
+        let replacements: Vec<_> = e.pods.iter().map(|p| p.replacement.as_deref()).collect();
+        assert!(replacements.contains(&Some("a")), "{replacements:?}");
+        assert!(replacements.contains(&None), "{replacements:?}");
+    }
+
+    #[test]
+    fn a_pod_the_fault_did_not_disrupt_is_not_followed() {
+        let mut l = two_pods();
+        let mut skipped = killed(&l, "web-2", MS(10));
+        skipped.effect = Effect::Skipped {
+            reason: "the pod was already gone".into(),
+        };
+        l.on_acted(&[killed(&l, "web-1", MS(10)), skipped]);
+        let e = l.evidence("kill", l.started_at, false);
+        assert_eq!(e.pods.len(), 1, "{e:#?}");
+        assert_eq!(e.pods[0].pod, "web-1");
     }
 }

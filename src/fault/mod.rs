@@ -127,7 +127,8 @@ pub struct TargetEffect {
     pub target: TargetRef,
     /// What happened.
     pub effect: Effect,
-    /// When.
+    /// When the action was issued (pod kills and evictions), or when it was done (the other
+    /// faults): the instant a firing's disruption counts from.
     pub at: SystemTime,
 }
 

@@ -70,7 +70,7 @@ impl Fault for Observed {
     async fn await_healing(
         &self,
         plan: &FaultPlan,
-        _injection: &Injection,
+        injection: &Injection,
         _timeout: Duration,
     ) -> Healing {
         let observer = self
@@ -81,18 +81,12 @@ impl Fault for Observed {
         let Some(observer) = observer else {
             return Healing::NotApplicable;
         };
-        let evidence = observer.finish().await;
-        if !evidence.healed || evidence.timed_out {
-            return Healing::NotHealed;
-        }
-        let slowest = evidence
-            .pods
-            .iter()
-            .filter_map(|p| p.ready_after_ms)
-            .max()
-            .unwrap_or(0);
-        Healing::Healed {
-            after: Duration::from_millis(slowest),
+        let evidence = observer.finish_after(injection).await;
+        match evidence.healed_after_ms {
+            Some(after) if evidence.healed && !evidence.timed_out => Healing::Healed {
+                after: Duration::from_millis(after),
+            },
+            _ => Healing::NotHealed,
         }
     }
 }

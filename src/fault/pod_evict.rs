@@ -131,8 +131,8 @@ impl Fault for PodEvict {
 
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {
         let kube = self.context.kube.clone();
-        let qps = self.context.kube.limiter().qps();
-        let effects = on_each_pod(plan, qps, move |target, namespace| {
+        let limiter = self.context.kube.limiter().clone();
+        let effects = on_each_pod(plan, &limiter, move |target, namespace| {
             let kube = kube.clone();
             Box::pin(async move { evict_one(&kube, &namespace, &target.name, None).await })
         })

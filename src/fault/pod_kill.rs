@@ -8,8 +8,7 @@
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use futures::future::BoxFuture;
-use futures::{StreamExt, stream};
+use futures::future::{BoxFuture, join_all};
 
 use crate::fault::kube_context::{KubeFaultContext, api};
 use crate::fault::targets::{choose_pods, pod_selection};
@@ -17,17 +16,9 @@ use crate::fault::{
     Effect, Fault, FaultError, FaultPlan, Injection, TargetEffect, TargetKind, TargetRef,
 };
 use crate::infra::kube::Removal;
+use crate::infra::kube::ratelimit::RateLimiter;
 use crate::spec::FaultKind;
 use crate::spec::fault::PodKillSpec;
-
-/// Requests in flight at once for a limiter of `qps`: about one second's worth (16 to 128).
-/// The rate limiter sets the pace; concurrency only keeps that pace when a call takes longer
-/// than the interval between two tokens, and the bound keeps every call's wait for its token
-/// far below the call deadline.
-pub(crate) fn in_flight(qps: f64) -> usize {
-    // Truncation is intended: qps is clamped to 16..=128 first.
-    qps.clamp(16.0, 128.0) as usize
-}
 
 /// Deletes the chosen pods.
 #[derive(Debug)]
@@ -78,29 +69,39 @@ pub(crate) fn pod_targets(plan: &FaultPlan) -> impl Iterator<Item = (&TargetRef,
         .filter_map(|t| t.namespace.as_deref().map(|ns| (t, ns)))
 }
 
-/// Runs `act` on every pod target of `plan`, [`in_flight`] at a time, in target order.
+/// Runs `act` on every pod target of `plan` at once, in waves of at most the limiter's burst.
+///
+/// Each wave pays the rate limiter for all its requests up front and then issues them
+/// together, so a `mode: all` firing disrupts its pods at one instant instead of one per
+/// `1/qps`. Each effect's `at` is the instant its request was issued.
 pub(crate) async fn on_each_pod(
     plan: &FaultPlan,
-    qps: f64,
+    limiter: &RateLimiter,
     act: impl Fn(TargetRef, String) -> BoxFuture<'static, Effect>,
 ) -> Vec<TargetEffect> {
     let jobs: Vec<(TargetRef, String)> = pod_targets(plan)
         .map(|(t, ns)| (t.clone(), ns.to_owned()))
         .collect();
-    stream::iter(jobs)
-        .map(|(target, namespace)| {
-            let effect = act(target.clone(), namespace);
+    let wave = usize::try_from(limiter.burst().max(1)).unwrap_or(usize::MAX);
+    let mut effects = Vec::with_capacity(jobs.len());
+    for chunk in jobs.chunks(wave) {
+        let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
+        tokio::time::sleep_until(limiter.reserve_batch(n)).await;
+        let issued = chunk.iter().map(|(target, namespace)| {
+            let target = target.clone();
+            let at = SystemTime::now();
+            let effect = act(target.clone(), namespace.clone());
             async move {
                 TargetEffect {
                     target,
                     effect: effect.await,
-                    at: SystemTime::now(),
+                    at,
                 }
             }
-        })
-        .buffered(in_flight(qps))
-        .collect()
-        .await
+        });
+        effects.extend(join_all(issued).await);
+    }
+    effects
 }
 
 #[async_trait]
@@ -127,8 +128,8 @@ impl Fault for PodKill {
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {
         let grace = u32::try_from(self.spec.grace_period.get().as_secs()).unwrap_or(u32::MAX);
         let kube = self.context.kube.clone();
-        let qps = self.context.kube.limiter().qps();
-        let effects = on_each_pod(plan, qps, move |target, namespace| {
+        let limiter = self.context.kube.limiter().clone();
+        let effects = on_each_pod(plan, &limiter, move |target, namespace| {
             let kube = kube.clone();
             Box::pin(async move {
                 match kube.delete_pod(&namespace, &target.name, grace).await {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::model::*;
-use crate::engine::{EventKind, RunOutcome};
+use crate::engine::{EventKind, FiringTiming, RunOutcome};
 use crate::fault::{Effect, Healing, TargetKind};
 use crate::measure::{ConditionLog, MeasurementStore, Window};
 use crate::spec::ExperimentSpec;
@@ -87,15 +87,20 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
         .map(|fault| {
             let mut targets = Vec::new();
             let mut firings = 0;
+            let mut firing_times = Vec::new();
             for event in &outcome.events {
                 if let EventKind::FaultInjected {
                     fault: name,
                     effects,
+                    firing,
+                    timing,
                     ..
                 } = &event.kind
                     && name == &fault.name
                 {
                     firings += 1;
+                    let healing = outcome.healing_by_firing.get(&(name.clone(), *firing));
+                    firing_times.push(firing_times_of(*firing, timing, healing));
                     for effect in effects {
                         let (label, detail) = match &effect.effect {
                             Effect::Applied => ("applied", None),
@@ -130,6 +135,7 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
                 targets,
                 healed_after_seconds,
                 healed,
+                firing_times,
             }
         })
         .collect();
@@ -227,6 +233,26 @@ pub fn probe_reports(
         }
     }
     probes
+}
+
+/// One firing's times; its healed instant counts from its first action.
+fn firing_times_of(firing: u32, timing: &FiringTiming, healing: Option<&Healing>) -> FiringTimes {
+    let first = timing.actions.iter().min().copied();
+    let (healed, healed_after) = match healing {
+        Some(Healing::Healed { after }) => (Some(true), Some(*after)),
+        Some(Healing::NotHealed) => (Some(false), None),
+        _ => (None, None),
+    };
+    FiringTimes {
+        firing,
+        scheduled_at: secs(timing.scheduled),
+        actions: timing.actions.iter().copied().map(secs).collect(),
+        lag_ms: timing.lag().map(ms),
+        spread_ms: timing.spread().map(ms),
+        healed_at: first.zip(healed_after).map(|(f, a)| secs(f + a)),
+        healed_after_seconds: healed_after.map(secs),
+        healed,
+    }
 }
 
 fn target_kind(kind: TargetKind) -> &'static str {

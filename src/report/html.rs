@@ -582,7 +582,7 @@ fn faults_section(out: &mut String, report: &Report) {
     }
     out.push_str(
         "<h2>Faults</h2><table id=\"faults\"><thead><tr><th>fault</th><th>kind</th><th>window</th>\
-         <th>firings</th><th>targets</th><th>self-healing</th></tr></thead><tbody>",
+         <th>firings</th><th>targets</th><th>action timing</th><th>self-healing</th></tr></thead><tbody>",
     );
     for f in &report.faults {
         let healing = match (f.healed, f.healed_after_seconds) {
@@ -592,7 +592,7 @@ fn faults_section(out: &mut String, report: &Report) {
         };
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{healing}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{healing}</td></tr>",
             markup(&f.name),
             markup(&f.kind),
             f.window.map_or("–".to_owned(), |w| format!(
@@ -601,6 +601,7 @@ fn faults_section(out: &mut String, report: &Report) {
             )),
             f.firings,
             f.targets.len(),
+            markup(&super::markdown::action_timing(f)),
         );
     }
     out.push_str("</tbody></table><h3>Objects touched</h3><table class=\"touched\"><thead><tr><th>at</th>\

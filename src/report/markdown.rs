@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::model::Report;
+use super::model::{FaultReport, Report};
 
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
@@ -45,8 +45,11 @@ pub fn render(report: &Report) -> String {
         );
     }
     if !report.faults.is_empty() {
-        let _ = writeln!(out, "\n| fault | kind | firings | targets | self-healing |");
-        let _ = writeln!(out, "|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "\n| fault | kind | firings | targets | action timing | self-healing |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
         for f in &report.faults {
             let healing = match (f.healed, f.healed_after_seconds) {
                 (Some(true), Some(s)) => format!("healed in {s:.1}s"),
@@ -55,11 +58,12 @@ pub fn render(report: &Report) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {healing} |",
+                "| {} | {} | {} | {} | {} | {healing} |",
                 cell(&f.name),
                 f.kind,
                 f.firings,
-                f.targets.len()
+                f.targets.len(),
+                action_timing(f)
             );
         }
     }
@@ -80,4 +84,16 @@ pub fn render(report: &Report) -> String {
         report.run.id, report.run.seed, report.run.duration_seconds, report.tool.version
     );
     out
+}
+
+/// The worst lag (schedule to first action) and spread (first to last action) over a fault's
+/// firings: `lag 12 ms · spread 3 ms`, or `–` when no firing was timed.
+pub(crate) fn action_timing(f: &FaultReport) -> String {
+    let worst = |pick: fn(&super::model::FiringTimes) -> Option<f64>| {
+        f.firing_times.iter().filter_map(pick).reduce(f64::max)
+    };
+    match (worst(|t| t.lag_ms), worst(|t| t.spread_ms)) {
+        (Some(lag), Some(spread)) => format!("lag {lag:.0} ms · spread {spread:.0} ms"),
+        _ => "–".to_owned(),
+    }
 }

@@ -184,6 +184,36 @@ pub struct FaultReport {
     /// Whether it healed within the timeout; absent for faults with nothing to heal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healed: Option<bool>,
+    /// Each firing: when it was due, when its actions went out, and when it healed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firing_times: Vec<FiringTimes>,
+}
+
+/// One firing of a fault, timed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FiringTimes {
+    /// Which repetition, from 0.
+    pub firing: u32,
+    /// When the schedule said to fire, seconds from the origin.
+    pub scheduled_at: f64,
+    /// When each target's action was issued, seconds from the origin.
+    pub actions: Vec<f64>,
+    /// From the scheduled instant to the first action, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<f64>,
+    /// From the first action to the last, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread_ms: Option<f64>,
+    /// When what it disrupted was whole again, seconds from the origin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healed_at: Option<f64>,
+    /// From its first action until whole again, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healed_after_seconds: Option<f64>,
+    /// Whether it healed within the timeout; absent for faults with nothing to heal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healed: Option<bool>,
 }
 
 /// One object a fault touched.

@@ -5,11 +5,12 @@
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::client::KubeClient;
 use super::error::KubeError;
+use super::ratelimit::Prepaid;
 
 /// What a DELETE or an eviction found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,13 +123,24 @@ impl KubeClient {
         name: &str,
         grace_seconds: u32,
     ) -> Result<Removal, KubeError> {
-        let api: Api<Pod> = Api::namespaced(self.raw().clone(), namespace);
-        let params = DeleteParams::default().grace_period(grace_seconds);
+        // Built by hand rather than through `Api::delete` to carry the [`Prepaid`] mark.
+        let action = format!("delete pod {namespace}/{name}");
+        let body = json!({
+            "apiVersion": "v1",
+            "kind": "DeleteOptions",
+            "gracePeriodSeconds": grace_seconds,
+        });
+        let uri = format!("/api/v1/namespaces/{namespace}/pods/{name}");
+        let mut request = http::Request::delete(uri)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&body).unwrap_or_default())
+            .map_err(|e| KubeError::Transport {
+                action: action.clone(),
+                message: e.to_string(),
+            })?;
+        request.extensions_mut().insert(Prepaid);
         match self
-            .call(
-                format!("delete pod {namespace}/{name}"),
-                api.delete(name, &params),
-            )
+            .call(action, self.raw().request::<Value>(request))
             .await
         {
             Ok(_) => Ok(Removal::Started),
@@ -150,13 +162,14 @@ impl KubeClient {
             "metadata": {"name": name, "namespace": namespace},
         });
         let uri = format!("/api/v1/namespaces/{namespace}/pods/{name}/eviction");
-        let request = http::Request::post(uri)
+        let mut request = http::Request::post(uri)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(&body).unwrap_or_default())
             .map_err(|e| KubeError::Transport {
                 action: action.clone(),
                 message: e.to_string(),
             })?;
+        request.extensions_mut().insert(Prepaid);
         match self
             .call(action.clone(), self.raw().request::<Value>(request))
             .await

@@ -28,6 +28,9 @@ struct Bucket {
     /// Tokens available at `at`; negative when reservations are queued.
     tokens: f64,
     at: Instant,
+    /// Requests already paid for by [`RateLimiter::reserve_batch`], spendable from `from`.
+    prepaid: u32,
+    from: Instant,
 }
 
 impl RateLimiter {
@@ -42,6 +45,8 @@ impl RateLimiter {
             state: Mutex::new(Bucket {
                 tokens: burst,
                 at: Instant::now(),
+                prepaid: 0,
+                from: Instant::now(),
             }),
         }
     }
@@ -51,26 +56,79 @@ impl RateLimiter {
         self.qps
     }
 
+    /// The configured burst: the most requests one batch may issue at once.
+    pub fn burst(&self) -> u32 {
+        // Truncation is exact: the burst was built from a u32.
+        self.burst as u32
+    }
+
     /// Takes one token and returns how long the caller must wait before using it.
     pub fn reserve(&self) -> Duration {
-        let now = Instant::now();
+        self.take(1).0
+    }
+
+    /// Takes `n` tokens at once (at most the burst) for requests meant to go out together,
+    /// and returns when they may go: the instant the last of them is due. From then on, `n`
+    /// requests marked [`Prepaid`] pass without paying again, so a batch keeps the average
+    /// rate yet is not spread over `n / qps` seconds.
+    pub fn reserve_batch(&self, n: u32) -> Instant {
+        let n = n.min(self.burst());
+        let (wait, now) = self.take(n);
+        let from = now + wait;
+        let mut bucket = self.bucket();
+        bucket.prepaid += n;
+        bucket.from = bucket.from.max(from);
+        from
+    }
+
+    /// Whether a batch's prepaid requests may pass now.
+    fn prepaid_due(&self) -> bool {
+        let bucket = self.bucket();
+        bucket.prepaid > 0 && Instant::now() >= bucket.from
+    }
+
+    /// Settles a request let through while a batch's requests were due: a [`Prepaid`] one
+    /// spends the batch's credit, any other pays its token after the fact.
+    fn settle(&self, prepaid: bool) {
+        {
+            let mut bucket = self.bucket();
+            if prepaid && bucket.prepaid > 0 {
+                bucket.prepaid -= 1;
+                return;
+            }
+        }
+        let _ = self.take(1);
+    }
+
+    fn bucket(&self) -> std::sync::MutexGuard<'_, Bucket> {
         // A poisoned lock only means another caller panicked mid-update of two floats; the
         // state is still usable.
-        let mut bucket = self
-            .state
+        self.state
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Takes `n` tokens; returns the wait for the last one and the instant it counts from.
+    fn take(&self, n: u32) -> (Duration, Instant) {
+        let now = Instant::now();
+        let mut bucket = self.bucket();
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.qps).min(self.burst);
         bucket.at = now;
-        bucket.tokens -= 1.0;
+        bucket.tokens -= f64::from(n);
         if bucket.tokens >= 0.0 {
-            Duration::ZERO
+            (Duration::ZERO, now)
         } else {
-            Duration::from_secs_f64(-bucket.tokens / self.qps)
+            (Duration::from_secs_f64(-bucket.tokens / self.qps), now)
         }
     }
 }
+
+/// Marks a request (an `http::Request` extension) that may spend a token a
+/// [`RateLimiter::reserve_batch`] already paid: the pod deletions and evictions faults issue
+/// together. Outside a batch's moment it pays like any other request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prepaid;
 
 /// Puts a [`RateLimiter`] in front of a service.
 #[derive(Debug, Clone)]
@@ -94,6 +152,7 @@ impl<S> Layer<S> for ThrottleLayer {
             limiter: self.limiter.clone(),
             wait: None,
             admitted: false,
+            free: false,
         }
     }
 }
@@ -107,11 +166,13 @@ pub struct Throttle<S> {
     limiter: Arc<RateLimiter>,
     wait: Option<Pin<Box<Sleep>>>,
     admitted: bool,
+    /// Admitted without a token because a batch was due; settled in `call`.
+    free: bool,
 }
 
-impl<S, R> Service<R> for Throttle<S>
+impl<S, B> Service<http::Request<B>> for Throttle<S>
 where
-    S: Service<R>,
+    S: Service<http::Request<B>>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -119,7 +180,11 @@ where
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if !self.admitted {
-            if self.wait.is_none() {
+            if self.wait.is_none() && self.limiter.prepaid_due() {
+                self.admitted = true;
+                self.free = true;
+            }
+            if !self.admitted && self.wait.is_none() {
                 let delay = self.limiter.reserve();
                 if delay.is_zero() {
                     self.admitted = true;
@@ -140,8 +205,12 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: R) -> Self::Future {
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
         self.admitted = false;
+        if std::mem::take(&mut self.free) {
+            self.limiter
+                .settle(request.extensions().get::<Prepaid>().is_some());
+        }
         self.inner.call(request)
     }
 }
@@ -186,7 +255,7 @@ mod tests {
     /// Answers its input at once.
     struct Echo;
 
-    impl Service<u32> for Echo {
+    impl Service<http::Request<u32>> for Echo {
         type Response = u32;
         type Error = std::convert::Infallible;
         type Future = std::future::Ready<Result<u32, Self::Error>>;
@@ -195,9 +264,60 @@ mod tests {
             Poll::Ready(Ok(()))
         }
 
-        fn call(&mut self, n: u32) -> Self::Future {
-            std::future::ready(Ok(n))
+        fn call(&mut self, request: http::Request<u32>) -> Self::Future {
+            std::future::ready(Ok(*request.body()))
         }
+    }
+
+    fn request(n: u32, prepaid: bool) -> http::Request<u32> {
+        let mut request = http::Request::new(n);
+        if prepaid {
+            request.extensions_mut().insert(Prepaid);
+        }
+        request
+    }
+
+    /// Sends `request` through `service` and says how long it waited.
+    async fn send(service: &mut Throttle<Echo>, request: http::Request<u32>) -> Duration {
+        let start = Instant::now();
+        let ready = std::future::poll_fn(|cx| service.poll_ready(cx)).await;
+        assert!(ready.is_ok());
+        let n = *request.body();
+        assert_eq!(service.call(request).await.ok(), Some(n));
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_pays_up_front_then_its_requests_pass_at_once() {
+        let limiter = Arc::new(RateLimiter::new(5, 10));
+        let mut service = ThrottleLayer::new(limiter.clone()).layer(Echo);
+        for n in 0..10 {
+            assert_eq!(send(&mut service, request(n, false)).await, Duration::ZERO);
+        }
+        let start = Instant::now();
+        // Six tokens owed at 5 per second: the batch may go in 1.2 s.
+        let due = limiter.reserve_batch(6);
+        assert_eq!(due - start, Duration::from_millis(1200));
+        tokio::time::sleep_until(due).await;
+        // A request of someone else slips in: it passes, and pays after the fact.
+        assert_eq!(send(&mut service, request(99, false)).await, Duration::ZERO);
+        for n in 0..6 {
+            let waited = send(&mut service, request(n, true)).await;
+            assert_eq!(waited, Duration::ZERO, "request {n} of the batch");
+        }
+        // The next request pays like any other, behind the batch and the one that slipped in.
+        assert_eq!(
+            send(&mut service, request(7, false)).await,
+            Duration::from_millis(400)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_is_capped_at_the_burst() {
+        let limiter = RateLimiter::new(5, 4);
+        let start = Instant::now();
+        assert_eq!(limiter.reserve_batch(100), start);
+        assert!(limiter.reserve() > Duration::ZERO);
     }
 
     #[tokio::test]
@@ -208,7 +328,7 @@ mod tests {
         for n in 0..5u32 {
             let ready = std::future::poll_fn(|cx| service.poll_ready(cx)).await;
             assert!(ready.is_ok());
-            assert_eq!(service.call(n).await.ok(), Some(n));
+            assert_eq!(service.call(request(n, false)).await.ok(), Some(n));
         }
         // One free token, then four more at 20 ms each.
         let elapsed = start.elapsed();
