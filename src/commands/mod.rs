@@ -2,6 +2,7 @@
 
 pub mod gate;
 pub mod halt;
+pub mod live;
 pub mod plan;
 pub mod probe;
 pub mod progress;

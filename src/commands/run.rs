@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::cli::{DemoArgs, RunArgs};
+use crate::commands::live::{Both, LiveMetrics, spawn_pusher};
 use crate::commands::progress::TerminalProgress;
 use crate::engine::{Engine, EngineOptions, Interrupts, RunObserver, Silent, StartError};
 use crate::exit::ExitStatus;
@@ -214,10 +216,27 @@ async fn execute(
     let lock = LeaseLock::new(connected.kube.raw().clone(), &namespace);
     let halt = ConfigMapHalt::new(connected.kube.raw().clone(), &namespace);
     let progress = TerminalProgress::for_stderr();
-    let observer: &dyn RunObserver = match &progress {
+    let progress: &dyn RunObserver = match &progress {
         Some(progress) => progress,
         None => &Silent,
     };
+    let live = Arc::new(LiveMetrics::new(&spec));
+    let stop_live = CancellationToken::new();
+    let pusher = args
+        .pushgateway
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|url| {
+            spawn_pusher(
+                live.clone(),
+                url.to_owned(),
+                args.live_metrics_interval.into(),
+                stop_live.clone(),
+            )
+        });
+    let observer = Both(progress, live.as_ref());
+    let observer: &dyn RunObserver = &observer;
     let engine = Engine {
         spec: &spec,
         probes: &probes,
@@ -251,6 +270,10 @@ async fn execute(
     let result = engine.run(&interrupts).await;
     done.cancel();
     let _ = signals.await;
+    stop_live.cancel();
+    if let Some(pusher) = pusher {
+        let _ = pusher.await;
+    }
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(StartError::Locked(err)) => {
@@ -347,6 +370,7 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         undo_deadline: crate::journal::DEFAULT_UNDO_DEADLINE.into(),
         pushgateway: args.pushgateway.clone(),
         metrics_textfile: args.metrics_textfile.clone(),
+        live_metrics_interval: args.live_metrics_interval,
         cluster: crate::cli::ClusterFlags {
             kubeconfig: Some(running.sandbox.kubeconfig_path().to_owned()),
             context: None,
