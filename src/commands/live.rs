@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -49,6 +50,8 @@ pub struct LiveMetrics {
     experiment: String,
     faults: Vec<FaultWindow>,
     state: Mutex<State>,
+    /// Woken on a phase change, so the pusher pushes it at once instead of at its next tick.
+    changed: Notify,
 }
 
 impl LiveMetrics {
@@ -68,7 +71,20 @@ impl LiveMetrics {
                 })
                 .collect(),
             state: Mutex::new(State::default()),
+            changed: Notify::new(),
         }
+    }
+
+    /// The next moment after `now` a fault window opens or closes, while the fault phase lasts:
+    /// the pusher pushes then, so a window's edges reach the gateway without waiting a tick.
+    pub fn next_edge(&self, now: Instant) -> Option<Instant> {
+        let (phase, started) = self.with_state(|s| (s.phase, s.faults_started));
+        let started = started.filter(|_| phase == Some(Phase::Faults))?;
+        self.faults
+            .iter()
+            .flat_map(|f| [started + f.start, started + f.end])
+            .filter(|edge| *edge > now)
+            .min()
     }
 
     fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -136,6 +152,7 @@ impl RunObserver for LiveMetrics {
                     s.faults_started = Some(Instant::now());
                 }
             });
+            self.changed.notify_one();
         }
     }
 
@@ -151,6 +168,7 @@ impl RunObserver for LiveMetrics {
             s.phase = Some(Phase::Finished);
             s.availability.clear();
         });
+        self.changed.notify_one();
     }
 }
 
@@ -172,9 +190,10 @@ impl RunObserver for Both<'_> {
     }
 }
 
-/// Pushes `live` to the Pushgateway at `url` every `every` until `stop`, then once more so the
-/// gateway keeps the final state (every fault 0, phase `finished`). A failed push is logged
-/// once per kind of error and the run goes on: live metrics never decide a verdict.
+/// Pushes `live` to the Pushgateway at `url` every `every`, on every phase change and at every
+/// fault window's edge, until `stop`; then once more so the gateway keeps the final state
+/// (every fault 0, phase `finished`). A failed push is logged once per kind of error and the
+/// run goes on: live metrics never decide a verdict.
 pub fn spawn_pusher(
     live: Arc<LiveMetrics>,
     url: String,
@@ -186,9 +205,15 @@ pub fn spawn_pusher(
         let mut ticker = tokio::time::interval(every.max(Duration::from_millis(100)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Just past the edge, so the render sees the window already open or closed.
+            let edge = live
+                .next_edge(Instant::now())
+                .map(|edge| tokio::time::Instant::from_std(edge + EDGE_MARGIN));
             let stopping = tokio::select! {
                 () = stop.cancelled() => true,
                 _ = ticker.tick() => false,
+                () = live.changed.notified() => false,
+                () = sleep_until_some(edge) => false,
             };
             let text = live.render_at(Instant::now());
             match pushgateway::push_live(&url, &live.experiment, text).await {
@@ -206,6 +231,16 @@ pub fn spawn_pusher(
             }
         }
     })
+}
+
+/// How long after a window's edge its push is rendered.
+const EDGE_MARGIN: Duration = Duration::from_millis(5);
+
+async fn sleep_until_some(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]
