@@ -244,6 +244,10 @@ pub struct RunArgs {
     /// to the --pushgateway.
     #[arg(long, default_value = "5s", value_name = "DURATION")]
     pub live_metrics_interval: humantime::Duration,
+    /// Serve the run's live metrics on /metrics at this address while it goes, e.g.
+    /// 0.0.0.0:9465, for a Prometheus that scrapes the runner directly.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterFlags,
@@ -357,6 +361,9 @@ pub struct DemoArgs {
     /// How often the run pushes its live metrics, as `run --live-metrics-interval` does.
     #[arg(long, default_value = "5s", value_name = "DURATION")]
     pub live_metrics_interval: humantime::Duration,
+    /// Serve the run's live metrics here, as `run --metrics-listen` does.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Arguments of `halt`.

@@ -332,3 +332,124 @@ async fn fault_active_follows_the_fault_window_in_prometheus_and_every_dashboard
         empty.join("\n")
     );
 }
+
+/// The value of the sample whose line starts with `series` on a metrics page.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series))
+        .and_then(|rest| rest.trim().parse().ok())
+}
+
+#[test]
+fn metrics_listen_serves_fault_active_during_the_window_and_zero_after() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_steadfast"))
+        .args(["demo", "--experiment", "tests/fixtures/live-metrics.yaml"])
+        .arg("--report-dir")
+        .arg(dir.path().join("reports"))
+        .args(["--metrics-listen", &address])
+        .current_dir(repo())
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("run.err")).expect("stderr file"))
+        .spawn()
+        .expect("steadfast starts");
+    let active =
+        "steadfast_fault_active{experiment=\"live-metrics\",fault=\"kill-web\",kind=\"podKill\"}";
+    let faults_phase = "steadfast_run_phase{experiment=\"live-metrics\",phase=\"faults\"}";
+    let deadline = Instant::now() + Duration::from_secs(240);
+    // 0 before, 1 inside the window, 0 once the fault phase is over.
+    let mut seen = Vec::new();
+    while Instant::now() < deadline && child.try_wait().expect("poll the run").is_none() {
+        if let Ok((200, page)) = http_get(&address, "/metrics") {
+            let state = (sample(&page, active), sample(&page, faults_phase));
+            if seen.last() != Some(&state) {
+                seen.push(state);
+            }
+            if seen.contains(&(Some(1.0), Some(1.0))) && state == (Some(0.0), Some(0.0)) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let finished = child.wait_timeout_or_kill(Duration::from_secs(240));
+    assert!(
+        matches!(finished, Some(0 | 1)),
+        "run exit {finished:?}: {}",
+        std::fs::read_to_string(dir.path().join("run.err")).unwrap_or_default()
+    );
+    let window = seen
+        .iter()
+        .position(|s| *s == (Some(1.0), Some(1.0)))
+        .unwrap_or_else(|| panic!("the fault was never active on /metrics: {seen:?}"));
+    assert!(
+        seen[..window].contains(&(Some(0.0), Some(1.0))),
+        "0 in the fault phase before the window opens: {seen:?}"
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&(Some(0.0), Some(0.0))),
+        "0 once the window closed and the phase ended: {seen:?}"
+    );
+}
+
+#[test]
+fn metrics_listen_on_a_taken_address_is_refused_before_the_run() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let address = taken.local_addr().expect("address").to_string();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (code, output) = run_bounded(
+        Command::new(env!("CARGO_BIN_EXE_steadfast"))
+            .args(["demo", "--experiment", "tests/fixtures/live-metrics.yaml"])
+            .arg("--report-dir")
+            .arg(dir.path().join("reports"))
+            .args(["--metrics-listen", &address])
+            .current_dir(repo())
+            .env("NO_COLOR", "1")
+            .env_remove("KUBECONFIG"),
+        dir.path(),
+        Duration::from_secs(120),
+    );
+    assert_eq!(code, 2, "{output}");
+    assert!(
+        output.contains(&format!("--metrics-listen {address}: cannot listen")),
+        "{output}"
+    );
+    assert!(
+        !dir.path().join("reports").exists()
+            || std::fs::read_dir(dir.path().join("reports"))
+                .expect("reports")
+                .next()
+                .is_none(),
+        "no run happened"
+    );
+}
+
+/// Waiting for a child with a bound.
+trait WaitBounded {
+    fn wait_timeout_or_kill(&mut self, limit: Duration) -> Option<i32>;
+}
+
+impl WaitBounded for std::process::Child {
+    fn wait_timeout_or_kill(&mut self, limit: Duration) -> Option<i32> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.try_wait().ok().flatten() {
+                return status.code();
+            }
+            if started.elapsed() > limit {
+                let _ = self.kill();
+                let _ = self.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

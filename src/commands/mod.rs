@@ -3,6 +3,7 @@
 pub mod gate;
 pub mod halt;
 pub mod live;
+pub mod live_http;
 pub mod plan;
 pub mod probe;
 pub mod progress;

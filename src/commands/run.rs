@@ -222,6 +222,20 @@ async fn execute(
     };
     let live = Arc::new(LiveMetrics::new(&spec));
     let stop_live = CancellationToken::new();
+    let server = match args.metrics_listen {
+        Some(addr) => match super::live_http::bind(addr).await {
+            Ok(listener) => Some(super::live_http::spawn(
+                listener,
+                live.clone(),
+                stop_live.clone(),
+            )),
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Ok(ExitStatus::Invalid);
+            }
+        },
+        None => None,
+    };
     let pusher = args
         .pushgateway
         .as_deref()
@@ -271,8 +285,8 @@ async fn execute(
     done.cancel();
     let _ = signals.await;
     stop_live.cancel();
-    if let Some(pusher) = pusher {
-        let _ = pusher.await;
+    for task in [pusher, server].into_iter().flatten() {
+        let _ = task.await;
     }
     let outcome = match result {
         Ok(outcome) => outcome,
@@ -371,6 +385,7 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         pushgateway: args.pushgateway.clone(),
         metrics_textfile: args.metrics_textfile.clone(),
         live_metrics_interval: args.live_metrics_interval,
+        metrics_listen: args.metrics_listen,
         cluster: crate::cli::ClusterFlags {
             kubeconfig: Some(running.sandbox.kubeconfig_path().to_owned()),
             context: None,
