@@ -36,6 +36,15 @@ import yaml
 
 DEFAULT_KUBE_VERSIONS = ["1.27", "1.30", "1.33"]
 
+# The errors meaning "no schema to check against" (a CRD's kind, an unknown version). Not every
+# kubernetes-validate release defines VersionNotSupportedError; naming a missing one in an
+# `except` clause would crash the check instead of reporting the object.
+SCHEMA_ERRORS = tuple(
+    getattr(kubernetes_validate, name)
+    for name in ("SchemaNotFoundError", "InvalidSchemaError", "VersionNotSupportedError")
+    if hasattr(kubernetes_validate, name)
+)
+
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Merge values the way repeated `-f`/`--set` do: maps recursively, anything else replaced."""
@@ -73,9 +82,7 @@ def validate_object(obj: dict[str, Any], versions: list[str]) -> dict[str, str |
             # The error copies the jsonschema error's fields: path and message.
             path = "/".join(str(p) for p in err.path)
             results[version] = f"{path}: {err.message}"
-        except (kubernetes_validate.SchemaNotFoundError,
-                kubernetes_validate.InvalidSchemaError,
-                kubernetes_validate.VersionNotSupportedError) as err:
+        except SCHEMA_ERRORS as err:
             results[version] = str(getattr(err, "message", err))
     return results
 

@@ -240,6 +240,14 @@ pub struct RunArgs {
     /// steadfast-<experiment>.prom), for node_exporter's textfile collector.
     #[arg(long, env = "STEADFAST_METRICS_TEXTFILE", value_name = "PATH")]
     pub metrics_textfile: Option<PathBuf>,
+    /// How often a run in progress pushes its live metrics (fault windows, phase, availability)
+    /// to the --pushgateway.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub live_metrics_interval: humantime::Duration,
+    /// Serve the run's live metrics on /metrics at this address while it goes, e.g.
+    /// 0.0.0.0:9465, for a Prometheus that scrapes the runner directly.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterFlags,
@@ -350,6 +358,12 @@ pub struct DemoArgs {
     /// Write the run's metrics in Prometheus text format here, as `run --metrics-textfile` does.
     #[arg(long, value_name = "PATH")]
     pub metrics_textfile: Option<PathBuf>,
+    /// How often the run pushes its live metrics, as `run --live-metrics-interval` does.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub live_metrics_interval: humantime::Duration,
+    /// Serve the run's live metrics here, as `run --metrics-listen` does.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Arguments of `halt`.

@@ -1084,3 +1084,144 @@ fn the_chart_sets_the_pushgateway_variable_that_run_reads() {
         );
     }
 }
+
+const MONITORING: [&str; 4] = [
+    "--set",
+    "grafana.dashboard.enabled=true",
+    "--set",
+    "prometheusRule.enabled=true",
+];
+
+/// Every manifest but the PrometheusRule (a CRD kubernetes-validate has no schema for; its
+/// rules go through `promtool check rules` instead) passes strict validation.
+fn assert_valid_except_prometheus_rule(rendered: &Rendered) {
+    let mut output = rendered.0.clone();
+    output["manifests"]
+        .as_array_mut()
+        .expect("manifests")
+        .retain(|m| m["object"]["kind"] != "PrometheusRule");
+    assert_all_valid(&output);
+}
+
+/// `promtool check rules` on the rule groups of a rendered PrometheusRule.
+fn assert_promtool_accepts_rules(rule: &Value) {
+    let Some(promtool) = tools::require_tool("promtool") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let file = dir.path().join("rules.yaml");
+    let groups = json!({"groups": rule["spec"]["groups"]});
+    // JSON is YAML: promtool reads it as a rule file.
+    std::fs::write(&file, groups.to_string()).expect("write the rule file");
+    let output = Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool runs");
+    assert!(
+        output.status.success(),
+        "promtool check rules refuses the PrometheusRule: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn alerts(rule: &Value) -> Vec<&Value> {
+    rule["spec"]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .flat_map(|g| g["rules"].as_array().expect("rules").iter())
+        .collect()
+}
+
+#[test]
+fn dashboard_and_prometheus_rule_render_only_when_enabled() {
+    let Some(checker) = Checker::find() else {
+        return;
+    };
+    let off = checker.render(&["-f", THREE_EXPERIMENTS]);
+    assert!(
+        off.of_kind("PrometheusRule").is_empty(),
+        "{:?}",
+        off.names()
+    );
+    assert!(
+        !off.names().iter().any(|n| n.contains("dashboard")),
+        "{:?}",
+        off.names()
+    );
+
+    let mut args = vec!["-f", THREE_EXPERIMENTS];
+    args.extend(MONITORING);
+    let mut lint = vec!["lint", CHART];
+    lint.extend(&args);
+    let outcome = checker.run(&lint);
+    assert_eq!(outcome.code, 0, "lint refused the chart: {}", outcome.json);
+    assert_eq!(outcome.json["errors"], json!([]), "{}", outcome.json);
+
+    let on = checker.render(&args);
+    assert_valid_except_prometheus_rule(&on);
+    let dashboard = on.get("ConfigMap", "steadfast-dashboard");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    let shipped: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join(CHART).join("dashboards/steadfast.json"))
+            .expect("dashboard file"),
+    )
+    .expect("dashboard JSON");
+    let in_map: Value = serde_json::from_str(
+        dashboard["data"]["steadfast.json"]
+            .as_str()
+            .expect("dashboard data"),
+    )
+    .expect("the ConfigMap holds the dashboard JSON");
+    assert_eq!(in_map, shipped);
+
+    let rule = on.get("PrometheusRule", RELEASE);
+    assert_promtool_accepts_rules(rule);
+    let rules = alerts(rule);
+    let names: Vec<&str> = rules.iter().filter_map(|r| r["alert"].as_str()).collect();
+    assert!(names.contains(&"SteadfastExperimentFailed"), "{names:?}");
+    assert!(names.contains(&"SteadfastUndoRecordsPending"), "{names:?}");
+    // One stale rule per scheduled experiment at twice its longest cron gap: weekdays-only
+    // and weekly count as a week, daily as a day.
+    let stale: BTreeSet<(String, String)> = rules
+        .iter()
+        .filter(|r| r["alert"] == "SteadfastExperimentStale")
+        .map(|r| {
+            (
+                r["labels"]["experiment"].as_str().unwrap_or("?").to_owned(),
+                r["expr"]
+                    .as_str()
+                    .and_then(|e| e.rsplit("> ").next())
+                    .unwrap_or("?")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeSet<(String, String)> = [
+        ("checkout-pod-kill", "1209600"),
+        ("payments-evict", "172800"),
+        ("zone-outage-eu-west-1a", "1209600"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .collect();
+    assert_eq!(stale, expected);
+
+    // A per-experiment threshold replaces the cron estimate.
+    let mut args = args.clone();
+    args.extend([
+        "--set",
+        "prometheusRule.staleAfterSeconds.checkout-pod-kill=90000",
+    ]);
+    let overridden = checker.render(&args);
+    let rule = overridden.get("PrometheusRule", RELEASE);
+    assert!(
+        alerts(rule)
+            .iter()
+            .any(|r| r["labels"]["experiment"] == "checkout-pod-kill"
+                && r["expr"].as_str().is_some_and(|e| e.ends_with("> 90000"))),
+        "{rule}"
+    );
+}

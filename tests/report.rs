@@ -595,6 +595,11 @@ fn assert_metrics_match(
         ),
         0.0
     );
+    assert_eq!(
+        value_of(samples, "steadfast_experiment_pending_undo_records", &[exp]),
+        report.rollback.pending.len() as f64,
+        "pending undo records, for the alert on a run that left something unrestored"
+    );
     let during = &report.probes[0].windows["during"];
     let availability = value_of(
         samples,

@@ -2,6 +2,8 @@
 
 pub mod gate;
 pub mod halt;
+pub mod live;
+pub mod live_http;
 mod logged_out;
 pub mod plan;
 pub mod probe;

@@ -2,12 +2,14 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::cli::{DemoArgs, RunArgs};
+use crate::commands::live::{Both, LiveMetrics, spawn_pusher};
 use crate::commands::progress::TerminalProgress;
 use crate::engine::{
     Engine, EngineOptions, HaltSwitch, Interrupts, RunLock, RunObserver, Silent, StartError,
@@ -248,10 +250,41 @@ async fn execute(
         ),
     };
     let progress = TerminalProgress::for_stderr();
-    let observer: &dyn RunObserver = match &progress {
+    let progress: &dyn RunObserver = match &progress {
         Some(progress) => progress,
         None => &Silent,
     };
+    let live = Arc::new(LiveMetrics::new(&spec));
+    let stop_live = CancellationToken::new();
+    let server = match args.metrics_listen {
+        Some(addr) => match super::live_http::bind(addr).await {
+            Ok(listener) => Some(super::live_http::spawn(
+                listener,
+                live.clone(),
+                stop_live.clone(),
+            )),
+            Err(err) => {
+                eprintln!("error: {err}");
+                return Ok(ExitStatus::Invalid);
+            }
+        },
+        None => None,
+    };
+    let pusher = args
+        .pushgateway
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|url| {
+            spawn_pusher(
+                live.clone(),
+                url.to_owned(),
+                args.live_metrics_interval.into(),
+                stop_live.clone(),
+            )
+        });
+    let observer = Both(progress, live.as_ref());
+    let observer: &dyn RunObserver = &observer;
     let engine = Engine {
         spec: &spec,
         probes: &probes,
@@ -285,6 +318,10 @@ async fn execute(
     let result = engine.run(&interrupts).await;
     done.cancel();
     let _ = signals.await;
+    stop_live.cancel();
+    for task in [pusher, server].into_iter().flatten() {
+        let _ = task.await;
+    }
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(StartError::Locked(err)) => {
@@ -383,6 +420,8 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         undo_deadline: crate::journal::DEFAULT_UNDO_DEADLINE.into(),
         pushgateway: args.pushgateway.clone(),
         metrics_textfile: args.metrics_textfile.clone(),
+        live_metrics_interval: args.live_metrics_interval,
+        metrics_listen: args.metrics_listen,
         cluster: crate::cli::ClusterFlags {
             kubeconfig: Some(running.sandbox.kubeconfig_path().to_owned()),
             context: None,

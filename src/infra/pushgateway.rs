@@ -99,17 +99,41 @@ fn base64url(data: &[u8]) -> String {
     out
 }
 
+/// The group of a run's live metrics: the experiment's group with `stream="live"` added, so the
+/// final push (a `PUT` on the experiment's group) and the live pushes never replace each other.
+pub fn live_group_url(base: &str, experiment: &str) -> String {
+    format!("{}/stream/live", group_url(base, experiment))
+}
+
 /// Replaces the experiment's group on the Pushgateway at `base` with `exposition`.
 ///
 /// # Errors
 /// [`PushError`] when the URL is bad, the gateway is unreachable or slow, or it refuses the text.
 pub async fn push(base: &str, experiment: &str, exposition: String) -> Result<(), PushError> {
-    if !(base.starts_with("http://") || base.starts_with("https://")) {
-        return Err(PushError::BadUrl {
+    check_base(base)?;
+    put(base, group_url(base, experiment), exposition).await
+}
+
+/// Replaces the experiment's live group (see [`live_group_url`]) with `exposition`.
+///
+/// # Errors
+/// As [`push`].
+pub async fn push_live(base: &str, experiment: &str, exposition: String) -> Result<(), PushError> {
+    check_base(base)?;
+    put(base, live_group_url(base, experiment), exposition).await
+}
+
+fn check_base(base: &str) -> Result<(), PushError> {
+    if base.starts_with("http://") || base.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(PushError::BadUrl {
             url: base.to_owned(),
-        });
+        })
     }
-    let url = group_url(base, experiment);
+}
+
+async fn put(base: &str, url: String, exposition: String) -> Result<(), PushError> {
     let uri: Uri = url.parse().map_err(|_| PushError::BadUrl {
         url: base.to_owned(),
     })?;

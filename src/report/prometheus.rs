@@ -158,6 +158,12 @@ pub fn render(report: &Report) -> String {
             .collect(),
     );
     family(
+        "pending_undo_records",
+        "gauge",
+        "Undo records the last run left pending; above 0, something it changed is not restored (run `steadfast rollback`).",
+        vec![(String::new(), report.rollback.pending.len() as f64)],
+    );
+    family(
         "duration_seconds",
         "gauge",
         "Length of the last run.",

@@ -4,5 +4,6 @@
 
 pub mod moto;
 pub mod prometheus;
+pub mod pushgateway;
 pub mod sandbox;
 pub mod tools;

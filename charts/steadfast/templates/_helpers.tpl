@@ -173,3 +173,36 @@ Input: dict "ctx" $ "scope" ("cluster" | "namespaced" | "all")
 {{- end -}}
 {{- toYaml $out -}}
 {{- end -}}
+
+{{/*
+The longest gap between two fires of a five-field cron expression, in seconds, erring long:
+a day-of-month or month restriction counts as 31 days, a day-of-week one as 7 days, fixed
+hours as a day, a step of N hours as N hours, fixed minutes as an hour and a step of N
+minutes as N minutes. 0 for an expression that is not five fields (a `@daily` macro counts as a day).
+*/}}
+{{- define "steadfast.cronPeriodSeconds" -}}
+{{- $cron := . | trim -}}
+{{- $macros := dict "@hourly" 3600 "@daily" 86400 "@midnight" 86400 "@weekly" 604800 "@monthly" 2678400 "@yearly" 31622400 "@annually" 31622400 -}}
+{{- if hasKey $macros $cron -}}
+{{- get $macros $cron -}}
+{{- else -}}
+{{- $f := splitList " " (regexReplaceAll "\\s+" $cron " ") -}}
+{{- if ne (len $f) 5 -}}
+0
+{{- else if or (ne (index $f 2) "*") (ne (index $f 3) "*") -}}
+2678400
+{{- else if ne (index $f 4) "*" -}}
+604800
+{{- else if regexMatch "^\\*/[0-9]+$" (index $f 1) -}}
+{{- mul 3600 (trimPrefix "*/" (index $f 1) | int) -}}
+{{- else if ne (index $f 1) "*" -}}
+86400
+{{- else if regexMatch "^\\*/[0-9]+$" (index $f 0) -}}
+{{- mul 60 (trimPrefix "*/" (index $f 0) | int) -}}
+{{- else if eq (index $f 0) "*" -}}
+60
+{{- else -}}
+3600
+{{- end -}}
+{{- end -}}
+{{- end -}}
