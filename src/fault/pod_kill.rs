@@ -5,16 +5,18 @@
 //! controller creating a replacement *is* the behaviour under test, so a kill leaves no undo
 //! record, only a timed effect naming the pod, its node and its zone.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::{StreamExt, stream};
 
+use crate::fault::kube_confirm::confirm_kube;
 use crate::fault::kube_context::{KubeFaultContext, api};
 use crate::fault::targets::{choose_pods, pod_selection};
 use crate::fault::{
-    Effect, Fault, FaultError, FaultPlan, Injection, TargetEffect, TargetKind, TargetRef,
+    Confirmation, Effect, Fault, FaultError, FaultPlan, Injection, TargetEffect, TargetKind,
+    TargetRef,
 };
 use crate::infra::kube::Removal;
 use crate::spec::FaultKind;
@@ -122,6 +124,15 @@ impl Fault for PodKill {
             firing,
         )
         .await
+    }
+
+    async fn confirm(
+        &self,
+        _plan: &FaultPlan,
+        injection: &Injection,
+        timeout: Duration,
+    ) -> Confirmation {
+        confirm_kube(&self.context.kube, injection, None, timeout).await
     }
 
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {

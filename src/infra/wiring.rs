@@ -24,6 +24,7 @@ use crate::fault::ec2_stop::Ec2StopFault;
 use crate::fault::ec2_terminate::Ec2TerminateFault;
 use crate::fault::kube_context::{KubeFaultContext, kube_fault};
 use crate::fault::kube_undo::KubeUndoer;
+use crate::fault::detected::Detected;
 use crate::fault::observed::Observed;
 use crate::fault::{Fault, FaultError, RollbackOutcome, UndoAction, UndoRecord, Undoer};
 use crate::measure::{MeasurementStore, StoreConfig};
@@ -192,6 +193,15 @@ pub fn faults(
             bail!("fault `{}` has no kind", fault.name);
         }
     }
+    // Every firing is watched from just before it acts, for the moment the system noticed it.
+    let built = built
+        .into_iter()
+        .zip(&spec.spec.faults)
+        .map(|(fault, s)| {
+            let timeout = spec.spec.steady_state.recovery_timeout.get() + s.for_.get();
+            Arc::new(Detected::new(fault, connected.kube.clone(), timeout)) as Arc<dyn Fault>
+        })
+        .collect();
     Ok(built)
 }
 
