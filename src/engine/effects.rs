@@ -253,6 +253,49 @@ mod tests {
         Duration::from_secs(s)
     }
 
+    fn spec(allow: bool) -> ExperimentSpec {
+        let text = format!(
+            r#"
+apiVersion: steadfast.dev/v1alpha1
+kind: Experiment
+metadata: {{name: effect-test}}
+spec:
+  duration: 30s
+  steadyState:
+    probes: [{{name: web, http: {{url: "http://127.0.0.1/"}}}}]
+  faults:
+    - {{name: stop, at: 5s, for: 10s, allowNoEffect: {allow}, ec2Stop: {{target: {{zone: a}}}}}}
+  targets:
+    - {{probe: web, availability: ">= 90%"}}
+"#
+        );
+        crate::spec::parse_experiment("t.yaml", &text).unwrap().0
+    }
+
+    #[test]
+    fn a_fault_without_effect_fails_the_run_unless_it_allows_it() {
+        let effects = vec![
+            firing(
+                "stop",
+                5,
+                EffectStatus::Confirmed { at: secs(5) },
+                Noticed::NotApplicable,
+            ),
+            FiringEffect::missed("stop", 1, secs(6), "the instance is stopped".into()),
+        ];
+        let results = no_effect_results(&spec(false), &effects);
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].name, "stop-effect");
+        assert!(!results[0].passed);
+        assert_eq!(
+            results[0].measured.as_deref(),
+            Some("noEffect in 1 of 2 firing(s)")
+        );
+        assert!(results[0].detail.contains("the instance is stopped"));
+        assert!(no_effect_results(&spec(true), &effects).is_empty());
+        assert!(no_effect_results(&spec(false), &effects[..1]).is_empty());
+    }
+
     #[test]
     fn the_slowest_firing_is_the_detection_and_one_unnoticed_firing_is_none() {
         let confirmed = EffectStatus::Confirmed { at: secs(5) };
