@@ -401,3 +401,59 @@ async fn a_terminated_node_is_replaced_after_the_boot_delay_and_its_pods_heal() 
     );
     cloud.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_is_detected_when_the_zone_nodes_turn_not_ready_after_the_monitor_grace() {
+    let _serial = SERIAL.lock().await;
+    let Some(cloud) = Cloud::start().await else {
+        return;
+    };
+    // The monitor grace of the topology this sandbox runs (experiments/sandbox/topology.yaml).
+    let grace = cloud.sandbox.timing().node_monitor_grace_period;
+    let fault = steadfast::fault::detected::Detected::new(
+        Arc::new(AzPartitionFault::new(
+            "partition-a",
+            AzPartitionSpec {
+                zone: CUT_ZONE.into(),
+                exclude_subnet_tags: BTreeMap::new(),
+            },
+            cloud.context(),
+        )),
+        cloud.kube.clone(),
+        grace * 3,
+    );
+    let plan = fault.plan("cloud-detect", 0).await.expect("a plan");
+    let undoer = AwsUndoer::with_clients(cloud.moto.options(), cloud.clients.clone());
+    let injected = std::time::SystemTime::now();
+    let injection = fault.inject(&plan).await.expect("the partition applies");
+    let confirmation = fault
+        .confirm(&plan, &injection, Duration::from_secs(10))
+        .await;
+    let detection = fault.await_detection(&plan, grace * 3).await;
+    let outcome = undoer.undo(&plan.undo[0]).await.expect("the rollback");
+    assert!(
+        matches!(outcome, RollbackOutcome::Restored { .. }),
+        "{outcome:?}"
+    );
+    let steadfast::fault::Confirmation::Confirmed { at: confirmed } = confirmation else {
+        panic!("the subnet is on the deny-all ACL: {confirmation:?}");
+    };
+    assert!(confirmed >= injected);
+    let steadfast::fault::Detection::Detected { at } = detection else {
+        panic!("the zone's nodes turn NotReady: {detection:?}");
+    };
+    let after = at
+        .duration_since(injected)
+        .expect("detected after the injection");
+    eprintln!(
+        "partition of {CUT_ZONE}: confirmed after {:.3} s, detected after {:.3} s (monitor grace {:.0} s)",
+        secs(confirmed.duration_since(injected).unwrap()),
+        secs(after),
+        secs(grace)
+    );
+    assert!(
+        after >= grace - Duration::from_secs(1) && after <= grace + Duration::from_secs(2),
+        "detected {after:?} after the injection, monitor grace {grace:?}"
+    );
+    cloud.stop().await;
+}

@@ -313,6 +313,9 @@ async fn an_incomplete_rollback_exits_4_even_with_no_report_and_a_closed_stdout(
             reports.to_str().unwrap(),
             "--seed",
             "1",
+            // The undo is retried until this deadline: AWS stays away, so give up soon.
+            "--undo-deadline",
+            "3s",
         ],
         &env,
     )

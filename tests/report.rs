@@ -146,6 +146,17 @@ fn outcome(store: &MeasurementStore, spec: &steadfast::spec::ExperimentSpec) -> 
                 after: Duration::from_millis(2500),
             },
         )]),
+        effects: vec![steadfast::engine::FiringEffect {
+            fault: "kill".into(),
+            firing: 0,
+            injected_at: Duration::from_secs(15),
+            effect: steadfast::engine::EffectStatus::Confirmed {
+                at: Duration::from_millis(15_050),
+            },
+            detection: steadfast::engine::Noticed::Detected {
+                at: Duration::from_millis(15_400),
+            },
+        }],
         pending: Vec::new(),
     }
 }

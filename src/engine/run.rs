@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
+use super::effects::{self, FiringEffect};
 use super::observer::{RunObserver, Status};
 use super::ports::{AbortCheck, HaltSwitch, LockError, Probes, RunLock};
 use super::schedule::plan_firings;
@@ -74,6 +75,8 @@ pub struct RunOutcome {
     pub healing: BTreeMap<String, Healing>,
     /// Per fault and firing, self-healing evidence.
     pub healing_by_firing: BTreeMap<(String, u32), Healing>,
+    /// Per firing, whether its change showed and when the system noticed it.
+    pub effects: Vec<FiringEffect>,
     /// Undo records that could not be applied.
     pub pending: Vec<UndoRecord>,
 }
@@ -123,6 +126,9 @@ struct State {
     events: Vec<Event>,
     undo: Vec<(UndoRecord, bool)>,
     healing_tasks: JoinSet<(String, u32, Healing)>,
+    effect_tasks: JoinSet<FiringEffect>,
+    /// Firings that changed nothing because they could not plan or act.
+    missed: Vec<FiringEffect>,
     aborted: Option<String>,
     last_renew: Instant,
     /// Availability aborts guard injection; before the first fault the steady-state check
@@ -210,6 +216,8 @@ impl Engine<'_> {
             events: Vec::new(),
             undo: Vec::new(),
             healing_tasks: JoinSet::new(),
+            effect_tasks: JoinSet::new(),
+            missed: Vec::new(),
             aborted: None,
             last_renew: Instant::now(),
             injecting: false,
@@ -292,7 +300,10 @@ impl Engine<'_> {
 
         let healing_by_firing = collect_healing(&mut state.healing_tasks, interrupts).await;
         let healing = merge_healing(&healing_by_firing);
+        let missed = std::mem::take(&mut state.missed);
+        let effects = effects::collect(&mut state.effect_tasks, missed, interrupts).await;
         let mut evidence = self.probes.evidence();
+        evidence.detection = effects::detection_evidence(&effects);
         evidence.healing = healing
             .iter()
             .filter_map(|(fault, h)| match h {
@@ -306,6 +317,7 @@ impl Engine<'_> {
             results.push(steady_result(check, windows.after));
         }
         results.extend(blocked_results(self.spec, &state.events));
+        results.extend(effects::no_effect_results(self.spec, &effects));
         drop(evidence);
 
         let pending: Vec<UndoRecord> = state
@@ -351,6 +363,7 @@ impl Engine<'_> {
             events: state.events,
             healing,
             healing_by_firing,
+            effects,
             pending,
         })
     }
@@ -547,6 +560,12 @@ impl Engine<'_> {
         let plan = match fault.plan(&self.options.run_id, firing).await {
             Ok(plan) => plan,
             Err(err) => {
+                state.missed.push(FiringEffect::missed(
+                    &spec.name,
+                    firing,
+                    self.now(),
+                    format!("nothing was planned: {err}"),
+                ));
                 self.event(
                     state,
                     EventKind::FaultSkipped {
@@ -576,6 +595,7 @@ impl Engine<'_> {
             }
         }
         let ids: Vec<String> = plan.undo.iter().map(|r| r.id.clone()).collect();
+        let injected_at = self.now();
         match fault.inject(&plan).await {
             Ok(injection) => {
                 info!(targets = plan.targets.len(), "fault injected");
@@ -585,6 +605,19 @@ impl Engine<'_> {
                 };
                 self.record_injection(state, &plan, &injection, firing, timing);
                 let timeout = self.spec.spec.steady_state.recovery_timeout.get() + spec.for_.get();
+                effects::spawn(
+                    &mut state.effect_tasks,
+                    effects::Watch {
+                        fault: fault.clone(),
+                        plan: plan.clone(),
+                        injection: injection.clone(),
+                        firing,
+                        injected_at,
+                        origin: self.options.origin,
+                        effect_timeout: spec.effect_timeout.get(),
+                        detection_timeout: timeout,
+                    },
+                );
                 let name = spec.name.clone();
                 state.healing_tasks.spawn(async move {
                     let healing = fault.await_healing(&plan, &injection, timeout).await;
@@ -594,6 +627,12 @@ impl Engine<'_> {
             Err(err) => {
                 // Something may have changed before the error: the undo records stay pending
                 // and are applied with the rest.
+                state.missed.push(FiringEffect::missed(
+                    &spec.name,
+                    firing,
+                    injected_at,
+                    format!("the fault could not act: {err}"),
+                ));
                 self.event(
                     state,
                     EventKind::FaultSkipped {

@@ -7,14 +7,14 @@
 //! ([`super::aws_undo::sweep_network_acls`]).
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use chrono::Utc;
 
 use super::{
-    Effect, Fault, FaultError, FaultPlan, Injection, SubnetAcl, TargetEffect, TargetKind,
-    TargetRef, UndoAction, UndoRecord,
+    Confirmation, Effect, Fault, FaultError, FaultPlan, Injection, SubnetAcl, TargetEffect,
+    TargetKind, TargetRef, UndoAction, UndoRecord,
 };
 use crate::infra::aws::{
     AwsContext, MANAGED_BY_KEY, MANAGED_BY_VALUE, ORIGINAL_ACL_TAG_PREFIX, RUN_ID_TAG,
@@ -75,6 +75,12 @@ pub fn partition_acl_tags(run_id: &str, original: &[SubnetAcl]) -> BTreeMap<Stri
         );
     }
     tags
+}
+
+/// Whether an ACL with these tags is the deny-all ACL steadfast made for run `run_id`.
+fn is_partition_acl(tags: &BTreeMap<String, String>, run_id: &str) -> bool {
+    tags.get(MANAGED_BY_KEY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+        && tags.get(RUN_ID_TAG).map(String::as_str) == Some(run_id)
 }
 
 #[async_trait]
@@ -160,6 +166,40 @@ impl Fault for AzPartitionFault {
             seed: 0,
             candidates: in_zone.len(),
         })
+    }
+
+    async fn confirm(
+        &self,
+        plan: &FaultPlan,
+        injection: &Injection,
+        timeout: Duration,
+    ) -> Confirmation {
+        let run_id = plan
+            .undo
+            .first()
+            .map(|r| r.run_id.clone())
+            .unwrap_or_default();
+        let ec2 = &self.context.clients.ec2;
+        super::effect::confirm_each(injection, timeout, |target| {
+            let run_id = run_id.clone();
+            async move {
+                let found = ec2
+                    .subnet_acl(&target.name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(match found {
+                    Some((acl, _)) if is_partition_acl(&acl.tags, &run_id) => {
+                        super::effect::Check::Done
+                    }
+                    Some((acl, _)) => super::effect::Check::Pending(format!(
+                        "associated with {}, not the deny-all ACL",
+                        acl.network_acl_id
+                    )),
+                    None => super::effect::Check::Pending("the subnet has no ACL".into()),
+                })
+            }
+        })
+        .await
     }
 
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {

@@ -1,13 +1,14 @@
 //! `ec2Stop`: stop running instances; rollback starts them again.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use chrono::Utc;
 
-use super::ec2_terminate::instance_target;
+use super::ec2_terminate::{confirm_instance_states, instance_target};
 use super::{
-    Effect, Fault, FaultError, FaultPlan, Injection, TargetEffect, UndoAction, UndoRecord,
+    Confirmation, Effect, Fault, FaultError, FaultPlan, Injection, TargetEffect, UndoAction,
+    UndoRecord,
 };
 use crate::infra::aws::AwsContext;
 use crate::plan::Caps;
@@ -88,6 +89,15 @@ impl Fault for Ec2StopFault {
             seed,
             candidates,
         })
+    }
+
+    async fn confirm(
+        &self,
+        _plan: &FaultPlan,
+        injection: &Injection,
+        timeout: Duration,
+    ) -> Confirmation {
+        confirm_instance_states(&self.context, injection, &["stopping", "stopped"], timeout).await
     }
 
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::aws_undo::polls_within;
 use super::{
-    Effect, Fault, FaultError, FaultPlan, Healing, Injection, TargetEffect, TargetKind, TargetRef,
+    Confirmation, Effect, Fault, FaultError, FaultPlan, Healing, Injection, TargetEffect,
+    TargetKind, TargetRef,
 };
 use crate::infra::aws::{AwsContext, AwsError};
 use crate::plan::Caps;
@@ -34,6 +35,30 @@ pub(crate) fn instance_target(instance: &InstanceFacts) -> TargetRef {
         node: instance.node.clone(),
         zone: Some(instance.zone.clone()),
     }
+}
+
+/// Reads each changed instance back until EC2 reports it in one of `states` (the transition
+/// and where it ends: `stopping`/`stopped`, `shutting-down`/`terminated`).
+pub(crate) async fn confirm_instance_states(
+    context: &AwsContext,
+    injection: &Injection,
+    states: &[&str],
+    timeout: Duration,
+) -> Confirmation {
+    super::effect::confirm_each(injection, timeout, |target| async move {
+        let found = context
+            .clients
+            .ec2
+            .describe_instances(None, std::slice::from_ref(&target.name))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(match found.iter().find(|i| i.instance_id == target.name) {
+            Some(i) if states.contains(&i.state.as_str()) => super::effect::Check::Done,
+            Some(i) => super::effect::Check::Pending(format!("the instance is {}", i.state)),
+            None => super::effect::Check::Pending("EC2 does not list the instance".into()),
+        })
+    })
+    .await
 }
 
 /// One terminated instance and what replaced it.
@@ -411,6 +436,21 @@ impl Fault for Ec2TerminateFault {
             seed,
             candidates,
         })
+    }
+
+    async fn confirm(
+        &self,
+        _plan: &FaultPlan,
+        injection: &Injection,
+        timeout: Duration,
+    ) -> Confirmation {
+        confirm_instance_states(
+            &self.context,
+            injection,
+            &["shutting-down", "terminated"],
+            timeout,
+        )
+        .await
     }
 
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {

@@ -9,9 +9,12 @@
 
 pub mod aws_undo;
 pub mod az_partition;
+pub mod detected;
 pub mod ec2_stop;
 pub mod ec2_terminate;
+pub mod effect;
 pub mod healing;
+pub mod kube_confirm;
 pub mod kube_context;
 pub mod kube_undo;
 pub mod node_cordon;
@@ -28,6 +31,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use effect::{Confirmation, Detection};
 pub use undo::{RollbackOutcome, SubnetAcl, Taint, UndoAction, UndoRecord};
 
 use crate::spec::FaultKind;
@@ -198,6 +202,24 @@ pub trait Fault: Send + Sync {
         _timeout: Duration,
     ) -> Healing {
         Healing::NotApplicable
+    }
+
+    /// Reads back, at most `timeout`, what `inject` changed, so a fault that missed (an instance
+    /// already stopped, a pod already gone) is told apart from a system that shrugged it off.
+    /// Faults that cannot read their change back keep the default.
+    async fn confirm(
+        &self,
+        _plan: &FaultPlan,
+        _injection: &Injection,
+        _timeout: Duration,
+    ) -> Confirmation {
+        Confirmation::Unchecked
+    }
+
+    /// Waits, at most `timeout`, for the moment the system noticed this firing (endpoints left
+    /// their Services, nodes turned NotReady). Only faults wrapped in a watch know it.
+    async fn await_detection(&self, _plan: &FaultPlan, _timeout: Duration) -> Detection {
+        Detection::NotApplicable
     }
 }
 

@@ -3,16 +3,17 @@
 //! The undo record is made only for nodes that were schedulable when planned, and only those
 //! are cordoned: a node someone else cordoned stays theirs to uncordon.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
+use crate::fault::kube_confirm::confirm_kube;
 use crate::fault::kube_context::{KubeFaultContext, undo_records};
 use crate::fault::kube_undo::{Change, cordon};
 use crate::fault::targets::{choose_nodes, node_selection};
 use crate::fault::{
-    Effect, Fault, FaultError, FaultPlan, Injection, TargetEffect, TargetKind, TargetRef,
-    UndoAction,
+    Confirmation, Effect, Fault, FaultError, FaultPlan, Injection, TargetEffect, TargetKind,
+    TargetRef, UndoAction,
 };
 use crate::spec::FaultKind;
 use crate::spec::fault::{NodeCordonSpec, NodeTargetSpec};
@@ -121,6 +122,15 @@ impl Fault for NodeCordon {
             firing,
         )
         .await
+    }
+
+    async fn confirm(
+        &self,
+        _plan: &FaultPlan,
+        injection: &Injection,
+        timeout: Duration,
+    ) -> Confirmation {
+        confirm_kube(&self.context.kube, injection, None, timeout).await
     }
 
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {

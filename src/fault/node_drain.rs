@@ -14,12 +14,14 @@ use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::time::Instant;
 
+use crate::fault::kube_confirm::confirm_kube;
 use crate::fault::kube_context::{KubeFaultContext, api};
 use crate::fault::node_cordon::{cordon_planned, node_targets, plan_nodes};
 use crate::fault::pod_evict::evict_one;
 use crate::fault::targets::{is_daemon_or_mirror, namespace_allowed};
 use crate::fault::{
-    Effect, Fault, FaultError, FaultPlan, Injection, TargetEffect, TargetKind, TargetRef,
+    Confirmation, Effect, Fault, FaultError, FaultPlan, Injection, TargetEffect, TargetKind,
+    TargetRef,
 };
 use crate::spec::FaultKind;
 use crate::spec::fault::NodeDrainSpec;
@@ -205,6 +207,15 @@ impl Fault for NodeDrain {
             firing,
         )
         .await
+    }
+
+    async fn confirm(
+        &self,
+        _plan: &FaultPlan,
+        injection: &Injection,
+        timeout: Duration,
+    ) -> Confirmation {
+        confirm_kube(&self.context.kube, injection, None, timeout).await
     }
 
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use tracing::warn;
 
 use super::healing::HealingObserver;
-use super::{Fault, FaultError, FaultPlan, Healing, Injection};
+use super::{Confirmation, Detection, Fault, FaultError, FaultPlan, Healing, Injection};
 use crate::infra::kube::KubeClient;
 use crate::spec::FaultKind;
 
@@ -65,6 +65,19 @@ impl Fault for Observed {
             }
         }
         self.inner.inject(plan).await
+    }
+
+    async fn confirm(
+        &self,
+        plan: &FaultPlan,
+        injection: &Injection,
+        timeout: Duration,
+    ) -> Confirmation {
+        self.inner.confirm(plan, injection, timeout).await
+    }
+
+    async fn await_detection(&self, plan: &FaultPlan, timeout: Duration) -> Detection {
+        self.inner.await_detection(plan, timeout).await
     }
 
     async fn await_healing(

@@ -6,13 +6,15 @@
 //! with [`super::kube_context::blocked_policy`]) tells the engine whether it fails the run.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::fault::kube_confirm::confirm_kube;
 use crate::fault::kube_context::{KubeFaultContext, api};
 use crate::fault::pod_kill::{on_each_pod, plan_pods};
 use crate::fault::targets::kube_selector_matches;
-use crate::fault::{Effect, Fault, FaultError, FaultPlan, Injection};
+use crate::fault::{Confirmation, Effect, Fault, FaultError, FaultPlan, Injection};
 use crate::infra::kube::{KubeClient, Removal};
 use crate::spec::FaultKind;
 use crate::spec::fault::PodEvictSpec;
@@ -127,6 +129,15 @@ impl Fault for PodEvict {
             firing,
         )
         .await
+    }
+
+    async fn confirm(
+        &self,
+        _plan: &FaultPlan,
+        injection: &Injection,
+        timeout: Duration,
+    ) -> Confirmation {
+        confirm_kube(&self.context.kube, injection, None, timeout).await
     }
 
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {

@@ -5,15 +5,17 @@
 //! controller creating a replacement *is* the behaviour under test, so a kill leaves no undo
 //! record, only a timed effect naming the pod, its node and its zone.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use futures::future::{BoxFuture, join_all};
 
+use crate::fault::kube_confirm::confirm_kube;
 use crate::fault::kube_context::{KubeFaultContext, api};
 use crate::fault::targets::{choose_pods, pod_selection};
 use crate::fault::{
-    Effect, Fault, FaultError, FaultPlan, Injection, TargetEffect, TargetKind, TargetRef,
+    Confirmation, Effect, Fault, FaultError, FaultPlan, Injection, TargetEffect, TargetKind,
+    TargetRef,
 };
 use crate::infra::kube::Removal;
 use crate::infra::kube::ratelimit::RateLimiter;
@@ -123,6 +125,15 @@ impl Fault for PodKill {
             firing,
         )
         .await
+    }
+
+    async fn confirm(
+        &self,
+        _plan: &FaultPlan,
+        injection: &Injection,
+        timeout: Duration,
+    ) -> Confirmation {
+        confirm_kube(&self.context.kube, injection, None, timeout).await
     }
 
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {

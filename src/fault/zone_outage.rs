@@ -7,16 +7,17 @@
 //! records cover, so rollback removes only what steadfast added: other taints, and nodes that
 //! were cordoned already, stay as they were.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
+use crate::fault::kube_confirm::confirm_kube;
 use crate::fault::kube_context::{KubeFaultContext, api, undo_records};
 use crate::fault::kube_undo::{Change, ZONE_OUTAGE_TAINT, add_taint};
 use crate::fault::node_cordon::{cordon_planned, node_targets};
 use crate::fault::targets::{choose_nodes, nodes_matching};
 use crate::fault::{
-    Effect, Fault, FaultError, FaultPlan, Injection, Taint, TargetEffect, UndoAction,
+    Confirmation, Effect, Fault, FaultError, FaultPlan, Injection, Taint, TargetEffect, UndoAction,
 };
 use crate::plan::Selection;
 use crate::spec::FaultKind;
@@ -131,6 +132,21 @@ impl Fault for ZoneOutage {
             seed,
             candidates: candidates.len(),
         })
+    }
+
+    async fn confirm(
+        &self,
+        _plan: &FaultPlan,
+        injection: &Injection,
+        timeout: Duration,
+    ) -> Confirmation {
+        confirm_kube(
+            &self.context.kube,
+            injection,
+            Some(ZONE_OUTAGE_TAINT),
+            timeout,
+        )
+        .await
     }
 
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {

@@ -21,6 +21,7 @@ use super::nodes::{DEFAULT_LIST_TIMEOUT, KubeNodes};
 use crate::engine::AbortCheck;
 use crate::fault::aws_undo::AwsUndoer;
 use crate::fault::az_partition::AzPartitionFault;
+use crate::fault::detected::Detected;
 use crate::fault::ec2_stop::Ec2StopFault;
 use crate::fault::ec2_terminate::Ec2TerminateFault;
 use crate::fault::kube_context::{KubeFaultContext, kube_fault};
@@ -272,6 +273,19 @@ pub fn faults(
             bail!("fault `{}` has no kind", fault.name);
         }
     }
+    // Every firing is watched from just before it acts, for the moment the system noticed it.
+    // Without a cluster there is nothing to watch: detection is not reported.
+    let Some(cluster) = &connected.cluster else {
+        return Ok(built);
+    };
+    let built = built
+        .into_iter()
+        .zip(&spec.spec.faults)
+        .map(|(fault, s)| {
+            let timeout = spec.spec.steady_state.recovery_timeout.get() + s.for_.get();
+            Arc::new(Detected::new(fault, cluster.kube.clone(), timeout)) as Arc<dyn Fault>
+        })
+        .collect();
     Ok(built)
 }
 

@@ -77,7 +77,10 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
     .filter_map(|(name, w)| w.map(|w| (name, w)))
     .collect();
 
-    let verdict = verdict_info(&outcome.verdict);
+    let mut verdict = verdict_info(&outcome.verdict);
+    if let Some(note) = super::effect::no_impact_note(outcome, &spec.spec.faults, &input.probes) {
+        verdict.summary = format!("{}; {note}", verdict.summary);
+    }
     let probes = probe_reports(spec, &input.probes, &named, windows.run);
 
     let faults = spec
@@ -122,6 +125,7 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
                     }
                 }
             }
+            let (effect, detected_at, detection_ms) = super::effect::fault_effect(outcome, fault);
             let (healed, healed_after_seconds) = match outcome.healing.get(&fault.name) {
                 Some(Healing::Healed { after }) => (Some(true), Some(secs(*after))),
                 Some(Healing::NotHealed) => (Some(false), None),
@@ -136,6 +140,9 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
                 healed_after_seconds,
                 healed,
                 firing_times,
+                effect,
+                detected_at,
+                detection_ms,
             }
         })
         .collect();
@@ -175,7 +182,13 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
             after: windows.after.map(span),
             run: windows.run.map(span),
         },
-        timeline: outcome.events.iter().map(timeline_event).collect(),
+        timeline: {
+            let mut timeline: Vec<TimelineEvent> =
+                outcome.events.iter().map(timeline_event).collect();
+            timeline.extend(super::effect::effect_events(outcome));
+            timeline.sort_by(|a, b| a.at.total_cmp(&b.at));
+            timeline
+        },
         faults,
         probes,
         targets: outcome

@@ -330,7 +330,9 @@ fn timeline_rows(report: &Report) -> Vec<Row> {
             let color = match e.event.as_str() {
                 "faultInjected" => INJECT,
                 "rolledBack" => ROLLBACK,
-                "faultSkipped" => "#9e9e9e",
+                "faultSkipped" | "faultNoEffect" => "#9e9e9e",
+                "faultConfirmed" => "#1565c0",
+                "faultDetected" => "#ef6c00",
                 _ => "#000000",
             };
             let targets = if e.targets.is_empty() {
@@ -582,7 +584,7 @@ fn faults_section(out: &mut String, report: &Report) {
     }
     out.push_str(
         "<h2>Faults</h2><table id=\"faults\"><thead><tr><th>fault</th><th>kind</th><th>window</th>\
-         <th>firings</th><th>targets</th><th>action timing</th><th>self-healing</th></tr></thead><tbody>",
+         <th>firings</th><th>targets</th><th>action timing</th><th>effect</th><th>detection</th><th>self-healing</th></tr></thead><tbody>",
     );
     for f in &report.faults {
         let healing = match (f.healed, f.healed_after_seconds) {
@@ -590,9 +592,12 @@ fn faults_section(out: &mut String, report: &Report) {
             (Some(false), _) => "not healed".to_owned(),
             _ => "n/a".to_owned(),
         };
+        let effect_text = super::markdown::effect_cell(f);
+        let effect = markup(&effect_text);
+        let detection = super::markdown::detection_cell(f);
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{healing}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{effect}</td><td>{detection}</td><td>{healing}</td></tr>",
             markup(&f.name),
             markup(&f.kind),
             f.window.map_or("–".to_owned(), |w| format!(

@@ -8,6 +8,30 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
+/// A fault's effect in a few words: confirmed, or no effect and why.
+pub fn effect_cell(f: &FaultReport) -> String {
+    match &f.effect {
+        None => "n/a".to_owned(),
+        Some(e) => match (e.status.as_str(), &e.reason) {
+            ("noEffect", Some(reason)) if e.allowed => format!("no effect (allowed): {reason}"),
+            ("noEffect", Some(reason)) => format!("**no effect**: {reason}"),
+            ("confirmed", _) => e.confirmed_at.map_or("confirmed".to_owned(), |at| {
+                format!("confirmed at {at:.1}s")
+            }),
+            (status, _) => status.to_owned(),
+        },
+    }
+}
+
+/// When the system noticed a fault: injected → detected.
+pub fn detection_cell(f: &FaultReport) -> String {
+    match (f.detection_ms, f.detected_at) {
+        (Some(ms), Some(at)) => format!("{:.1}s after injection (at {at:.1}s)", ms / 1000.0),
+        (None, Some(at)) => format!("first at {at:.1}s; a firing went unnoticed"),
+        _ => "n/a".to_owned(),
+    }
+}
+
 /// Renders the summary.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -47,9 +71,9 @@ pub fn render(report: &Report) -> String {
     if !report.faults.is_empty() {
         let _ = writeln!(
             out,
-            "\n| fault | kind | firings | targets | action timing | self-healing |"
+            "\n| fault | kind | firings | targets | action timing | effect | detection | self-healing |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
         for f in &report.faults {
             let healing = match (f.healed, f.healed_after_seconds) {
                 (Some(true), Some(s)) => format!("healed in {s:.1}s"),
@@ -58,12 +82,14 @@ pub fn render(report: &Report) -> String {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {healing} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {healing} |",
                 cell(&f.name),
                 f.kind,
                 f.firings,
                 f.targets.len(),
-                action_timing(f)
+                action_timing(f),
+                cell(&effect_cell(f)),
+                detection_cell(f)
             );
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod charts;
+pub mod effect;
 pub mod escape;
 pub mod html;
 pub mod json;

@@ -151,7 +151,8 @@ pub struct Windows {
 pub struct TimelineEvent {
     /// Seconds from the origin.
     pub at: f64,
-    /// `phaseStarted`, `faultInjected`, `faultSkipped`, `rolledBack`, `rollbackFailed`, `aborted`.
+    /// `phaseStarted`, `faultInjected`, `faultConfirmed`, `faultNoEffect`, `faultDetected`,
+    /// `faultSkipped`, `rolledBack`, `rollbackFailed`, `aborted`.
     pub event: String,
     /// The fault concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,6 +188,17 @@ pub struct FaultReport {
     /// Each firing: when it was due, when its actions went out, and when it healed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub firing_times: Vec<FiringTimes>,
+    /// Whether its change showed through the API; absent when it never fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<FaultEffect>,
+    /// Seconds from the origin when the system first noticed it (endpoints left their
+    /// Services, nodes turned NotReady); absent when nothing was noticed or nothing to notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_at: Option<f64>,
+    /// Milliseconds from injection to detection, the slowest firing; absent when a firing went
+    /// unnoticed or there was nothing to notice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_ms: Option<f64>,
 }
 
 /// One firing of a fault, timed.
@@ -214,6 +226,24 @@ pub struct FiringTimes {
     /// Whether it healed within the timeout; absent for faults with nothing to heal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healed: Option<bool>,
+}
+
+/// Whether a fault's change showed through the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultEffect {
+    /// `confirmed` (every firing's change showed), `noEffect` (a firing changed nothing) or
+    /// `unchecked`.
+    pub status: String,
+    /// Seconds from the origin when the first firing's change was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_at: Option<f64>,
+    /// Why a firing had no effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether the experiment lets a fault without effect pass (`allowNoEffect`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allowed: bool,
 }
 
 /// One object a fault touched.

@@ -48,10 +48,23 @@ pub struct FaultSpec {
     /// Cut an availability zone off the network by swapping its subnets to a deny-all ACL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub az_partition: Option<AzPartitionSpec>,
+    /// How long the fault's change may take to show through the API (pod terminating, node
+    /// cordoned, instance stopping, subnet on the deny-all ACL) before it counts as `noEffect`.
+    /// Default 30s.
+    #[serde(default = "default_effect_timeout")]
+    pub effect_timeout: DurationSpec,
+    /// Let the run pass when the fault changed nothing (`noEffect`): a fault that may find its
+    /// targets already down. Default false: a fault that missed fails the run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_no_effect: bool,
 }
 
 fn default_for() -> DurationSpec {
     DurationSpec::from_secs(30)
+}
+
+fn default_effect_timeout() -> DurationSpec {
+    DurationSpec(crate::fault::effect::DEFAULT_EFFECT_TIMEOUT)
 }
 
 /// The fault kind keys, in schema order.

@@ -73,6 +73,10 @@ pub struct TargetSpec {
     /// e.g. `<= 2m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub self_healing: Option<Comparison<DurationSpec>>,
+    /// Time from each fault's injection until the system noticed it (the lost pods left their
+    /// Services, or the nodes turned NotReady), the slowest firing counting, e.g. `<= 45s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<Comparison<DurationSpec>>,
     /// For `recovery`: the success ratio that counts as recovered. Default 99%.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered_at: Option<Percent>,
@@ -90,6 +94,7 @@ pub const MEASURES: &[&str] = &[
     "balance",
     "satisfied",
     "selfHealing",
+    "detection",
 ];
 
 /// Which measure a target judges.
@@ -110,6 +115,8 @@ pub enum Measure {
     Satisfied,
     /// `selfHealing`
     SelfHealing,
+    /// `detection`
+    Detection,
 }
 
 impl Measure {
@@ -123,12 +130,16 @@ impl Measure {
             Measure::Balance => "balance",
             Measure::Satisfied => "satisfied",
             Measure::SelfHealing => "selfHealing",
+            Measure::Detection => "detection",
         }
     }
 
     /// True for measures computed from HTTP probe samples.
     pub fn needs_http_probe(self) -> bool {
-        !matches!(self, Measure::Satisfied | Measure::SelfHealing)
+        !matches!(
+            self,
+            Measure::Satisfied | Measure::SelfHealing | Measure::Detection
+        )
     }
 }
 
@@ -143,6 +154,7 @@ impl TargetSpec {
             (self.balance.is_some(), Measure::Balance),
             (self.satisfied.is_some(), Measure::Satisfied),
             (self.self_healing.is_some(), Measure::SelfHealing),
+            (self.detection.is_some(), Measure::Detection),
         ];
         set.into_iter()
             .filter(|(on, _)| *on)

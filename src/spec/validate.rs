@@ -469,6 +469,7 @@ impl Validator {
                 "shorten `at`/`for` or lengthen spec.duration",
             );
         }
+        self.positive(&format!("{path}.effectTimeout"), fault.effect_timeout.get());
         if let Some(kind) = fault.kind() {
             if !kind.is_instant() {
                 self.positive(&format!("{path}.for"), fault.for_.get());
@@ -776,7 +777,24 @@ impl Validator {
                 "use `availability` for http probes",
             );
         }
-        if matches!(measure, Measure::Recovery | Measure::SelfHealing) && faults.is_empty() {
+        if measure == Measure::Detection {
+            let noticing = |f: &&FaultSpec| f.kind() != Some(crate::spec::FaultKind::NodeCordon);
+            let named = faults
+                .iter()
+                .filter(|f| target.fault.as_ref().is_none_or(|n| &f.name == n));
+            if !faults.is_empty() && !named.clone().any(|f| noticing(&f)) {
+                self.error(
+                    format!("{path}.detection"),
+                    "a nodeCordon disrupts no running pod, so there is nothing to detect",
+                    "point `fault` at a fault that takes pods, nodes or a zone down",
+                );
+            }
+        }
+        if matches!(
+            measure,
+            Measure::Recovery | Measure::SelfHealing | Measure::Detection
+        ) && faults.is_empty()
+        {
             self.error(
                 format!("{path}.{}", measure.key()),
                 "there are no faults to recover from",

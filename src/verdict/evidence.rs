@@ -122,4 +122,7 @@ pub struct Evidence<'a> {
     pub conditions: BTreeMap<String, &'a dyn ConditionEvidence>,
     /// Per fault, the time until everything it replaced was Ready again (None: not healed).
     pub healing: BTreeMap<String, Option<Duration>>,
+    /// Per fault, the slowest time from an injection until the system noticed it (None: a
+    /// firing was never noticed); faults with nothing to notice are absent.
+    pub detection: BTreeMap<String, Option<Duration>>,
 }

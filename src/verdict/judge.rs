@@ -237,6 +237,34 @@ fn judge(
                 result.detail = format!("not healed after: {}", unhealed.join(", "));
             }
         }
+        Measure::Detection => {
+            let bound = target.detection?;
+            let relevant: Vec<(&String, &Option<Duration>)> = evidence
+                .detection
+                .iter()
+                .filter(|(name, _)| target.fault.as_ref().is_none_or(|f| f == *name))
+                .collect();
+            let missed: Vec<&str> = relevant
+                .iter()
+                .filter(|(_, d)| d.is_none())
+                .map(|(n, _)| n.as_str())
+                .collect();
+            let slowest = relevant.iter().filter_map(|(_, d)| **d).max();
+            if relevant.is_empty() {
+                duration_result(&mut result, bound, None, "");
+                result.detail = "no detection evidence was recorded".to_owned();
+            } else if missed.is_empty() {
+                duration_result(
+                    &mut result,
+                    bound,
+                    slowest,
+                    "from the injection until the system noticed (endpoints left, nodes NotReady)",
+                );
+            } else {
+                duration_result(&mut result, bound, None, "");
+                result.detail = format!("never noticed: {}", missed.join(", "));
+            }
+        }
     }
     Some(result)
 }
@@ -250,6 +278,7 @@ fn required_text(target: &TargetSpec) -> String {
         target.balance.map(|c| c.to_string()),
         target.satisfied.map(|c| c.to_string()),
         target.self_healing.map(|c| c.to_string()),
+        target.detection.map(|c| c.to_string()),
     ]
     .into_iter()
     .flatten()

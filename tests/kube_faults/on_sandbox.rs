@@ -96,3 +96,10 @@ async fn every_request_waits_for_the_shared_rate_limit() {
     assert!(elapsed >= Duration::from_millis(990), "{elapsed:?}");
     env.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_kill_is_confirmed_after_injection_and_its_endpoint_removal_detected() {
+    let env = Env::sandbox().await;
+    scenarios::pod_kill_is_confirmed_and_detected(&env).await;
+    env.teardown().await;
+}

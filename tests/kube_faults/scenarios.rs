@@ -497,3 +497,51 @@ pub async fn all(env: &Env) {
     node_drain_moves_pods(env).await;
     zone_outage_and_precise_rollback(env).await;
 }
+
+/// A podKill reads its change back (the pod terminating) after it acted, and the lost pod's
+/// endpoint leaving the Service is reported as the detection, long before the grace period ends.
+pub async fn pod_kill_is_confirmed_and_detected(env: &Env) {
+    let grace = Duration::from_secs(5);
+    let spec = PodKillSpec {
+        target: PodTargetSpec {
+            namespace_selector: Some(format!("kubernetes.io/metadata.name={}", env.ns)),
+            selector: Some("app=api".into()),
+            mode: SelectionMode::One,
+            ..PodTargetSpec::default()
+        },
+        grace_period: DurationSpec(grace),
+    };
+    let inner = PodKill::new("kill-api".into(), spec, env.context(env.safety()));
+    let fault = steadfast::fault::detected::Detected::new(
+        std::sync::Arc::new(inner),
+        env.kube.clone(),
+        Duration::from_secs(30),
+    );
+    let plan = fault.plan("run-detect", 0).await.expect("plan");
+    assert_eq!(plan.targets.len(), 1);
+    let injected = std::time::SystemTime::now();
+    let injection = fault.inject(&plan).await.expect("inject");
+    assert_eq!(injection.effects[0].effect, Effect::Applied);
+    let confirmation = fault
+        .confirm(&plan, &injection, Duration::from_secs(10))
+        .await;
+    let steadfast::fault::Confirmation::Confirmed { at: confirmed } = confirmation else {
+        panic!("the kill is confirmed: {confirmation:?}");
+    };
+    let detection = fault.await_detection(&plan, Duration::from_secs(30)).await;
+    let steadfast::fault::Detection::Detected { at: detected } = detection else {
+        panic!("the lost endpoint is seen leaving: {detection:?}");
+    };
+    let after = |at: std::time::SystemTime| at.duration_since(injected).expect("after injection");
+    eprintln!(
+        "podKill: confirmed {:?} and detected {:?} after the injection",
+        after(confirmed),
+        after(detected)
+    );
+    assert!(after(confirmed) < Duration::from_secs(10));
+    assert!(
+        after(detected) < grace,
+        "the endpoint left before the grace period ended"
+    );
+    env.wait_ready("app=api", 3).await;
+}

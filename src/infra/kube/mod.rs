@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod client;
+pub mod detection_watch;
 pub mod error;
 pub mod ops;
 pub mod ratelimit;

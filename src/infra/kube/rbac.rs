@@ -123,8 +123,8 @@ pub const RULES: &[RbacRule] = &[
         UsedBy::Probes,
         "discovery.k8s.io",
         "endpointslices",
-        &["list"],
-        "http probe with perEndpoint: the ready endpoints of its Service",
+        &["list", "watch"],
+        "http probe with perEndpoint: the ready endpoints of its Service; detection: a lost pod leaving them",
     ),
     rule(
         UsedBy::Probes,
