@@ -8,12 +8,12 @@ LOCKED := $(if $(filter true 1,$(CI)),--locked,)
 # Extra arguments for the test binaries, e.g. `make test TEST_ARGS=--test-threads=1`.
 TEST_ARGS ?=
 
-.PHONY: check setup fmt fmt-check lint test test-cluster schema schema-check bench deny ci-versions help venv-lock
+.PHONY: check setup fmt fmt-check lint test test-cluster schema schema-check package bench deny ci-versions help venv-lock
 
-## check: everything CI runs: setup, formatting, lints, tests
+## check: everything CI runs: setup, formatting, lints, the crate package, tests
 # Every tool the tests start is required here: setup fails, and so does a test, without one.
 check: export STEADFAST_REQUIRE_TOOLS ?= 1
-check: setup fmt-check lint test
+check: setup fmt-check lint package test
 
 ## setup: install the tools the tests start (Prometheus, Pushgateway, Chromium, .venv)
 setup:
@@ -55,6 +55,12 @@ schema-check:
 	  echo "experiments/schema.json is stale; hint: run 'make schema' and commit the result" >&2; \
 	  exit 1; \
 	fi
+
+## package: build the crate as `cargo install steadfast` would get it (nothing is published)
+# Cargo builds the packaged sources in the same target directory, so compiled dependencies are
+# reused. Uncommitted changes to packaged files fail it; commit them first.
+package:
+	$(CARGO) package --locked
 
 ## bench: the benchmarks (release profile; not part of check)
 bench:
