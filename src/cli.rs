@@ -80,6 +80,29 @@ pub enum Command {
     Gate(GateArgs),
     /// A local Kubernetes API with real HTTP backends, for trying steadfast and for tests.
     Sandbox(SandboxArgs),
+    /// Print a shell completion script for bash, zsh or fish.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `steadfast man | man -l -`.
+    Man,
+}
+
+/// Arguments of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// Shells `completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// Bash.
+    Bash,
+    /// Zsh.
+    Zsh,
+    /// Fish.
+    Fish,
 }
 
 /// Arguments of `schema`.
