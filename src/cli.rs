@@ -157,6 +157,9 @@ pub struct GateArgs {
     /// Also write the decision as JUnit XML, a test case per check.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 /// Formats `report` renders.
