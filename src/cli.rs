@@ -266,6 +266,9 @@ pub struct RunArgs {
     /// steadfast-<experiment>.prom), for node_exporter's textfile collector.
     #[arg(long, env = "STEADFAST_METRICS_TEXTFILE", value_name = "PATH")]
     pub metrics_textfile: Option<PathBuf>,
+    /// Output format: `json` prints report.json's content on stdout and the summary on stderr.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterFlags,
