@@ -8,12 +8,12 @@ LOCKED := $(if $(filter true 1,$(CI)),--locked,)
 # Extra arguments for the test binaries, e.g. `make test TEST_ARGS=--test-threads=1`.
 TEST_ARGS ?=
 
-.PHONY: check setup fmt fmt-check lint test test-cluster schema schema-check bench deny ci-versions help venv-lock
+.PHONY: check setup fmt fmt-check lint test test-cluster schema schema-check man man-check package bench deny ci-versions help venv-lock
 
-## check: everything CI runs: setup, formatting, lints, tests
+## check: everything CI runs: setup, formatting, lints, the man page, the crate package, tests
 # Every tool the tests start is required here: setup fails, and so does a test, without one.
 check: export STEADFAST_REQUIRE_TOOLS ?= 1
-check: setup fmt-check lint test
+check: setup fmt-check lint man-check package test
 
 ## setup: install the tools the tests start (Prometheus, Pushgateway, Chromium, .venv)
 setup:
@@ -55,6 +55,26 @@ schema-check:
 	  echo "experiments/schema.json is stale; hint: run 'make schema' and commit the result" >&2; \
 	  exit 1; \
 	fi
+
+## man: regenerate docs/steadfast.1 from the command-line definitions
+man:
+	$(CARGO) run $(LOCKED) -q -- man > docs/steadfast.1.tmp
+	mv docs/steadfast.1.tmp docs/steadfast.1
+
+## man-check: fail when docs/steadfast.1 differs from what the code generates
+man-check:
+	@tmp="$$(mktemp)"; trap 'rm -f "$$tmp"' EXIT; \
+	$(CARGO) run $(LOCKED) -q -- man > "$$tmp" || exit 2; \
+	if ! diff -u docs/steadfast.1 "$$tmp"; then \
+	  echo "docs/steadfast.1 is stale; hint: run 'make man' and commit the result" >&2; \
+	  exit 1; \
+	fi
+
+## package: build the crate as `cargo install steadfast` would get it (nothing is published)
+# Cargo builds the packaged sources in the same target directory, so compiled dependencies are
+# reused. Uncommitted changes to packaged files fail it; commit them first.
+package:
+	$(CARGO) package --locked
 
 ## bench: the benchmarks (release profile; not part of check)
 bench:

@@ -80,6 +80,29 @@ pub enum Command {
     Gate(GateArgs),
     /// A local Kubernetes API with real HTTP backends, for trying steadfast and for tests.
     Sandbox(SandboxArgs),
+    /// Print a shell completion script for bash, zsh or fish.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `steadfast man | man -l -`.
+    Man,
+}
+
+/// Arguments of `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: CompletionShell,
+}
+
+/// Shells `completions` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    /// Bash.
+    Bash,
+    /// Zsh.
+    Zsh,
+    /// Fish.
+    Fish,
 }
 
 /// Arguments of `schema`.
@@ -134,6 +157,9 @@ pub struct GateArgs {
     /// Also write the decision as JUnit XML, a test case per check.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 /// Formats `report` renders.
@@ -248,6 +274,9 @@ pub struct RunArgs {
     /// 0.0.0.0:9465, for a Prometheus that scrapes the runner directly.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Output format: `json` prints report.json's content on stdout and the summary on stderr.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
     /// The cluster.
     #[command(flatten)]
     pub cluster: ClusterFlags,

@@ -185,6 +185,49 @@ fn a_complete_fresh_passing_suite_passes_with_exit_0_and_junit() {
 }
 
 #[test]
+fn gate_output_json_carries_every_check_of_the_table_and_the_decision() {
+    let f = Fixture::new();
+    passing_suite(&f);
+    f.add(
+        "cart",
+        &report(
+            "cart",
+            "release-gate",
+            hours_ago(1),
+            "failed",
+            &[("cart-heal", "selfHealing", false, 140.0)],
+        ),
+    );
+    let policy = f.policy(POLICY);
+    let table = f.gate(&policy, &[]);
+    let output = f.gate(&policy, &["-o", "json"]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let decision: Value = serde_json::from_str(&stdout).expect("stdout is JSON");
+    assert_eq!(decision["policy"], "release");
+    assert_eq!(decision["passed"], false);
+    assert_eq!(decision["reportsRead"], 3);
+    let checks = decision["checks"].as_array().unwrap();
+    // One JSON check per table row (the table adds a header and a closing line).
+    let (table_out, _) = text(&table);
+    assert_eq!(checks.len(), table_out.lines().count() - 2, "{table_out}");
+    assert_eq!(checks.len(), 13);
+    assert_eq!(decision["failedChecks"], 1);
+    assert_eq!(decision["passedChecks"], 12);
+    let failed: Vec<&Value> = checks.iter().filter(|c| c["status"] == "fail").collect();
+    assert_eq!(failed.len(), 1, "{stdout}");
+    assert_eq!(failed[0]["subject"], "cart");
+    assert_eq!(failed[0]["check"], "target cart-heal");
+    assert!(
+        failed[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("measured 140"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn a_failed_target_fails_the_gate_with_exit_1_unless_a_known_failure_accepts_it() {
     let f = Fixture::new();
     passing_suite(&f);

@@ -289,6 +289,55 @@ async fn run_of_aws_faults_and_urls_needs_no_kubernetes_configuration() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_output_json_prints_only_the_report_on_stdout() {
+    let Some((moto, _ec2, _id)) = moto_with_instance().await else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let (url, _) = ok_server().await;
+    let file = write(home.path(), "aws.yaml", &aws_only(&url, "1s"));
+    let journal = home.path().join("journal.jsonl");
+    let reports = home.path().join("reports");
+    let env = aws_env(&moto);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let output = finish(&mut command(
+        home.path(),
+        &[
+            "run",
+            file.to_str().unwrap(),
+            "--journal",
+            journal.to_str().unwrap(),
+            "--report-dir",
+            reports.to_str().unwrap(),
+            "--seed",
+            "1",
+            "-o",
+            "json",
+        ],
+        &env,
+    ))
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    // stdout is one JSON document, the report; the summary and status lines are on stderr.
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", both(&output)));
+    assert_eq!(report["experiment"]["name"], "aws-only");
+    assert_eq!(report["exitCode"], 0);
+    assert_eq!(report["faults"].as_array().map(Vec::len), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("report: "), "{stderr}");
+    // The same content as the report.json written under --report-dir.
+    let written = std::fs::read_dir(&reports)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path().join("report.json")))
+        .find(|p| p.is_file())
+        .expect("a report.json under --report-dir");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(written).unwrap()).unwrap();
+    assert_eq!(report, written);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incomplete_rollback_exits_4_even_with_no_report_and_a_closed_stdout() {
     let Some((moto, _ec2, id)) = moto_with_instance().await else {
         return;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::cli::GateArgs;
+use crate::cli::{GateArgs, OutputFormat};
 use crate::exit::ExitStatus;
 use crate::gate::{GatePolicy, SourcedReport, evaluate, output};
 use crate::report::json;
@@ -75,7 +75,14 @@ pub fn run(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
             return Ok(ExitStatus::Invalid);
         }
     };
-    out.write_all(output::table(&decision).as_bytes())?;
+    match args.output {
+        OutputFormat::Text => out.write_all(output::table(&decision).as_bytes())?,
+        OutputFormat::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&output::json(&decision))?
+        )?,
+    }
     if let Some(path) = &args.junit {
         std::fs::write(path, output::junit(&decision))
             .with_context(|| format!("{}: cannot write the JUnit file", path.display()))?;

@@ -1,5 +1,6 @@
 //! One file per subcommand; each turns its `*Args` into work and returns an [`ExitStatus`].
 
+pub mod completions;
 pub mod gate;
 pub mod halt;
 pub mod live;
@@ -56,6 +57,8 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatu
         Command::Schema(args) => schema::run(&args, out),
         Command::Report(args) => report::run(&args, out).await,
         Command::Gate(args) => gate::run(&args, out),
+        Command::Completions(args) => completions::completions(&args, out),
+        Command::Man => completions::man(out),
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(&args, out).await,
         #[cfg(not(feature = "sandbox"))]

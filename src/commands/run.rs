@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::cli::{DemoArgs, RunArgs};
+use crate::cli::{DemoArgs, OutputFormat, RunArgs};
 use crate::commands::live::{Both, LiveMetrics, spawn_pusher};
 use crate::commands::progress::TerminalProgress;
 use crate::engine::{
@@ -35,7 +35,26 @@ use crate::spec::{Diagnostic, ExperimentSpec, load_file};
 /// Setup failures before anything was changed; everything else maps to an exit status.
 pub async fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     let cluster = super::cluster_of(&args.cluster);
-    execute(&args.file, &cluster, args, &mut super::LoggedOut::new(out)).await
+    match args.output {
+        OutputFormat::Text => {
+            execute(
+                &args.file,
+                &cluster,
+                args,
+                &mut super::LoggedOut::new(out),
+                None,
+            )
+            .await
+        }
+        // stdout carries only the report, so `run -o json | jq` works; the summary and the
+        // status lines go to stderr.
+        OutputFormat::Json => {
+            let mut stderr = std::io::stderr();
+            let mut data = super::LoggedOut::new(out);
+            let mut summary = super::LoggedOut::new(&mut stderr);
+            execute(&args.file, &cluster, args, &mut summary, Some(&mut data)).await
+        }
+    }
 }
 
 fn print_diagnostics(diagnostics: &[Diagnostic]) {
@@ -125,6 +144,7 @@ async fn execute(
     cluster: &ClusterArgs,
     args: &RunArgs,
     out: &mut dyn Write,
+    json: Option<&mut dyn Write>,
 ) -> anyhow::Result<ExitStatus> {
     let loaded = match load_file(file) {
         Ok(loaded) => loaded,
@@ -360,6 +380,9 @@ async fn execute(
     // The rollback is over and decided the verdict: from here nothing changes the exit code.
     // A report that cannot be written is an error on stderr, the summary still goes to stdout.
     writeln!(out, "{}", crate::report::markdown::render(&report))?;
+    if let Some(json) = json {
+        write!(json, "{}", crate::report::json::render(&report))?;
+    }
     match write_all(&args.report_dir, &report) {
         Ok(files) => writeln!(out, "report: {}", files.dir.display())?,
         Err(err) => error!(
@@ -422,6 +445,7 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         metrics_textfile: args.metrics_textfile.clone(),
         live_metrics_interval: args.live_metrics_interval,
         metrics_listen: args.metrics_listen,
+        output: crate::cli::OutputFormat::Text,
         cluster: crate::cli::ClusterFlags {
             kubeconfig: Some(running.sandbox.kubeconfig_path().to_owned()),
             context: None,
@@ -433,6 +457,7 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         &cluster,
         &run_args,
         &mut super::LoggedOut::new(out),
+        None,
     )
     .await;
     running.sandbox.shutdown().await;

@@ -1,4 +1,5 @@
-//! The decision for people (an aligned table) and for CI (JUnit XML, a test case per check).
+//! The decision for people (an aligned table) and for CI (JUnit XML, a test case per check, or
+//! JSON with the same rows).
 
 use std::fmt::Write as _;
 
@@ -59,6 +60,38 @@ pub fn table(decision: &Decision) -> String {
         decision.reports_read
     );
     out
+}
+
+/// The table's rows and closing line as JSON (`gate -o json`), for scripts that would otherwise
+/// parse the table. Statuses are lower-case: `pass`, `fail`, `waived`.
+pub fn json(decision: &Decision) -> serde_json::Value {
+    let status = |s: Status| match s {
+        Status::Pass => "pass",
+        Status::Fail => "fail",
+        Status::Waived => "waived",
+    };
+    let checks: Vec<serde_json::Value> = decision
+        .checks
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "subject": c.subject,
+                "check": c.check,
+                "status": status(c.status),
+                "detail": c.detail,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "policy": decision.policy,
+        "passed": decision.passed(),
+        "checks": checks,
+        "passedChecks": decision.count(Status::Pass),
+        "waivedChecks": decision.count(Status::Waived),
+        "failedChecks": decision.count(Status::Fail),
+        "unusedKnownFailures": decision.unused_known_failures,
+        "reportsRead": decision.reports_read,
+    })
 }
 
 /// JUnit XML: one suite for the gate, a test case per check; waived checks are skipped.
