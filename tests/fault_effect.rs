@@ -9,10 +9,13 @@ mod world;
 
 use std::path::Path;
 
+use support::ok_server::ok_server;
 use support::sandbox::both;
 use world::start_world;
 
-fn experiment(instance: &str, allow: bool) -> String {
+/// The probe is a loopback server outside the sandbox: the instance was stopped before the run,
+/// so anything in the cluster that it backed is already down and would read as impact.
+fn experiment(instance: &str, url: &str, allow: bool) -> String {
     format!(
         r#"apiVersion: steadfast.dev/v1alpha1
 kind: Experiment
@@ -25,9 +28,8 @@ spec:
     after: 1s
     recoveryTimeout: 10s
     probes:
-      - name: web-replicas
-        kubernetes:
-          workload: {{kind: Deployment, namespace: shop, name: web}}
+      - name: service
+        http: {{url: "{url}", rate: 20/s, timeout: 1s}}
   faults:
     - name: stop-stopped
       at: 0s
@@ -36,7 +38,7 @@ spec:
       ec2Stop:
         target: {{instanceIds: [{instance}]}}
   targets:
-    - {{probe: web-replicas, satisfied: ">= 0%"}}
+    - {{probe: service, availability: ">= 99%"}}
   safety:
     maxNodes: 1
 "#
@@ -77,9 +79,10 @@ async fn stopping_an_already_stopped_instance_is_no_effect_and_fails_unless_allo
         .await
         .unwrap();
 
+    let (url, served) = ok_server().await;
     for (i, allow) in [false, true].into_iter().enumerate() {
         let file = world.dir.path().join(format!("stop-{allow}.yaml"));
-        std::fs::write(&file, experiment(&instance, allow)).unwrap();
+        std::fs::write(&file, experiment(&instance, &url, allow)).unwrap();
         let reports = world.dir.path().join(format!("reports-{allow}"));
         let namespace = format!("steadfast-effect-{i}");
         world.namespace(&namespace).await;
@@ -109,4 +112,8 @@ async fn stopping_an_already_stopped_instance_is_no_effect_and_fails_unless_allo
             assert!(summary.contains("the fault missed"), "{summary}");
         }
     }
+    assert!(
+        served.load(std::sync::atomic::Ordering::Relaxed) > 10,
+        "the probe never reached its server"
+    );
 }

@@ -18,6 +18,9 @@ use steadfast::verdict::{Evidence, RunWindows, TimeWindow, Verdict, evaluate};
 #[allow(dead_code)]
 mod tools;
 
+#[path = "support/pushgateway.rs"]
+mod pushgateway;
+
 const SPEC: &str = r#"
 apiVersion: steadfast.dev/v1alpha1
 kind: Experiment
@@ -239,7 +242,7 @@ fn the_report_validates_against_the_committed_schema_and_renders_every_format() 
         "{md}"
     );
     assert!(
-        md.contains("| lag 40 ms · spread 0 ms | healed in 2.5s |"),
+        md.contains("| lag 40 ms · spread 0 ms | confirmed at 15.1s | 0.4s after injection (at 15.4s) | healed in 2.5s |"),
         "{md}"
     );
 }
@@ -712,83 +715,10 @@ fn the_metrics_textfile_is_written_atomically_and_parses() {
     }
 }
 
-/// A bounded HTTP/1.0 GET on loopback.
-fn http_get(address: &str, path: &str) -> std::io::Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream =
-        std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    Ok((status, body))
-}
-
-struct Pushgateway {
-    child: std::process::Child,
-    address: String,
-}
-
-impl Drop for Pushgateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `prometheus-pushgateway` on a free loopback port and waits until it is ready; `None`
-/// (after a loud message) when it is not installed.
-fn start_pushgateway(dir: &Path) -> Option<Pushgateway> {
-    let binary = match std::env::var_os("PUSHGATEWAY_BIN") {
-        Some(path) => tools::require(
-            "prometheus-pushgateway (PUSHGATEWAY_BIN)",
-            Some(std::path::PathBuf::from(path)).filter(|p| p.is_file()),
-        )?,
-        None => tools::require_tool("prometheus-pushgateway")?,
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let address = format!("127.0.0.1:{port}");
-    let log_path = dir.join("pushgateway.log");
-    let log = std::fs::File::create(&log_path).unwrap();
-    let gateway = Pushgateway {
-        child: std::process::Command::new(&binary)
-            .arg(format!("--web.listen-address={address}"))
-            .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("pushgateway starts"),
-        address,
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !matches!(http_get(&gateway.address, "/-/ready"), Ok((200, _))) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "pushgateway not ready: {}",
-            std::fs::read_to_string(&log_path).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some(gateway)
-}
-
 #[test]
 fn metrics_pushed_to_a_real_pushgateway_read_back_from_its_metrics_page() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(gateway) = start_pushgateway(dir.path()) else {
+    let Some(gateway) = pushgateway::start(dir.path()) else {
         return;
     };
     let report = sample_report();
@@ -814,7 +744,7 @@ fn metrics_pushed_to_a_real_pushgateway_read_back_from_its_metrics_page() {
         "{stdout}"
     );
 
-    let (status, page) = http_get(&gateway.address, "/metrics").unwrap();
+    let (status, page) = pushgateway::http_get(&gateway.address, "/metrics").unwrap();
     assert_eq!(status, 200);
     let pushed = samples(&page, "steadfast_experiment_");
     assert!(
@@ -853,7 +783,7 @@ fn metrics_pushed_to_a_real_pushgateway_read_back_from_its_metrics_page() {
 #[test]
 fn a_sandbox_run_pushes_its_metrics_and_writes_its_textfile() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(gateway) = start_pushgateway(dir.path()) else {
+    let Some(gateway) = pushgateway::start(dir.path()) else {
         return;
     };
     let reports = dir.path().join("reports");
@@ -890,7 +820,7 @@ fn a_sandbox_run_pushes_its_metrics_and_writes_its_textfile() {
     let report =
         json::parse(&std::fs::read_to_string(run_dir.join("report.json")).unwrap()).unwrap();
 
-    let (_, page) = http_get(&gateway.address, "/metrics").unwrap();
+    let (_, page) = pushgateway::http_get(&gateway.address, "/metrics").unwrap();
     let text = std::fs::read_to_string(&textfile).unwrap();
     for metrics in [page, text] {
         let samples = samples(&metrics, "steadfast_experiment_");

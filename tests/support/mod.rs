@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod ok_server;
 pub mod prometheus;
 pub mod pushgateway;
 pub mod sandbox;
