@@ -1,5 +1,6 @@
 //! Judging each target: find its window, ask the evidence, compare, keep the numbers.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -211,59 +212,27 @@ fn judge(
         }
         Measure::SelfHealing => {
             let bound = target.self_healing?;
-            let relevant: Vec<(&String, &Option<Duration>)> = evidence
-                .healing
-                .iter()
-                .filter(|(name, _)| target.fault.as_ref().is_none_or(|f| f == *name))
-                .collect();
-            let unhealed: Vec<&str> = relevant
-                .iter()
-                .filter(|(_, d)| d.is_none())
-                .map(|(n, _)| n.as_str())
-                .collect();
-            let slowest = relevant.iter().filter_map(|(_, d)| **d).max();
-            if relevant.is_empty() {
-                duration_result(&mut result, bound, None, "");
-                result.detail = "no self-healing evidence was recorded".to_owned();
-            } else if unhealed.is_empty() {
-                duration_result(
-                    &mut result,
-                    bound,
-                    slowest,
-                    "until every replacement was Ready",
-                );
-            } else {
-                duration_result(&mut result, bound, None, "");
-                result.detail = format!("not healed after: {}", unhealed.join(", "));
-            }
+            slowest_of_faults(
+                &mut result,
+                bound,
+                &evidence.healing,
+                target.fault.as_deref(),
+                "self-healing",
+                "until every replacement was Ready",
+                "not healed after",
+            );
         }
         Measure::Detection => {
             let bound = target.detection?;
-            let relevant: Vec<(&String, &Option<Duration>)> = evidence
-                .detection
-                .iter()
-                .filter(|(name, _)| target.fault.as_ref().is_none_or(|f| f == *name))
-                .collect();
-            let missed: Vec<&str> = relevant
-                .iter()
-                .filter(|(_, d)| d.is_none())
-                .map(|(n, _)| n.as_str())
-                .collect();
-            let slowest = relevant.iter().filter_map(|(_, d)| **d).max();
-            if relevant.is_empty() {
-                duration_result(&mut result, bound, None, "");
-                result.detail = "no detection evidence was recorded".to_owned();
-            } else if missed.is_empty() {
-                duration_result(
-                    &mut result,
-                    bound,
-                    slowest,
-                    "from the injection until the system noticed (endpoints left, nodes NotReady)",
-                );
-            } else {
-                duration_result(&mut result, bound, None, "");
-                result.detail = format!("never noticed: {}", missed.join(", "));
-            }
+            slowest_of_faults(
+                &mut result,
+                bound,
+                &evidence.detection,
+                target.fault.as_deref(),
+                "detection",
+                "from the injection until the system noticed (endpoints left, nodes NotReady)",
+                "never noticed",
+            );
         }
     }
     Some(result)
@@ -301,6 +270,38 @@ fn percent_result(
             result.detail = format!("{value:.3}% {what}");
         }
         None => result.detail = "no data in the window".to_owned(),
+    }
+}
+
+/// Judges the slowest of the per-fault durations in `evidence` (all faults, or only `fault`):
+/// no evidence, or a fault without a duration, fails with a detail saying which.
+fn slowest_of_faults(
+    result: &mut TargetResult,
+    bound: Comparison<DurationSpec>,
+    evidence: &BTreeMap<String, Option<Duration>>,
+    fault: Option<&str>,
+    what: &str,
+    unit: &str,
+    missing: &str,
+) {
+    let relevant: Vec<(&String, &Option<Duration>)> = evidence
+        .iter()
+        .filter(|(name, _)| fault.is_none_or(|f| f == name.as_str()))
+        .collect();
+    let without: Vec<&str> = relevant
+        .iter()
+        .filter(|(_, d)| d.is_none())
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if relevant.is_empty() {
+        duration_result(result, bound, None, "");
+        result.detail = format!("no {what} evidence was recorded");
+    } else if without.is_empty() {
+        let slowest = relevant.iter().filter_map(|(_, d)| **d).max();
+        duration_result(result, bound, slowest, unit);
+    } else {
+        duration_result(result, bound, None, "");
+        result.detail = format!("{missing}: {}", without.join(", "));
     }
 }
 
