@@ -87,7 +87,15 @@ where
     for _ in 0..rounds {
         let mut still = Vec::new();
         for target in pending {
-            match check(target.clone()).await {
+            // Each read is bounded by what is left of the timeout: a hung API call must not
+            // hold the confirmation past it.
+            let left = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(CONFIRM_INTERVAL);
+            let answer = tokio::time::timeout(left, check(target.clone()))
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {}ms", left.as_millis())));
+            match answer {
                 Ok(Check::Done) => confirmed_at = SystemTime::now(),
                 Ok(Check::Pending(seen)) => {
                     last = format!("{}: {seen}", target.display_name());
