@@ -268,7 +268,11 @@ async fn chaostoolkit_kills_drains_and_probes_the_sandbox() {
     );
     assert_eq!(status("relax-budget"), Some("succeeded"), "{dump}");
     assert_eq!(status("drain-allowed"), Some("succeeded"), "{dump}");
-    assert_eq!(status("web-answers-after-drain"), Some("succeeded"), "{dump}");
+    assert_eq!(
+        status("web-answers-after-drain"),
+        Some("succeeded"),
+        "{dump}"
+    );
     let killed = journal["run"][0]["output"]
         .as_array()
         .expect("terminate_pods names the pods it deleted");
@@ -283,7 +287,10 @@ async fn chaostoolkit_kills_drains_and_probes_the_sandbox() {
     // The drained node holds no web pod, the killed pod is gone, and the rollback uncordoned.
     assert_eq!(web_pods_on(&kube, &node).await, Vec::<String>::new());
     let killed = killed[0].as_str().expect("a pod name");
-    assert!(pods.get_opt(killed).await.expect("get").is_none(), "{killed}");
+    assert!(
+        pods.get_opt(killed).await.expect("get").is_none(),
+        "{killed}"
+    );
     let nodes: kube::Api<Node> = kube::Api::all(kube.clone());
     let unschedulable = nodes
         .get(&node)
@@ -293,5 +300,50 @@ async fn chaostoolkit_kills_drains_and_probes_the_sandbox() {
         .and_then(|s| s.unschedulable)
         .unwrap_or(false);
     assert!(!unschedulable, "the rollback uncordons {node}");
+    running.sandbox.shutdown().await;
+}
+
+/// `chaosk8s.event.probes.get_events` with one `events.k8s.io/v1` field label and one
+/// core-v1 label; prints how each ended.
+const GET_EVENTS: &str = r#"
+import json
+from chaosk8s.event.probes import get_events
+from kubernetes.client.rest import ApiException
+for selector in ["regarding.kind=Pod,type=Normal", "involvedObject.kind=Pod"]:
+    try:
+        events = get_events(field_selector=selector, limit=500)
+        kinds = {e["regarding"]["kind"] for e in events["items"]}
+        print("OK", selector, len(events["items"]) > 0, sorted(kinds))
+    except ApiException as e:
+        print("ERR", selector, e.status, json.loads(e.body)["message"])
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaostoolkit_get_events_field_labels_are_the_events_v1_ones() {
+    let Some(chaos) = chaos() else { return };
+    let python = chaos.with_file_name("python");
+    let running = start().await;
+    let out = tools::run(
+        &python,
+        &["-c", GET_EVENTS],
+        &[("KUBECONFIG", running.sandbox.kubeconfig_path())],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("OK regarding.kind=Pod,type=Normal True ['Pod']"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "ERR involvedObject.kind=Pod 400 field label not supported: involvedObject.kind"
+        ),
+        "{stdout}"
+    );
     running.sandbox.shutdown().await;
 }
