@@ -25,7 +25,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, info_span, warn};
 
 use super::cluster::BehaviourCell;
 
@@ -60,6 +60,8 @@ pub(crate) type PowerCell = Arc<tokio::sync::watch::Sender<bool>>;
 
 /// How long a backend waits before trying its port again when it cannot rebind it.
 const REBIND_RETRY: Duration = Duration::from_millis(100);
+/// Attempts to rebind before the backend gives up (its pod then refuses connections for good).
+const REBIND_ATTEMPTS: u32 = 50;
 
 /// A running backend; dropping it kills the server.
 pub(crate) struct Backend {
@@ -153,6 +155,7 @@ async fn serve(
     // Set when the node's runtime is gone (node removed): the power state no longer changes.
     let mut power_gone = false;
     let mut conns = JoinSet::new();
+    let mut rebind_failures = 0;
     loop {
         let off = *power.borrow_and_update();
         if off && listener.is_some() {
@@ -164,9 +167,17 @@ async fn serve(
             match rebind(addr) {
                 Ok(l) => {
                     listener = Some(l);
+                    rebind_failures = 0;
                     debug!(%addr, "machine booted; listening again");
                 }
-                Err(e) => debug!(%addr, error = %e, "cannot listen again yet"),
+                Err(e) => {
+                    rebind_failures += 1;
+                    if rebind_failures >= REBIND_ATTEMPTS {
+                        warn!(%addr, error = %e, "port taken while the machine was off; backend gone");
+                        return;
+                    }
+                    debug!(%addr, error = %e, "cannot listen again yet");
+                }
             }
         }
         let retry = !off && listener.is_none();
