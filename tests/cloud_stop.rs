@@ -1,12 +1,13 @@
 //! A stopped EC2 instance (moto) against the linked sandbox: its node is kept, turns Unknown
-//! and gets the cloud provider's shutdown taint, its backends stop answering; starting the
-//! instance brings the node back Ready and removes the taint.
+//! within the monitor grace period and gets the unreachable and shutdown taints, its backends
+//! refuse connections; starting the instance brings the node back Ready after the boot delay,
+//! with its backends answering again, and removes the taints.
 //!
 //! Skips loudly without moto (as the other moto tests do).
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use steadfast::sandbox::cloud::CloudOptions;
 use steadfast::sandbox::{Sandbox, SandboxOptions, Topology};
@@ -33,6 +34,10 @@ deployments:
 "#;
 
 const SHUTDOWN_TAINT: &str = "node.cloudprovider.kubernetes.io/shutdown";
+const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
+/// `timing.nodeMonitorGracePeriod` and `timing.nodeBootDelay` of [`TOPOLOGY`].
+const MONITOR_GRACE: Duration = Duration::from_secs(2);
+const BOOT_DELAY: Duration = Duration::from_millis(500);
 
 /// The node's Ready status and whether it carries the shutdown taint; `None` when it is gone.
 async fn node_state(kube: &kube::Client, node: &str) -> Option<(String, bool)> {
@@ -72,6 +77,15 @@ async fn answers(port: &str) -> bool {
         .is_ok_and(|r| r.unwrap_or(false))
 }
 
+/// Whether a connection to the backend on `port` is refused (nothing listens there).
+async fn refuses(port: &str) -> bool {
+    let connect = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"));
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), connect).await,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused
+    )
+}
+
 async fn wait_for(kube: &kube::Client, node: &str, ready: &str, tainted: bool, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     loop {
@@ -87,9 +101,21 @@ async fn wait_for(kube: &kube::Client, node: &str, ready: &str, tainted: bool, w
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopped_instance_keeps_its_node_tainted_until_started() {
-    let Some(moto) = Moto::start() else { return };
+/// A sandbox linked to its own moto, with one node's instance and a backend port on it.
+struct Stage {
+    _moto: Moto,
+    _dir: tempfile::TempDir,
+    sandbox: Sandbox,
+    link: steadfast::sandbox::cloud::CloudLink,
+    kube: kube::Client,
+    ec2: aws_sdk_ec2::Client,
+    node: String,
+    instance: String,
+    port: String,
+}
+
+async fn stage() -> Option<Stage> {
+    let moto = Moto::start()?;
     let dir = tempfile::tempdir().expect("temp dir");
     let topology = Topology::parse(TOPOLOGY, "stop topology").expect("topology parses");
     let sandbox = Sandbox::start(&topology, SandboxOptions::new(dir.path()))
@@ -146,33 +172,172 @@ async fn stopped_instance_keeps_its_node_tainted_until_started() {
         })
         .expect("a web pod on the node");
     assert!(answers(&port).await, "the backend answers before the stop");
-
     let ec2 = aws_sdk_ec2::Client::new(&moto.sdk_config().await);
-    ec2.stop_instances()
-        .instance_ids(&instance)
-        .send()
-        .await
-        .expect("moto stops the instance");
+    Some(Stage {
+        _moto: moto,
+        _dir: dir,
+        sandbox,
+        link,
+        kube,
+        ec2,
+        node,
+        instance,
+        port,
+    })
+}
+
+impl Stage {
+    async fn stop(&self) {
+        self.ec2
+            .stop_instances()
+            .instance_ids(&self.instance)
+            .send()
+            .await
+            .expect("moto stops the instance");
+    }
+
+    async fn start(&self) {
+        self.ec2
+            .start_instances()
+            .instance_ids(&self.instance)
+            .send()
+            .await
+            .expect("moto starts the instance");
+    }
+
+    async fn finish(self) {
+        self.link.stop().await;
+        self.sandbox.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_instance_keeps_its_node_tainted_until_started() {
+    let Some(stage) = stage().await else { return };
+    let (kube, node, port) = (&stage.kube, &stage.node, &stage.port);
+    stage.stop().await;
     // Monitor grace 2 s, plus a poll and a lease interval.
-    wait_for(&kube, &node, "Unknown", true, Duration::from_secs(10)).await;
-    let kept = node_state(&kube, &node).await;
+    wait_for(kube, node, "Unknown", true, Duration::from_secs(10)).await;
+    let kept = node_state(kube, node).await;
     assert!(kept.is_some(), "a stopped instance keeps its node");
     assert!(
-        !answers(&port).await,
-        "a stopped machine's backend does not answer"
+        refuses(port).await,
+        "a stopped machine's backend refuses connections"
     );
 
-    ec2.start_instances()
-        .instance_ids(&instance)
-        .send()
-        .await
-        .expect("moto starts the instance");
-    wait_for(&kube, &node, "True", false, Duration::from_secs(10)).await;
+    stage.start().await;
+    wait_for(kube, node, "True", false, Duration::from_secs(10)).await;
     assert!(
-        answers(&port).await,
+        answers(port).await,
         "the backend answers again after the start"
     );
+    stage.finish().await;
+}
 
-    link.stop().await;
-    sandbox.shutdown().await;
+/// `kubectl get node NODE -o jsonpath=EXPR` against the sandbox; `None` when kubectl fails.
+async fn kubectl_jsonpath(kubectl: &std::path::Path, stage: &Stage, expr: &str) -> Option<String> {
+    let out = tokio::process::Command::new(kubectl)
+        .arg("--kubeconfig")
+        .arg(stage.sandbox.kubeconfig_path())
+        .args([
+            "get",
+            "node",
+            &stage.node,
+            "-o",
+            &format!("jsonpath={expr}"),
+        ])
+        .env_remove("KUBECONFIG")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .ok()?
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_instance_node_is_unknown_within_grace_and_kubectl_sees_the_taint() {
+    let Some(kubectl) = support::tools::require_tool("kubectl") else {
+        return;
+    };
+    let Some(stage) = stage().await else { return };
+    let (kube, node, port) = (&stage.kube, &stage.node, &stage.port);
+
+    let stopped = Instant::now();
+    stage.stop().await;
+    let limit = MONITOR_GRACE + Duration::from_secs(1);
+    loop {
+        let ready = node_state(kube, node).await.map(|(r, _)| r);
+        if ready.as_deref() == Some("Unknown") {
+            break;
+        }
+        assert!(
+            stopped.elapsed() <= limit,
+            "{node} still {ready:?} {:?} after the stop (limit {limit:?})",
+            stopped.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let unknown_after = stopped.elapsed();
+    eprintln!("node Unknown {unknown_after:?} after the stop (grace {MONITOR_GRACE:?})");
+    assert!(
+        refuses(port).await,
+        "the backend of a pod on the stopped machine refuses connections"
+    );
+
+    // kubectl sees what the node lifecycle controllers did.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let taints = loop {
+        let taints = kubectl_jsonpath(&kubectl, &stage, "{.spec.taints[*].key}")
+            .await
+            .unwrap_or_default();
+        if taints.contains(UNREACHABLE_TAINT) && taints.contains(SHUTDOWN_TAINT) {
+            break taints;
+        }
+        assert!(Instant::now() < deadline, "kubectl sees taints {taints:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(taints.contains(UNREACHABLE_TAINT), "{taints}");
+    let ready = kubectl_jsonpath(
+        &kubectl,
+        &stage,
+        r#"{.status.conditions[?(@.type=="Ready")].status}"#,
+    )
+    .await;
+    assert_eq!(ready.as_deref(), Some("Unknown"));
+    let effects = kubectl_jsonpath(
+        &kubectl,
+        &stage,
+        r#"{.spec.taints[?(@.key=="node.kubernetes.io/unreachable")].effect}"#,
+    )
+    .await
+    .unwrap_or_default();
+    assert!(effects.contains("NoExecute"), "{effects}");
+
+    // Started, the machine boots first: the backend answers only after the boot delay.
+    let started = Instant::now();
+    stage.start().await;
+    let deadline = started + Duration::from_secs(10);
+    while !answers(port).await {
+        assert!(
+            Instant::now() < deadline,
+            "the backend never answered again after the start"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let back_after = started.elapsed();
+    eprintln!("backend answers {back_after:?} after the start (boot delay {BOOT_DELAY:?})");
+    assert!(
+        back_after >= BOOT_DELAY,
+        "the backend answered {back_after:?} after the start, before the boot delay"
+    );
+    wait_for(kube, node, "True", false, Duration::from_secs(10)).await;
+    let taints = kubectl_jsonpath(&kubectl, &stage, "{.spec.taints[*].key}")
+        .await
+        .unwrap_or_default();
+    assert!(!taints.contains(UNREACHABLE_TAINT), "{taints}");
+    stage.finish().await;
 }

@@ -4,6 +4,9 @@
 //! applies the Deployment's latency and error rate on each request, and exposes `/metrics`.
 //! Termination follows the kubelet: after the pre-stop delay it stops accepting, lets in-flight
 //! requests finish (idle keep-alive connections close), and is killed when the grace period ends.
+//! While its machine is powered off (a stopped instance) nothing listens on its port, so
+//! connections are refused, and open ones are closed; it listens on the same port again when
+//! the machine has booted.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -22,7 +25,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, info_span, warn};
 
 use super::cluster::BehaviourCell;
 
@@ -47,8 +50,18 @@ struct Ctx {
     id: BackendIdentity,
     behaviour: BehaviourCell,
     partitioned: Arc<AtomicBool>,
+    powered_off: PowerCell,
     counters: Counters,
 }
+
+/// A machine's power state, shared by its backends: `true` while powered off. A watch channel
+/// so that idle backends wake only when it changes.
+pub(crate) type PowerCell = Arc<tokio::sync::watch::Sender<bool>>;
+
+/// How long a backend waits before trying its port again when it cannot rebind it.
+const REBIND_RETRY: Duration = Duration::from_millis(100);
+/// Attempts to rebind before the backend gives up (its pod then refuses connections for good).
+const REBIND_ATTEMPTS: u32 = 50;
 
 /// A running backend; dropping it kills the server.
 pub(crate) struct Backend {
@@ -72,6 +85,7 @@ impl Backend {
         id: BackendIdentity,
         behaviour: BehaviourCell,
         partitioned: Arc<AtomicBool>,
+        powered_off: PowerCell,
     ) -> std::io::Result<Self> {
         let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
         std_listener.set_nonblocking(true)?;
@@ -84,6 +98,7 @@ impl Backend {
             id,
             behaviour,
             partitioned,
+            powered_off,
             // Both codes start at zero so rates exist before the first error.
             counters: Counters {
                 by_code: Mutex::new(BTreeMap::from([(200, 0), (500, 0)])),
@@ -109,19 +124,70 @@ impl Backend {
     }
 }
 
+/// Accepts on `listener`, or waits forever when there is none (the machine is off).
+async fn accept(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Listens on `addr` again (the port the pod's endpoints name).
+fn rebind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    TcpListener::from_std(std_listener)
+}
+
 async fn serve(
     listener: TcpListener,
     ctx: Arc<Ctx>,
     drain: CancellationToken,
     kill: CancellationToken,
 ) {
+    let Ok(addr) = listener.local_addr() else {
+        return;
+    };
+    let mut listener = Some(listener);
+    let mut power = ctx.powered_off.subscribe();
+    // Set when the node's runtime is gone (node removed): the power state no longer changes.
+    let mut power_gone = false;
     let mut conns = JoinSet::new();
+    let mut rebind_failures = 0;
     loop {
+        let off = *power.borrow_and_update();
+        if off && listener.is_some() {
+            // Powered off: nothing listens, open connections die with the machine.
+            listener = None;
+            conns.abort_all();
+            debug!(%addr, "machine off; port closed");
+        } else if !off && listener.is_none() {
+            match rebind(addr) {
+                Ok(l) => {
+                    listener = Some(l);
+                    rebind_failures = 0;
+                    debug!(%addr, "machine booted; listening again");
+                }
+                Err(e) => {
+                    rebind_failures += 1;
+                    if rebind_failures >= REBIND_ATTEMPTS {
+                        warn!(%addr, error = %e, "port taken while the machine was off; backend gone");
+                        return;
+                    }
+                    debug!(%addr, error = %e, "cannot listen again yet");
+                }
+            }
+        }
+        let retry = !off && listener.is_none();
         tokio::select! {
             _ = drain.cancelled() => break,
             _ = kill.cancelled() => return,
+            changed = power.changed(), if !power_gone => power_gone = changed.is_err(),
+            _ = tokio::time::sleep(REBIND_RETRY), if retry => {}
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
-            accepted = listener.accept() => {
+            accepted = accept(listener.as_ref()) => {
                 let Ok((stream, _)) = accepted else { continue };
                 let ctx = ctx.clone();
                 let drain = drain.clone();

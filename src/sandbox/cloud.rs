@@ -468,14 +468,10 @@ async fn mirror_once(
 ) -> Result<(), SandboxError> {
     let known: Vec<String> = by_instance.keys().cloned().collect();
     let alive = running(c, &known).await?;
-    let mut stopped = HashSet::new();
     for (id, machine) in &alive {
         let Some(node) = by_instance.get(id) else {
             continue;
         };
-        if *machine == Machine::Stopped {
-            stopped.insert(node.clone());
-        }
         shutdown::mirror(
             shared,
             factory,
@@ -516,7 +512,7 @@ async fn mirror_once(
         }
         let open = subnet_open(c, &res.subnets[zone]).await?;
         for node in factory.nodes_in_zone(zone) {
-            factory.set_partitioned(&node, !open || stopped.contains(&node));
+            factory.set_partitioned(&node, !open);
         }
     }
     Ok(())

@@ -1,4 +1,5 @@
-//! Stopped cloud instances: the machine runs no kubelet while stopped, and the cloud node
+//! Stopped cloud instances: the machine runs no kubelet and no containers while stopped (its
+//! backends refuse connections), it boots for the node boot delay once started, and the cloud node
 //! lifecycle controller keeps the Node (only terminated instances lose theirs) but taints it
 //! `node.cloudprovider.kubernetes.io/shutdown:NoSchedule` while it is not Ready, removing the
 //! taint once the node is Ready again.
@@ -27,11 +28,11 @@ pub(crate) fn mirror(
     stopped: bool,
 ) {
     if stopped && silenced.insert(node.to_string()) {
-        factory.set_reporting(node, false);
-        info!(%node, "instance stopped; kubelet silent");
+        factory.power_off(node);
+        info!(%node, "instance stopped; kubelet silent, backends refuse connections");
     } else if !stopped && silenced.remove(node) {
-        factory.set_reporting(node, true);
-        info!(%node, "instance started; kubelet reporting");
+        factory.power_on(node, shared.timing.node_boot_delay);
+        info!(%node, "instance started; booting");
     }
     let Some(obj) = shared.store.get("nodes", "", node) else {
         return;

@@ -30,7 +30,10 @@ pub(crate) struct NodeRuntime {
     pub reporting: bool,
     /// Whether the node's network drops traffic (backends unreachable, kubelet silent).
     pub partitioned: Arc<AtomicBool>,
-    /// When the node joined; it turns Ready after the boot delay.
+    /// Whether the machine is powered off (a stopped instance): its backends refuse
+    /// connections until the kubelet is back after the boot delay.
+    pub powered_off: super::backend::PowerCell,
+    /// When the node joined (or its machine last started); it turns Ready after the boot delay.
     pub joined: Instant,
     /// Boot delay of this node (zero for nodes present at start).
     pub boot_delay: Duration,

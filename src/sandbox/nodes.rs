@@ -97,6 +97,7 @@ impl NodeFactory {
                     zone: zone.to_string(),
                     reporting: true,
                     partitioned: Arc::new(AtomicBool::new(false)),
+                    powered_off: Arc::new(tokio::sync::watch::Sender::new(false)),
                     joined: Instant::now(),
                     boot_delay,
                 },
@@ -160,6 +161,31 @@ impl NodeFactory {
     pub fn set_reporting(&self, node: &str, reporting: bool) -> bool {
         let mut m = self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner());
         m.get_mut(node).map(|rt| rt.reporting = reporting).is_some()
+    }
+
+    /// Powers the machine off: the kubelet falls silent and the backends refuse connections.
+    /// False if the node is unknown.
+    pub fn power_off(&self, node: &str) -> bool {
+        let mut m = self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        m.get_mut(node)
+            .map(|rt| {
+                rt.reporting = false;
+                rt.powered_off.send_replace(true);
+            })
+            .is_some()
+    }
+
+    /// Powers the machine on: it boots for `boot_delay`, then its kubelet reports again and
+    /// restarts its pods' backends. False if the node is unknown.
+    pub fn power_on(&self, node: &str, boot_delay: Duration) -> bool {
+        let mut m = self.shared.nodes.lock().unwrap_or_else(|e| e.into_inner());
+        m.get_mut(node)
+            .map(|rt| {
+                rt.reporting = true;
+                rt.joined = Instant::now();
+                rt.boot_delay = boot_delay;
+            })
+            .is_some()
     }
 
     /// Sets the network partition; false if the node is unknown.

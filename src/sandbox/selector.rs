@@ -123,6 +123,11 @@ impl FieldSelector {
         })
     }
 
+    /// The field labels (paths) the selector names, in order.
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.terms.iter().map(|(path, _, _)| path.as_str())
+    }
+
     /// The value a `metadata.name=` term pins, if any (lets a watch skip most objects).
     pub fn pinned_name(&self) -> Option<&str> {
         self.terms

@@ -29,7 +29,7 @@ pub(crate) async fn dispatch(
     match (t.name, t.sub) {
         (None, _) => match req.method {
             Method::GET if req.flag("watch") => {
-                let (label, field) = selectors(req)?;
+                let (label, field) = selectors(req, def)?;
                 super::watch::watch(app, req, def, t.ns, label, field)
             }
             Method::GET => list(app, req, def, t.ns),
@@ -78,11 +78,15 @@ pub(crate) async fn dispatch(
     }
 }
 
-fn selectors(req: &Req) -> Result<(LabelSelector, FieldSelector), ApiError> {
+fn selectors(
+    req: &Req,
+    def: &'static ResourceDef,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let label = LabelSelector::parse(req.q("labelSelector").unwrap_or_default())
         .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
     let field = FieldSelector::parse(req.q("fieldSelector").unwrap_or_default())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    super::field_labels::check(def, &field)?;
     Ok((label, field))
 }
 
@@ -115,7 +119,7 @@ fn list(
     def: &'static ResourceDef,
     ns: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
-    let (label, field) = selectors(req)?;
+    let (label, field) = selectors(req, def)?;
     let limit = req
         .q("limit")
         .and_then(|l| l.parse::<usize>().ok())
@@ -428,7 +432,7 @@ fn delete_collection(
     def: &'static ResourceDef,
     ns: Option<&str>,
 ) -> Result<Response<Body>, ApiError> {
-    let (label, field) = selectors(req)?;
+    let (label, field) = selectors(req, def)?;
     let opts = delete_opts(req)?;
     let ns_filter = ns.filter(|n| !n.is_empty());
     let dry_run = req.q("dryRun").is_some();

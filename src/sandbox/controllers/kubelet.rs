@@ -101,6 +101,11 @@ impl Kubelets {
             return;
         };
         let booted = rt.joined.elapsed() >= rt.boot_delay;
+        if booted {
+            // The machine has booted: the containers of its pods run again.
+            rt.powered_off
+                .send_if_modified(|off| std::mem::replace(off, false));
+        }
         let due = self
             .last_renew
             .get(name)
@@ -209,6 +214,10 @@ impl Kubelets {
             }
             return;
         }
+        if run.started < rt.joined {
+            // The machine booted again (a stopped instance started): its containers restart.
+            run.started = Instant::now();
+        }
         // Re-posted after a silence too: the node controller may have marked the pod not ready.
         if run.started.elapsed() < shared.timing.pod_startup_delay {
             return;
@@ -240,14 +249,18 @@ impl Kubelets {
             node: node.clone(),
             zone: rt.zone.clone(),
         };
-        let backend =
-            match Backend::start(id, shared.behaviour(&ns, &workload), rt.partitioned.clone()) {
-                Ok(b) => b,
-                Err(e) => {
-                    warn!(pod = %name, error = %e, "cannot start backend");
-                    return;
-                }
-            };
+        let backend = match Backend::start(
+            id,
+            shared.behaviour(&ns, &workload),
+            rt.partitioned.clone(),
+            rt.powered_off.clone(),
+        ) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(pod = %name, error = %e, "cannot start backend");
+                return;
+            }
+        };
         let port = backend.addr.port();
         let now = now_rfc3339();
         let containers: Vec<Value> = pod
