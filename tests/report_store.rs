@@ -42,6 +42,7 @@ spec:
   faults:
     - name: kill-one
       at: 0s
+      for: 2s
       podKill:
         target: {{namespaces: [shop], selector: app=web, mode: one}}
   targets:
@@ -114,6 +115,9 @@ fn runs_in(keys: &[String]) -> BTreeSet<String> {
         .collect()
 }
 
+/// One world at a time: three sandboxes at once on a small machine would only slow each other.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const POLICY: &str = r#"
 apiVersion: steadfast.dev/v1alpha1
 kind: GatePolicy
@@ -126,6 +130,7 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sandbox_run_uploads_its_report_and_gate_reads_the_bucket_as_the_disk() {
+    let _serial = SERIAL.lock().await;
     let Some(world) = start_world(false).await else {
         return;
     };
@@ -253,6 +258,7 @@ async fn a_sandbox_run_uploads_its_report_and_gate_reads_the_bucket_as_the_disk(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runs_at_once_into_one_prefix_both_land() {
+    let _serial = SERIAL.lock().await;
     let Some(world) = start_world(false).await else {
         return;
     };
@@ -325,6 +331,7 @@ fn metric(textfile: &Path, name: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_upload_keeps_the_verdicts_exit_code_and_is_counted() {
+    let _serial = SERIAL.lock().await;
     let Some(world) = start_world(false).await else {
         return;
     };

@@ -143,7 +143,10 @@ fn forty_percent_slower_recovery_inside_the_bound_fails_the_regression_rule_only
     let output = gate(&history.policy(WITH_REGRESSION), &history.reports());
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}{stderr}");
-    let failed: Vec<&str> = stdout.lines().filter(|l| l.contains(" FAIL ")).collect();
+    let failed: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with(EXPERIMENT) && l.contains(" FAIL "))
+        .collect();
     assert_eq!(failed.len(), 1, "only the regression fails:\n{stdout}");
     let line = failed[0];
     assert!(line.contains("regression recovery"), "{line}");
