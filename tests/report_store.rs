@@ -91,7 +91,16 @@ async fn keys(s3: &aws_sdk_s3::Client, prefix: &str) -> Vec<String> {
 
 /// A `steadfast` command against the world, with moto as its AWS.
 fn command(world: &World, moto: &Moto, args: &[&str], namespace: &str) -> tokio::process::Command {
-    let mut command = world.command(args, namespace);
+    let command = world.command(args, namespace);
+    with_moto(command, moto)
+}
+
+/// A `steadfast` command that needs no cluster (`gate`, `report`), with moto as its AWS.
+fn offline(moto: &Moto, args: &[&str]) -> tokio::process::Command {
+    with_moto(support::sandbox::command(args, &[]), moto)
+}
+
+fn with_moto(mut command: tokio::process::Command, moto: &Moto) -> tokio::process::Command {
     command
         .env("AWS_ENDPOINT_URL", &moto.endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -223,11 +232,9 @@ async fn a_sandbox_run_uploads_its_report_and_gate_reads_the_bucket_as_the_disk(
     let policy = world.dir.path().join("gate.yaml");
     std::fs::write(&policy, POLICY).unwrap();
     let gate = |target: String| {
-        let mut command = command(
-            &world,
+        let mut command = offline(
             &moto,
             &["gate", "--policy", policy.to_str().unwrap(), &target],
-            "steadfast-store-1",
         );
         async move { finish(&mut command).await }
     };
@@ -244,11 +251,9 @@ async fn a_sandbox_run_uploads_its_report_and_gate_reads_the_bucket_as_the_disk(
     assert!(s3_table.contains("gate store: PASS"), "{s3_table}");
 
     // The history reads the bucket too.
-    let history = finish(&mut command(
-        &world,
+    let history = finish(&mut offline(
         &moto,
         &["report", "--history", &format!("{location}/{EXPERIMENT}")],
-        "steadfast-store-1",
     ))
     .await;
     assert_eq!(history.status.code(), Some(0), "{}", both(&history));
@@ -309,11 +314,9 @@ async fn two_runs_at_once_into_one_prefix_both_land() {
     // The gate sees both runs through the listing.
     let policy = world.dir.path().join("gate.yaml");
     std::fs::write(&policy, POLICY).unwrap();
-    let gate = finish(&mut command(
-        &world,
+    let gate = finish(&mut offline(
         &moto,
         &["gate", "--policy", policy.to_str().unwrap(), &location],
-        "steadfast-store-a",
     ))
     .await;
     let table = String::from_utf8_lossy(&gate.stdout);
