@@ -69,7 +69,11 @@ fn s3_client(moto: &Moto) -> aws_sdk_s3::Client {
 }
 
 async fn create_bucket(s3: &aws_sdk_s3::Client) {
-    s3.create_bucket().bucket(BUCKET).send().await.expect("bucket created");
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket created");
 }
 
 async fn keys(s3: &aws_sdk_s3::Client, prefix: &str) -> Vec<String> {
@@ -167,7 +171,10 @@ async fn a_sandbox_run_uploads_its_report_and_gate_reads_the_bucket_as_the_disk(
     assert_eq!(runs.len(), 1, "{keys:#?}");
     let run = runs.iter().next().unwrap();
     let name = run.rsplit('/').next().unwrap();
-    assert!(run.starts_with(&format!("ci/nightly/{EXPERIMENT}/")), "{run}");
+    assert!(
+        run.starts_with(&format!("ci/nightly/{EXPERIMENT}/")),
+        "{run}"
+    );
     let expected: BTreeSet<String> = ["report.json", "junit.xml", "summary.md", "report.html"]
         .iter()
         .map(|f| format!("{run}/{f}"))
@@ -258,7 +265,10 @@ async fn a_sandbox_run_uploads_its_report_and_gate_reads_the_bucket_as_the_disk(
     .await;
     assert_eq!(history.status.code(), Some(0), "{}", both(&history));
     let table = String::from_utf8_lossy(&history.stdout);
-    assert!(table.contains("passed") && table.ends_with("1 run(s)\n"), "{table}");
+    assert!(
+        table.contains("passed") && table.ends_with("1 run(s)\n"),
+        "{table}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -156,7 +156,9 @@ fn forty_percent_slower_recovery_inside_the_bound_fails_the_regression_rule_only
     assert!(line.contains("change +40.0%"), "{line}");
     // Every absolute target still passes.
     assert!(
-        stdout.lines().any(|l| l.contains("target recovery") && l.contains(" pass ")),
+        stdout
+            .lines()
+            .any(|l| l.contains("target recovery") && l.contains(" pass ")),
         "{stdout}"
     );
 
@@ -222,11 +224,20 @@ fn report_history_prints_the_trend_table_and_charts_it_in_html() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 13, "header, 11 runs, count:\n{stdout}");
-    assert!(lines[0].starts_with("STARTED") && lines[0].contains("SCORE"), "{stdout}");
+    assert!(
+        lines[0].starts_with("STARTED") && lines[0].contains("SCORE"),
+        "{stdout}"
+    );
     assert!(lines[0].ends_with("RECOVERY"), "{stdout}");
-    assert!(lines[1].contains("passed") && lines[1].contains("100.0"), "{stdout}");
+    assert!(
+        lines[1].contains("passed") && lines[1].contains("100.0"),
+        "{stdout}"
+    );
     // The newest, oldest-first table's last run: availability missed, score below 100.
-    assert!(lines[11].contains("failed") && lines[11].contains("14s"), "{stdout}");
+    assert!(
+        lines[11].contains("failed") && lines[11].contains("14s"),
+        "{stdout}"
+    );
     assert_eq!(lines[12], "11 run(s)");
 
     let html = history.dir.path().join("report.html");
@@ -267,8 +278,14 @@ fn a_score_bound_passes_a_run_that_met_every_target_and_fails_one_that_missed() 
     let output = gate(&met.policy(SCORE_POLICY), &met.reports());
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("resilience score 100.0, gate requires >= 90"), "{stdout}");
-    assert!(stdout.contains("suite resilience score: 100.0 / 100"), "{stdout}");
+    assert!(
+        stdout.contains("resilience score 100.0, gate requires >= 90"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("suite resilience score: 100.0 / 100"),
+        "{stdout}"
+    );
 
     // Availability 97% against >= 99%: twice the error budget over, no credit; recovery met:
     // 100 × 2 / 5 = 40.
@@ -281,7 +298,10 @@ fn a_score_bound_passes_a_run_that_met_every_target_and_fails_one_that_missed() 
         .lines()
         .find(|l| l.starts_with(EXPERIMENT) && l.contains(" score "))
         .expect("a score check");
-    assert!(score_line.contains("FAIL") && score_line.contains("resilience score 40.0"), "{stdout}");
+    assert!(
+        score_line.contains("FAIL") && score_line.contains("resilience score 40.0"),
+        "{stdout}"
+    );
     assert!(stdout.contains("(suite)"), "{stdout}");
 
     let bad = SCORE_POLICY.replace(r#"score: ">= 90""#, r#"score: "90 or more""#);

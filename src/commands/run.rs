@@ -476,7 +476,9 @@ async fn save_report(
     let location = match ReportLocation::from_path(&args.report_dir) {
         Ok(location) => location,
         Err(err) => {
-            error!("--report-dir {err}; the report was not saved, the exit code is still the verdict's");
+            error!(
+                "--report-dir {err}; the report was not saved, the exit code is still the verdict's"
+            );
             return Ok(Some(1));
         }
     };
@@ -494,16 +496,19 @@ async fn save_report(
         crate::cli::ReportSse::Aes256 => crate::report::store::Encryption::Aes256,
         crate::cli::ReportSse::AwsKms => crate::report::store::Encryption::Kms,
     };
-    let opened =
-        match crate::infra::report_store::open(&location, args.report_region.as_deref(), encryption)
-            .await
-        {
-            Ok(opened) => opened,
-            Err(err) => {
-                error!("report not uploaded: {err}; the exit code is still the verdict's");
-                return Ok(Some(1));
-            }
-        };
+    let opened = match crate::infra::report_store::open(
+        &location,
+        args.report_region.as_deref(),
+        encryption,
+    )
+    .await
+    {
+        Ok(opened) => opened,
+        Err(err) => {
+            error!("report not uploaded: {err}; the exit code is still the verdict's");
+            return Ok(Some(1));
+        }
+    };
     let upload = crate::report::store::upload(opened.store.as_ref(), &opened.prefix, report).await;
     for failure in &upload.failures {
         error!("report upload failed: {failure}; the exit code is still the verdict's");

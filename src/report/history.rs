@@ -177,16 +177,29 @@ mod tests {
 
     #[test]
     fn the_table_has_a_row_per_run_and_a_column_per_target() {
-        let text = table(&[run("2026-01-01 00:00", 100.0, "10s"), run("2026-01-02 00:00", 45.0, "14s")]);
+        let text = table(&[
+            run("2026-01-01 00:00", 100.0, "10s"),
+            run("2026-01-02 00:00", 45.0, "14s"),
+        ]);
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with("STARTED") && lines[0].ends_with("RECOVERY"), "{text}");
-        assert!(lines[2].contains("45.0") && lines[2].ends_with("14s"), "{text}");
+        assert!(
+            lines[0].starts_with("STARTED") && lines[0].ends_with("RECOVERY"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("45.0") && lines[2].ends_with("14s"),
+            "{text}"
+        );
         assert_eq!(lines[3], "2 run(s)");
     }
 
     #[test]
     fn the_chart_has_a_point_per_run() {
-        let svg = chart(&[run("a", 100.0, "1s"), run("b", 50.0, "2s"), run("c", 0.0, "3s")]);
+        let svg = chart(&[
+            run("a", 100.0, "1s"),
+            run("b", 50.0, "2s"),
+            run("c", 0.0, "3s"),
+        ]);
         assert_eq!(svg.matches("<circle").count(), 3);
     }
 }

@@ -146,7 +146,12 @@ mod tests {
 
     #[test]
     fn bad_urls_are_one_line_errors_with_a_fix() {
-        for bad in ["gs://b/p", "s3:///p", "s3://Bad_Bucket/p", "s3://ok-bucket/a//b"] {
+        for bad in [
+            "gs://b/p",
+            "s3:///p",
+            "s3://Bad_Bucket/p",
+            "s3://ok-bucket/a//b",
+        ] {
             let err = ReportLocation::parse(bad).unwrap_err().to_string();
             assert!(err.starts_with(bad) && err.contains("hint:"), "{err}");
             assert!(!err.contains('\n'), "{err}");

@@ -125,9 +125,7 @@ pub fn score_targets(targets: &[TargetReport], passed: bool) -> f64 {
 
 /// The score a report carries, or the formula's when it was written before scores existed.
 pub fn of(report: &Report) -> f64 {
-    report
-        .resilience_score
-        .unwrap_or_else(|| run_score(report))
+    report.resilience_score.unwrap_or_else(|| run_score(report))
 }
 
 /// A suite's score: the mean of its runs' scores; `None` without runs.
@@ -176,7 +174,10 @@ mod tests {
         let near = target("recovery", "<= 30s", Some(33.0), false);
         assert!((credit(&near) - 0.45).abs() < 1e-9);
         // 61s is more than the whole allowance over: nothing.
-        assert_eq!(credit(&target("recovery", "<= 30s", Some(61.0), false)), 0.0);
+        assert_eq!(
+            credit(&target("recovery", "<= 30s", Some(61.0), false)),
+            0.0
+        );
     }
 
     #[test]
@@ -185,7 +186,10 @@ mod tests {
         let miss = target("availability", ">= 99%", Some(98.5), false);
         assert!((credit(&miss) - 0.25).abs() < 1e-9);
         // Against >= 100% (no budget) one point of loss is a whole allowance.
-        assert_eq!(credit(&target("availability", ">= 100%", Some(99.0), false)), 0.0);
+        assert_eq!(
+            credit(&target("availability", ">= 100%", Some(99.0), false)),
+            0.0
+        );
     }
 
     #[test]

@@ -299,13 +299,19 @@ mod tests {
         let a = report("web-a", "2026-01-01T00:00:00Z");
         let b = report("web-b", "2026-01-01T00:00:00Z");
         let (ua, ub) = tokio::join!(upload(&store, "ci", &a), upload(&store, "ci", &b));
-        assert!(ua.failures.is_empty() && ub.failures.is_empty(), "{ua:?} {ub:?}");
+        assert!(
+            ua.failures.is_empty() && ub.failures.is_empty(),
+            "{ua:?} {ub:?}"
+        );
         let keys = store.list("ci/web").await.unwrap();
         for run in ["20260101T000000.000Z-web-a", "20260101T000000.000Z-web-b"] {
             for file in ["report.json", "junit.xml", "summary.md", "report.html"] {
                 assert!(keys.contains(&format!("ci/web/{run}/{file}")), "{keys:?}");
             }
-            assert!(keys.contains(&format!("ci/web/index/{run}.json")), "{keys:?}");
+            assert!(
+                keys.contains(&format!("ci/web/index/{run}.json")),
+                "{keys:?}"
+            );
         }
         let read = read_reports(&store, "ci").await.unwrap();
         let ids: Vec<&str> = read.iter().map(|r| r.report.run.id.as_str()).collect();

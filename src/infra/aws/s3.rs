@@ -128,7 +128,11 @@ impl ReportStore for S3Store {
                 .send()
                 .await
                 .map_err(|err| failed(prefix, err))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
             match page.next_continuation_token() {
                 Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
                 _ => break,
