@@ -128,11 +128,19 @@ pub struct ValidateArgs {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// A `report.json` written by `steadfast run`.
-    #[arg(value_name = "REPORT.json")]
-    pub file: PathBuf,
+    #[arg(value_name = "REPORT.json", required_unless_present = "history")]
+    pub file: Option<PathBuf>,
     /// The format to render.
-    #[arg(long, value_enum, required_unless_present_any = ["pushgateway", "metrics_textfile"])]
+    #[arg(long, value_enum, required_unless_present_any = ["pushgateway", "metrics_textfile", "history"])]
     pub format: Option<ReportFormat>,
+    /// An experiment's earlier runs (`<report-dir>/<experiment>`, a directory or
+    /// s3://bucket/prefix/experiment): alone, prints a trend table; with `--format html`, adds
+    /// a history chart to the page.
+    #[arg(long, value_name = "DIR|S3_URL")]
+    pub history: Option<PathBuf>,
+    /// Region of an s3:// --history bucket (default: the environment's).
+    #[arg(long, env = "STEADFAST_REPORT_REGION", value_name = "REGION")]
+    pub report_region: Option<String>,
     /// Write here instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE", requires = "format")]
     pub output: Option<PathBuf>,
@@ -151,15 +159,30 @@ pub struct GateArgs {
     /// The gate policy (kind: GatePolicy).
     #[arg(long, value_name = "FILE")]
     pub policy: PathBuf,
-    /// report.json files, or directories searched for them (recursively).
-    #[arg(required = true, value_name = "REPORT|DIR")]
+    /// report.json files, or directories or s3://bucket/prefix locations searched for them
+    /// (recursively).
+    #[arg(required = true, value_name = "REPORT|DIR|S3_URL")]
     pub reports: Vec<PathBuf>,
+    /// Region of s3:// locations' buckets (default: the environment's).
+    #[arg(long, env = "STEADFAST_REPORT_REGION", value_name = "REGION")]
+    pub report_region: Option<String>,
     /// Also write the decision as JUnit XML, a test case per check.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+}
+
+/// Server-side encryption of uploaded reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportSse {
+    /// S3-managed keys.
+    #[value(name = "AES256", alias = "aes256")]
+    Aes256,
+    /// The bucket's KMS key (the role needs kms:GenerateDataKey and kms:Decrypt).
+    #[value(name = "aws:kms")]
+    AwsKms,
 }
 
 /// Formats `report` renders.
@@ -228,12 +251,13 @@ pub struct RunArgs {
     /// The experiment.
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-    /// Where reports go: a directory per run is created inside.
+    /// Where reports go: a directory (a directory per run is created inside) or
+    /// s3://bucket/prefix (<prefix>/<experiment>/<timestamp>-<run-id>/ plus an index).
     #[arg(
         long,
         env = "STEADFAST_REPORTS_DIR",
         default_value = "reports",
-        value_name = "DIR"
+        value_name = "DIR|S3_URL"
     )]
     pub report_dir: PathBuf,
     /// The write-ahead journal; see `steadfast rollback`.
@@ -274,6 +298,12 @@ pub struct RunArgs {
     /// 0.0.0.0:9465, for a Prometheus that scrapes the runner directly.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Server-side encryption of reports uploaded to an s3:// --report-dir.
+    #[arg(long, value_enum, default_value_t = ReportSse::Aes256, env = "STEADFAST_REPORT_SSE")]
+    pub report_sse: ReportSse,
+    /// Region of an s3:// --report-dir's bucket (default: the environment's).
+    #[arg(long, env = "STEADFAST_REPORT_REGION", value_name = "REGION")]
+    pub report_region: Option<String>,
     /// Output format: `json` prints report.json's content on stdout and the summary on stderr.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

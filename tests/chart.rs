@@ -1225,3 +1225,66 @@ fn dashboard_and_prometheus_rule_render_only_when_enabled() {
         "{rule}"
     );
 }
+
+#[test]
+fn report_store_values_point_every_run_at_the_bucket() {
+    let Some(checker) = Checker::find() else {
+        return;
+    };
+    let s3 = [
+        "--set",
+        "reports.s3.bucket=steadfast-reports",
+        "--set",
+        "reports.s3.prefix=ci/nightly/",
+        "--set",
+        "reports.s3.region=eu-west-1",
+    ];
+    for values in [THREE_EXPERIMENTS, SCHEDULER_VALUES] {
+        let mut args = vec!["lint", CHART, "-f", values];
+        args.extend(s3);
+        let lint = checker.run(&args);
+        assert_eq!(lint.code, 0, "{}", lint.json);
+        assert_eq!(lint.json["errors"], json!([]), "{}", lint.json);
+
+        let mut args = vec!["-f", values];
+        args.extend(s3);
+        let rendered = checker.render(&args);
+        assert_all_valid(&rendered.0);
+        let mut containers = Vec::new();
+        for kind in ["CronJob", "Deployment"] {
+            for object in rendered.of_kind(kind) {
+                let pod = if kind == "CronJob" {
+                    &object["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+                } else {
+                    &object["spec"]["template"]["spec"]
+                };
+                containers.push(&pod["containers"][0]);
+            }
+        }
+        assert!(!containers.is_empty(), "{values}: nothing runs experiments");
+        for container in containers {
+            assert_eq!(
+                env_value(container, "STEADFAST_REPORTS_DIR"),
+                Some(&json!("s3://steadfast-reports/ci/nightly")),
+                "{values}: {container}"
+            );
+            assert_eq!(
+                env_value(container, "STEADFAST_REPORT_REGION"),
+                Some(&json!("eu-west-1")),
+                "{values}"
+            );
+        }
+    }
+    // Without a bucket, the state volume as before.
+    let plain = checker.render(&["-f", THREE_EXPERIMENTS]);
+    for cron in plain.of_kind("CronJob") {
+        let container = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            env_value(container, "STEADFAST_REPORTS_DIR"),
+            Some(&json!("/var/lib/steadfast/reports"))
+        );
+        assert_eq!(env_value(container, "STEADFAST_REPORT_REGION"), None);
+    }
+    let refused = checker.render_error(&["--set", "reports.s3.bucket=Not_A_Bucket"]);
+    assert!(refused.contains("bucket"), "{refused}");
+}

@@ -208,9 +208,12 @@ fn gate_output_json_carries_every_check_of_the_table_and_the_decision() {
     assert_eq!(decision["passed"], false);
     assert_eq!(decision["reportsRead"], 3);
     let checks = decision["checks"].as_array().unwrap();
-    // One JSON check per table row (the table adds a header and a closing line).
+    // One JSON check per table row (the table adds a header, the suite's score and a closing
+    // line).
     let (table_out, _) = text(&table);
-    assert_eq!(checks.len(), table_out.lines().count() - 2, "{table_out}");
+    assert_eq!(checks.len(), table_out.lines().count() - 3, "{table_out}");
+    let suite = decision["suiteScore"].as_f64().expect("the suite's score");
+    assert!(table_out.contains(&format!("suite resilience score: {suite:.1} / 100")));
     assert_eq!(checks.len(), 13);
     assert_eq!(decision["failedChecks"], 1);
     assert_eq!(decision["passedChecks"], 12);

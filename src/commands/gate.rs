@@ -18,7 +18,7 @@ const MAX_DEPTH: usize = 8;
 ///
 /// # Errors
 /// I/O errors writing the output; everything else maps to an exit status.
-pub fn run(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
+pub async fn run(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     let file = args.policy.display().to_string();
     let text = match std::fs::read_to_string(&args.policy) {
         Ok(text) => text,
@@ -38,36 +38,13 @@ pub fn run(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
             return Ok(ExitStatus::Invalid);
         }
     };
-    let mut files = Vec::new();
-    for path in &args.reports {
-        if let Err(message) = collect(path, 0, &mut files) {
+    let reports = match read_all(&args.reports, args.report_region.as_deref()).await {
+        Ok(reports) => reports,
+        Err(message) => {
             eprintln!("error: {message}");
             return Ok(ExitStatus::Invalid);
         }
-    }
-    let mut reports = Vec::with_capacity(files.len());
-    for path in files {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) => {
-                eprintln!("error: {}: cannot read: {err}", path.display());
-                return Ok(ExitStatus::Invalid);
-            }
-        };
-        match json::parse(&text) {
-            Ok(report) => reports.push(SourcedReport {
-                path: path.display().to_string(),
-                report,
-            }),
-            Err(err) => {
-                eprintln!(
-                    "error: {}: {err} (hint: pass report.json files written by `steadfast run`, or their directories)",
-                    path.display()
-                );
-                return Ok(ExitStatus::Invalid);
-            }
-        }
-    }
+    };
     let decision = match evaluate(&policy, &reports, chrono::Utc::now()) {
         Ok(decision) => decision,
         Err(error) => {
@@ -92,6 +69,55 @@ pub fn run(args: &GateArgs, out: &mut dyn Write) -> anyhow::Result<ExitStatus> {
     } else {
         ExitStatus::TargetsMissed
     })
+}
+
+/// Reads every report the arguments name: files, directories (recursively) and s3:// locations,
+/// which are listed and read like directories.
+///
+/// # Errors
+/// One line naming the location that cannot be read and the fix.
+pub(crate) async fn read_all(
+    locations: &[PathBuf],
+    region: Option<&str>,
+) -> Result<Vec<SourcedReport>, String> {
+    use crate::report::location::ReportLocation;
+    use crate::report::store::{Encryption, read_reports};
+    let mut reports = Vec::new();
+    for path in locations {
+        match ReportLocation::from_path(path).map_err(|err| err.to_string())? {
+            location @ ReportLocation::S3 { .. } => {
+                let opened =
+                    crate::infra::report_store::open(&location, region, Encryption::default())
+                        .await?;
+                let stored = read_reports(opened.store.as_ref(), &opened.prefix)
+                    .await
+                    .map_err(|err| format!("{location}: {err}"))?;
+                reports.extend(stored.into_iter().map(|s| SourcedReport {
+                    path: s.source,
+                    report: s.report,
+                }));
+            }
+            ReportLocation::Dir(dir) => {
+                let mut files = Vec::new();
+                collect(&dir, 0, &mut files)?;
+                for path in files {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|err| format!("{}: cannot read: {err}", path.display()))?;
+                    let report = json::parse(&text).map_err(|err| {
+                        format!(
+                            "{}: {err} (hint: pass report.json files written by `steadfast run`, or their directories)",
+                            path.display()
+                        )
+                    })?;
+                    reports.push(SourcedReport {
+                        path: path.display().to_string(),
+                        report,
+                    });
+                }
+            }
+        }
+    }
+    Ok(reports)
 }
 
 /// Adds `path` if it is a file, or every `report.json` under it if it is a directory.

@@ -56,7 +56,7 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatu
         Command::Schedule(args) => schedule::run(&args, out).await,
         Command::Schema(args) => schema::run(&args, out),
         Command::Report(args) => report::run(&args, out).await,
-        Command::Gate(args) => gate::run(&args, out),
+        Command::Gate(args) => gate::run(&args, out).await,
         Command::Completions(args) => completions::completions(&args, out),
         Command::Man => completions::man(out),
         #[cfg(feature = "sandbox")]

@@ -15,6 +15,8 @@ pub(crate) struct Destinations<'a> {
     pub pushgateway: Option<&'a str>,
     /// Textfile (or directory for one).
     pub textfile: Option<&'a Path>,
+    /// Report objects a run could not upload; `Some` adds `steadfast_report_upload_failures`.
+    pub upload_failures: Option<u64>,
 }
 
 /// Publishes to every destination, telling `out` where the metrics went.
@@ -28,7 +30,7 @@ pub(crate) async fn publish(
 ) -> Result<(), Vec<String>> {
     let mut errors = Vec::new();
     if let Some(path) = to.textfile {
-        match write_textfile(path, report) {
+        match write_textfile(path, report, to.upload_failures) {
             Ok(written) => {
                 let _ = writeln!(out, "metrics: {}", written.display());
             }
@@ -39,7 +41,10 @@ pub(crate) async fn publish(
         }
     }
     if let Some(url) = to.pushgateway.filter(|u| !u.trim().is_empty()) {
-        let text = crate::report::prometheus::render(report);
+        let mut text = crate::report::prometheus::render(report);
+        if let Some(count) = to.upload_failures {
+            text.push_str(&crate::report::prometheus::upload_failures(report, count));
+        }
         match pushgateway::push(url.trim(), &report.experiment.name, text).await {
             Ok(()) => {
                 // Not the URL itself: it may carry credentials.

@@ -383,16 +383,11 @@ async fn execute(
     if let Some(json) = json {
         write!(json, "{}", crate::report::json::render(&report))?;
     }
-    match write_all(&args.report_dir, &report) {
-        Ok(files) => writeln!(out, "report: {}", files.dir.display())?,
-        Err(err) => error!(
-            "cannot write the report under {}: {err}; the exit code is still the verdict's",
-            args.report_dir.display()
-        ),
-    }
+    let upload_failures = save_report(args, &report, out).await?;
     let destinations = super::publish::Destinations {
         pushgateway: args.pushgateway.as_deref(),
         textfile: args.metrics_textfile.as_deref(),
+        upload_failures,
     };
     // The verdict stands whatever happens to its metrics: a failed push is reported, not
     // turned into a different exit code.
@@ -445,6 +440,8 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         metrics_textfile: args.metrics_textfile.clone(),
         live_metrics_interval: args.live_metrics_interval,
         metrics_listen: args.metrics_listen,
+        report_sse: crate::cli::ReportSse::Aes256,
+        report_region: None,
         output: crate::cli::OutputFormat::Text,
         cluster: crate::cli::ClusterFlags {
             kubeconfig: Some(running.sandbox.kubeconfig_path().to_owned()),
@@ -462,4 +459,62 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
     .await;
     running.sandbox.shutdown().await;
     status
+}
+
+/// Writes the report where `--report-dir` says: a directory as before, or a bucket through the
+/// report store. Returns how many objects could not be written; never an error for that, since
+/// the exit code is the verdict's.
+///
+/// # Errors
+/// Only writing to `out` fails.
+async fn save_report(
+    args: &RunArgs,
+    report: &crate::report::Report,
+    out: &mut dyn Write,
+) -> anyhow::Result<Option<u64>> {
+    use crate::report::location::ReportLocation;
+    let location = match ReportLocation::from_path(&args.report_dir) {
+        Ok(location) => location,
+        Err(err) => {
+            error!(
+                "--report-dir {err}; the report was not saved, the exit code is still the verdict's"
+            );
+            return Ok(Some(1));
+        }
+    };
+    if let ReportLocation::Dir(dir) = &location {
+        match write_all(dir, report) {
+            Ok(files) => writeln!(out, "report: {}", files.dir.display())?,
+            Err(err) => error!(
+                "cannot write the report under {}: {err}; the exit code is still the verdict's",
+                dir.display()
+            ),
+        }
+        return Ok(None);
+    }
+    let encryption = match args.report_sse {
+        crate::cli::ReportSse::Aes256 => crate::report::store::Encryption::Aes256,
+        crate::cli::ReportSse::AwsKms => crate::report::store::Encryption::Kms,
+    };
+    let opened = match crate::infra::report_store::open(
+        &location,
+        args.report_region.as_deref(),
+        encryption,
+    )
+    .await
+    {
+        Ok(opened) => opened,
+        Err(err) => {
+            error!("report not uploaded: {err}; the exit code is still the verdict's");
+            return Ok(Some(1));
+        }
+    };
+    let upload = crate::report::store::upload(opened.store.as_ref(), &opened.prefix, report).await;
+    for failure in &upload.failures {
+        error!("report upload failed: {failure}; the exit code is still the verdict's");
+    }
+    if upload.failures.is_empty() {
+        writeln!(out, "report: {}/", upload.location)?;
+    }
+    Ok(Some(upload.failures.len() as u64))
 }

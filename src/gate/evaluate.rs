@@ -64,6 +64,8 @@ pub struct Decision {
     pub unused_known_failures: Vec<String>,
     /// Reports read.
     pub reports_read: usize,
+    /// The suite's resilience score: the mean of the judged runs' scores.
+    pub suite_score: Option<f64>,
 }
 
 impl Decision {
@@ -185,6 +187,7 @@ pub fn evaluate(
         }
     };
 
+    let mut scores = Vec::new();
     for name in &judged {
         let Some(sourced) = latest.get(name.as_str()) else {
             checks.push(Check {
@@ -295,6 +298,40 @@ pub fn evaluate(
                 detail,
             });
         }
+        let score = crate::report::score::of(report);
+        scores.push(score);
+        if let Some(min) = policy.min_score {
+            checks.push(Check {
+                subject: name.clone(),
+                check: "score".into(),
+                status: if score >= min {
+                    Status::Pass
+                } else {
+                    Status::Fail
+                },
+                detail: format!("resilience score {score:.1}, gate requires >= {min}"),
+            });
+        }
+        let history: Vec<&Report> = reports
+            .iter()
+            .filter(|s| s.report.experiment.name == *name)
+            .map(|s| &s.report)
+            .collect();
+        for rule in policy.regressions.iter().filter(|r| r.experiment == *name) {
+            for result in super::trend::judge(rule, report, &history) {
+                let (status, detail) = if result.passed {
+                    (Status::Pass, result.detail)
+                } else {
+                    waive(name.as_str(), Some(result.target.as_str()), result.detail)
+                };
+                checks.push(Check {
+                    subject: name.clone(),
+                    check: format!("regression {}", result.target),
+                    status,
+                    detail,
+                });
+            }
+        }
         for threshold in policy.thresholds.iter().filter(|t| t.experiment == *name) {
             if !report.targets.iter().any(|t| t.name == threshold.target) {
                 let names: Vec<&str> = report.targets.iter().map(|t| t.name.as_str()).collect();
@@ -319,11 +356,28 @@ pub fn evaluate(
         .filter(|(i, _)| !used_waivers.contains(i))
         .map(|(_, k)| describe_known(k))
         .collect();
+    let suite_score = crate::report::score::suite_score(&scores);
+    if let (Some(min), Some(suite)) = (policy.min_score, suite_score) {
+        checks.push(Check {
+            subject: "(suite)".into(),
+            check: "score".into(),
+            status: if suite >= min {
+                Status::Pass
+            } else {
+                Status::Fail
+            },
+            detail: format!(
+                "suite resilience score {suite:.1} (mean of {} run(s)), gate requires >= {min}",
+                scores.len()
+            ),
+        });
+    }
     Ok(Decision {
         policy: policy.name.clone(),
         checks,
         unused_known_failures,
         reports_read: reports.len(),
+        suite_score,
     })
 }
 

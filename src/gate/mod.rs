@@ -5,6 +5,7 @@
 pub mod evaluate;
 pub mod output;
 pub mod policy;
+pub mod trend;
 
 pub use evaluate::{Check, Decision, SourcedReport, Status, evaluate};
 pub use policy::{GatePolicy, PolicyError};

@@ -48,6 +48,9 @@ pub fn table(decision: &Decision) -> String {
     for unused in &decision.unused_known_failures {
         let _ = writeln!(out, "note: known failure matched nothing: {unused}");
     }
+    if let Some(score) = decision.suite_score {
+        let _ = writeln!(out, "suite resilience score: {score:.1} / 100");
+    }
     let _ = writeln!(
         out,
         "gate {}: {} ({} checks: {} passed, {} waived, {} failed; {} report(s) read)",
@@ -91,6 +94,7 @@ pub fn json(decision: &Decision) -> serde_json::Value {
         "failedChecks": decision.count(Status::Fail),
         "unusedKnownFailures": decision.unused_known_failures,
         "reportsRead": decision.reports_read,
+        "suiteScore": decision.suite_score,
     })
 }
 

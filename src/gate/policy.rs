@@ -72,6 +72,12 @@ pub struct GateSpec {
     /// Failures accepted until a date.
     #[serde(default)]
     pub known_failures: Vec<KnownFailureSpec>,
+    /// Targets judged against their own history (see `gate::trend`).
+    #[serde(default)]
+    pub regressions: Vec<super::trend::RegressionSpec>,
+    /// Lowest acceptable resilience score of each run and of the suite, e.g. `">= 90"`.
+    #[serde(default)]
+    pub score: Option<String>,
 }
 
 /// One entry of `spec.require`: an experiment by name, or every experiment with some labels.
@@ -138,6 +144,10 @@ pub struct GatePolicy {
     pub thresholds: Vec<Threshold>,
     /// Accepted failures.
     pub known_failures: Vec<KnownFailure>,
+    /// Trend rules.
+    pub regressions: Vec<super::trend::Regression>,
+    /// Lowest acceptable resilience score (0–100), per run and for the suite.
+    pub min_score: Option<f64>,
 }
 
 /// What must be present.
@@ -525,6 +535,28 @@ fn resolve(file: &str, wire: GatePolicySpecFile) -> Result<GatePolicy, Vec<Polic
             )),
         }
     }
+    let mut regressions = Vec::new();
+    for (i, r) in spec.regressions.iter().enumerate() {
+        if let Some(rule) = super::trend::resolve(file, i, r, &mut errors) {
+            regressions.push(rule);
+        }
+    }
+    let min_score = spec.score.as_ref().and_then(|text| {
+        let parsed = text
+            .trim()
+            .strip_prefix(">=")
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .filter(|v| (0.0..=100.0).contains(v));
+        if parsed.is_none() {
+            errors.push(error(
+                file,
+                "spec.score",
+                format!("`{text}` is not a score bound"),
+                "write `\">= 90\"` (quoted): the lowest acceptable score, 0 to 100",
+            ));
+        }
+        parsed
+    });
     if errors.is_empty() {
         Ok(GatePolicy {
             file: file.to_owned(),
@@ -534,6 +566,8 @@ fn resolve(file: &str, wire: GatePolicySpecFile) -> Result<GatePolicy, Vec<Polic
             require_all_targets: spec.require_all_targets.unwrap_or(true),
             thresholds,
             known_failures,
+            regressions,
+            min_score,
         })
     } else {
         Err(errors)

@@ -8,4 +8,5 @@ pub mod kube;
 pub mod local_state;
 pub mod nodes;
 pub mod pushgateway;
+pub mod report_store;
 pub mod wiring;

@@ -152,7 +152,7 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
         .iter()
         .filter(|e| matches!(e.kind, EventKind::RolledBack { .. }))
         .count() as u32;
-    Report {
+    let mut report = Report {
         report_version: REPORT_VERSION,
         tool: ToolInfo {
             name: "steadfast".to_owned(),
@@ -216,7 +216,10 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
                 .collect(),
             applied,
         },
-    }
+        resilience_score: None,
+    };
+    report.resilience_score = Some(super::score::run_score(&report));
+    report
 }
 
 /// Each probe of `spec` over the `named` windows, in spec order; a probe's per-endpoint probes

@@ -39,6 +39,12 @@ footer { margin-top: 32px; color: #666; font-size: 12px; }
 
 /// Renders the page.
 pub fn render(report: &Report) -> String {
+    render_with_history(report, &[])
+}
+
+/// Renders the page with a chart of the experiment's earlier runs (oldest first) under the
+/// verdict, when `history` is not empty.
+pub fn render_with_history(report: &Report, history: &[super::history::HistoryRun]) -> String {
     let range = time_range(report);
     let (bands, marks) = fault_bands_and_marks(report);
     let mut out = String::with_capacity(64 * 1024);
@@ -54,6 +60,10 @@ pub fn render(report: &Report) -> String {
     );
     header(&mut out, report);
     verdict_table(&mut out, report);
+    if !history.is_empty() {
+        out.push_str("<h2 id=\"history\">History</h2>");
+        out.push_str(&super::history::chart(history));
+    }
     out.push_str("<h2>Recovery timeline</h2>");
     out.push_str(&charts::timeline(&Timeline {
         title: "Phases, faults, outages and recovery",
@@ -180,6 +190,10 @@ fn header(out: &mut String, report: &Report) {
     );
     meta("duration", format!("{:.1}s", report.run.duration_seconds));
     meta("seed", report.run.seed.to_string());
+    meta(
+        "resilience score",
+        format!("{:.1} / 100", super::score::of(report)),
+    );
     if !report.experiment.labels.is_empty() {
         meta(
             "labels",

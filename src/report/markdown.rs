@@ -53,6 +53,11 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(out, "{}\n", cell(&report.verdict.summary));
     let _ = writeln!(
         out,
+        "Resilience score: **{:.1}** / 100\n",
+        super::score::of(report)
+    );
+    let _ = writeln!(
+        out,
         "| target | probe | window | required | measured | result |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|");

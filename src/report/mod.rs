@@ -7,13 +7,17 @@ pub mod build;
 pub mod charts;
 pub mod effect;
 pub mod escape;
+pub mod history;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod location;
 pub mod markdown;
 pub mod model;
 pub mod prometheus;
+pub mod score;
 pub mod steady;
+pub mod store;
 pub mod write;
 
 pub use build::{ProbeData, ReportInput, build_report, probe_reports};

@@ -42,6 +42,10 @@ pub struct Report {
     pub targets: Vec<TargetReport>,
     /// Whether everything was rolled back.
     pub rollback: RollbackReport,
+    /// 0–100: the targets weighted, with partial credit by margin (see `report::score`).
+    /// Absent in reports written before the score existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resilience_score: Option<f64>,
 }
 
 /// The tool that wrote the report.

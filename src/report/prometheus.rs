@@ -27,6 +27,18 @@ pub fn label_value(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The report-store family: objects of the run's report that could not be uploaded after
+/// retries (0 when all landed), so a bucket that stopped accepting reports alerts before
+/// someone needs one.
+pub fn upload_failures(report: &Report, count: u64) -> String {
+    format!(
+        "# HELP steadfast_report_upload_failures Report objects of the last run that could not be uploaded.\n\
+         # TYPE steadfast_report_upload_failures gauge\n\
+         steadfast_report_upload_failures{{experiment=\"{}\"}} {count}\n",
+        label_value(&report.experiment.name)
+    )
+}
+
 /// Renders the report's metrics, each labelled with the experiment (and probe, window, target
 /// or fault where that is what it measures).
 pub fn render(report: &Report) -> String {
@@ -66,6 +78,12 @@ pub fn render(report: &Report) -> String {
                 )
             })
             .collect(),
+    );
+    family(
+        "resilience_score",
+        "gauge",
+        "The last run's resilience score, 0-100: targets weighted, partial credit by margin.",
+        vec![(String::new(), super::score::of(report))],
     );
     family(
         "exit_code",

@@ -49,7 +49,12 @@ pub fn write_all(root: &Path, report: &Report) -> std::io::Result<ReportFiles> {
 ///
 /// # Errors
 /// When the file cannot be written or renamed into place.
-pub fn write_textfile(path: &Path, report: &Report) -> std::io::Result<PathBuf> {
+/// `upload_failures`, when the run uploaded its report, adds `steadfast_report_upload_failures`.
+pub fn write_textfile(
+    path: &Path,
+    report: &Report,
+    upload_failures: Option<u64>,
+) -> std::io::Result<PathBuf> {
     let target = if path.is_dir() {
         path.join(format!("steadfast-{}.prom", report.experiment.name))
     } else {
@@ -58,7 +63,11 @@ pub fn write_textfile(path: &Path, report: &Report) -> std::io::Result<PathBuf> 
     let mut temporary = target.clone().into_os_string();
     temporary.push(format!(".{}.tmp", std::process::id()));
     let temporary = PathBuf::from(temporary);
-    std::fs::write(&temporary, super::prometheus::render(report))?;
+    let mut text = super::prometheus::render(report);
+    if let Some(count) = upload_failures {
+        text.push_str(&super::prometheus::upload_failures(report, count));
+    }
+    std::fs::write(&temporary, text)?;
     if let Err(err) = std::fs::rename(&temporary, &target) {
         let _ = std::fs::remove_file(&temporary);
         return Err(err);

@@ -206,3 +206,20 @@ minutes as N minutes. 0 for an expression that is not five fields (a `@daily` ma
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Where runs write their reports: the S3 bucket when reports.s3.bucket is set, else the state
+volume.
+*/}}
+{{- define "steadfast.reportDir" -}}
+{{- $s3 := .Values.reports.s3 | default dict -}}
+{{- if $s3.bucket -}}
+{{- if $s3.prefix -}}
+{{- printf "s3://%s/%s" $s3.bucket (trimAll "/" $s3.prefix) -}}
+{{- else -}}
+{{- printf "s3://%s" $s3.bucket -}}
+{{- end -}}
+{{- else -}}
+{{- printf "%s/reports" .Values.reports.path -}}
+{{- end -}}
+{{- end -}}

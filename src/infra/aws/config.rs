@@ -104,33 +104,7 @@ impl AwsClients {
     /// # Errors
     /// No region could be determined, or loading did not finish within `load_timeout`.
     pub async fn connect(options: &AwsOptions) -> Result<Self, AwsError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(RetryConfig::standard().with_max_attempts(options.max_attempts))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(options.connect_timeout)
-                    .operation_attempt_timeout(options.attempt_timeout)
-                    .operation_timeout(options.operation_timeout)
-                    .build(),
-            );
-        if let Some(region) = &options.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &options.endpoint_url {
-            loader = loader.endpoint_url(endpoint.clone());
-        }
-        if let Some(creds) = &options.credentials {
-            loader = loader.credentials_provider(Credentials::new(
-                creds.access_key_id.clone(),
-                creds.secret_access_key.clone(),
-                None,
-                None,
-                "steadfast-static",
-            ));
-        }
-        let sdk = tokio::time::timeout(options.load_timeout, loader.load())
-            .await
-            .map_err(|_| AwsError::ConfigTimeout(options.load_timeout))?;
+        let sdk = load_sdk(options).await?;
         let region = sdk
             .region()
             .map(ToString::to_string)
@@ -141,4 +115,40 @@ impl AwsClients {
             autoscaling: AutoScaling::new(aws_sdk_autoscaling::Client::new(&sdk)),
         })
     }
+}
+
+/// Loads the shared SDK configuration: the default credential chain (IRSA in a pod), standard
+/// retries and the timeouts of `options`. EC2, Auto Scaling and the report store share it, so
+/// every service call resolves credentials and region the same way.
+///
+/// # Errors
+/// Loading did not finish within `load_timeout`.
+pub async fn load_sdk(options: &AwsOptions) -> Result<aws_config::SdkConfig, AwsError> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(options.max_attempts))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(options.connect_timeout)
+                .operation_attempt_timeout(options.attempt_timeout)
+                .operation_timeout(options.operation_timeout)
+                .build(),
+        );
+    if let Some(region) = &options.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(endpoint) = &options.endpoint_url {
+        loader = loader.endpoint_url(endpoint.clone());
+    }
+    if let Some(creds) = &options.credentials {
+        loader = loader.credentials_provider(Credentials::new(
+            creds.access_key_id.clone(),
+            creds.secret_access_key.clone(),
+            None,
+            None,
+            "steadfast-static",
+        ));
+    }
+    tokio::time::timeout(options.load_timeout, loader.load())
+        .await
+        .map_err(|_| AwsError::ConfigTimeout(options.load_timeout))
 }

@@ -25,12 +25,14 @@ pub mod context;
 pub mod ec2;
 pub mod error;
 pub mod policy;
+pub mod s3;
 
 pub use autoscaling::AutoScaling;
 pub use config::{AwsClients, AwsOptions, StaticCredentials};
 pub use context::AwsContext;
 pub use ec2::{AclAssociation, AclFilter, Ec2, NetworkAcl};
 pub use error::AwsError;
+pub use s3::S3Store;
 
 /// Tag key every network ACL steadfast creates carries, with value [`MANAGED_BY_VALUE`].
 pub const MANAGED_BY_KEY: &str = "managed-by";
