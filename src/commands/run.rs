@@ -131,11 +131,15 @@ fn holder() -> String {
     format!("{user}@{host} (pid {})", std::process::id())
 }
 
+/// Name, start time and a random suffix: two runs of one experiment that start in the same
+/// millisecond (parallel CI jobs, two CronJobs) must still get their own journal, report keys
+/// and undo records.
 fn run_id(spec: &ExperimentSpec) -> String {
     format!(
-        "{}-{}",
+        "{}-{}-{:04x}",
         spec.metadata.name,
-        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+        rand::random::<u16>()
     )
 }
 

@@ -46,9 +46,17 @@ impl ZoneOutage {
 pub fn outage_taint(run_id: &str) -> Taint {
     Taint {
         key: ZONE_OUTAGE_TAINT.into(),
-        value: run_id.into(),
+        value: taint_value(run_id),
         effect: "NoExecute".into(),
     }
+}
+
+/// A taint value is a label value: at most 63 characters, alphanumeric at both ends. The run
+/// id ends in its timestamp and random suffix, so its tail is what keeps runs apart.
+fn taint_value(run_id: &str) -> String {
+    let tail = &run_id[run_id.len().saturating_sub(63)..];
+    tail.trim_start_matches(|c: char| !c.is_ascii_alphanumeric())
+        .to_owned()
 }
 
 #[async_trait]
@@ -182,5 +190,18 @@ impl Fault for ZoneOutage {
             });
         }
         Ok(injection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_long_run_id_becomes_a_valid_taint_value_that_keeps_its_tail() {
+        let id = format!("{}-20261205T102834.766Z-0a1f", "x".repeat(60));
+        let value = super::outage_taint(&id).value;
+        assert!(value.len() <= 63, "{value}");
+        assert!(value.ends_with("20261205T102834.766Z-0a1f"), "{value}");
+        assert!(value.starts_with(|c: char| c.is_ascii_alphanumeric()));
+        assert_eq!(super::outage_taint("run-1").value, "run-1");
     }
 }

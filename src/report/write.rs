@@ -29,8 +29,7 @@ pub fn directory_name(report: &Report) -> String {
 /// # Errors
 /// When the directory or a file cannot be written.
 pub fn write_all(root: &Path, report: &Report) -> std::io::Result<ReportFiles> {
-    let dir = root.join(directory_name(report));
-    std::fs::create_dir_all(&dir)?;
+    let dir = new_directory(root, &directory_name(report))?;
     let json_path = dir.join("report.json");
     std::fs::write(&json_path, json::render(report))?;
     std::fs::write(dir.join("junit.xml"), junit::render(&[report]))?;
@@ -40,6 +39,27 @@ pub fn write_all(root: &Path, report: &Report) -> std::io::Result<ReportFiles> {
         dir,
         json: json_path,
     })
+}
+
+/// Creates `root/name`, or `root/name-2`, `-3`, ... when another run that started in the same
+/// second already holds it: a report is never written over another one.
+fn new_directory(root: &Path, name: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(root)?;
+    for n in 1..=100u32 {
+        let dir = match n {
+            1 => root.join(name),
+            n => root.join(format!("{name}-{n}")),
+        };
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AlreadyExists,
+        format!("{} already holds 100 reports named {name}", root.display()),
+    ))
 }
 
 /// Writes the report's metrics for node_exporter's textfile collector: to `path`, or to
@@ -73,4 +93,19 @@ pub fn write_textfile(
         return Err(err);
     }
     Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_directory;
+
+    #[test]
+    fn runs_in_the_same_second_get_their_own_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let first = new_directory(root.path(), "20261205T102834Z-web").unwrap();
+        let second = new_directory(root.path(), "20261205T102834Z-web").unwrap();
+        assert_ne!(first, second);
+        assert!(second.ends_with("20261205T102834Z-web-2"), "{second:?}");
+        assert!(first.is_dir() && second.is_dir());
+    }
 }
