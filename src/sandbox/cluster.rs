@@ -112,6 +112,8 @@ pub(crate) struct Shared {
     pub lb_addrs: Mutex<HashMap<(String, String), SocketAddr>>,
     /// Load balancer counters.
     pub lb_metrics: LbMetrics,
+    /// Authentication and (optional) RBAC of API requests.
+    pub auth: super::rbac::Auth,
 }
 
 impl Shared {
@@ -127,6 +129,7 @@ impl Shared {
             endpoints: RwLock::new(HashMap::new()),
             lb_addrs: Mutex::new(HashMap::new()),
             lb_metrics: LbMetrics::default(),
+            auth: super::rbac::Auth::default(),
         }
     }
 
