@@ -37,6 +37,8 @@ fn cluster_roles() -> Vec<(&'static str, Value)> {
                 {"apiGroups": ["authorization.k8s.io"],
                  "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
                  "verbs": ["create"]},
+                {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"],
+                 "verbs": ["create"]},
             ]),
         ),
         (
