@@ -7,6 +7,9 @@
 #[allow(dead_code)]
 mod shared_tools;
 
+#[path = "support/tls.rs"]
+mod shared_tls;
+
 #[path = "conformance/tools.rs"]
 mod tools;
 
@@ -198,7 +201,9 @@ except ApiException as e:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_forbidden_call_returns_the_upstream_status() {
     let Some(py) = python() else { return };
-    let (running, reader) = tools::start_with_rbac().await;
+    let Some((running, reader)) = tools::start_with_rbac().await else {
+        return;
+    };
     let admin_cfg = running
         .sandbox
         .kubeconfig_path()

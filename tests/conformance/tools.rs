@@ -99,13 +99,20 @@ subjects:
   - {kind: ServiceAccount, name: reader, namespace: shop}
 "#;
 
-/// [`TOPOLOGY`] with `rbac: enforce`; returns it and the kubeconfig of the ServiceAccount
-/// `shop/reader` (bound to nothing yet).
-pub async fn start_with_rbac() -> (Running, PathBuf) {
+/// [`TOPOLOGY`] with `rbac: enforce`, on HTTPS (kubectl sends bearer tokens only over TLS);
+/// returns it and the kubeconfig of the ServiceAccount `shop/reader` (bound to nothing yet).
+/// `None` without openssl (a failure when tools are required).
+pub async fn start_with_rbac() -> Option<(Running, PathBuf)> {
+    crate::shared_tools::require_tool("openssl")?;
     let mut topology = Topology::parse(TOPOLOGY, "conformance topology").expect("topology parses");
     topology.rbac = steadfast::sandbox::RbacMode::Enforce;
     let dir = tempfile::tempdir().expect("temp dir");
-    let sandbox = Sandbox::start(&topology, SandboxOptions::new(dir.path()))
+    let tls = crate::shared_tls::certificates(dir.path());
+    let options = SandboxOptions {
+        tls: Some(tls),
+        ..SandboxOptions::new(dir.path())
+    };
+    let sandbox = Sandbox::start(&topology, options)
         .await
         .expect("sandbox starts");
     sandbox
@@ -115,7 +122,7 @@ pub async fn start_with_rbac() -> (Running, PathBuf) {
     let reader = sandbox
         .write_service_account_kubeconfig("shop", "reader")
         .expect("the reader kubeconfig is written");
-    (Running { sandbox, dir }, reader)
+    Some((Running { sandbox, dir }, reader))
 }
 
 /// Runs `program args` to completion within [`COMMAND_LIMIT`].
