@@ -100,12 +100,12 @@ impl Attributes {
             out.verb = special.to_string();
             rest = &rest[1..];
         }
-        if rest.first() == Some(&"namespaces") {
-            if let Some(ns) = rest.get(1) {
-                out.namespace = ns.to_string();
-                if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2]) {
-                    rest = &rest[2..];
-                }
+        if rest.first() == Some(&"namespaces")
+            && let Some(ns) = rest.get(1)
+        {
+            out.namespace = ns.to_string();
+            if rest.len() > 2 && !NAMESPACE_SUBRESOURCES.contains(&rest[2]) {
+                rest = &rest[2..];
             }
         }
         if let Some(resource) = rest.first() {

@@ -130,7 +130,7 @@ pub(crate) fn rule_allows(attrs: &Attributes, rule: &Value) -> bool {
         return false;
     }
     let names = strs(rule, "resourceNames");
-    names.is_empty() || names.iter().any(|n| *n == attrs.name)
+    names.is_empty() || names.contains(&attrs.name)
 }
 
 /// Whether a binding's subject names `user`; ServiceAccount subjects default to the binding's
