@@ -232,6 +232,26 @@ pub struct SandboxUpArgs {
     /// effects; defaults to AWS_ENDPOINT_URL when that is set.
     #[arg(long, value_name = "URL")]
     pub aws_endpoint: Option<String>,
+    /// Authorize every request by RBAC, as `rbac: enforce` in the topology does; the
+    /// kubeconfig written stays all-powerful (system:masters).
+    #[arg(long)]
+    pub enforce_rbac: bool,
+    /// Also write `kubeconfig-NAMESPACE-NAME` authenticating as this ServiceAccount by a bearer
+    /// token (the account is created when missing); repeatable.
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = parse_service_account)]
+    pub service_account: Vec<(String, String)>,
+}
+
+/// `NAMESPACE/NAME` of `--service-account`.
+fn parse_service_account(text: &str) -> Result<(String, String), String> {
+    match text.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_owned(), name.to_owned()))
+        }
+        _ => Err(format!(
+            "expected NAMESPACE/NAME, found `{text}` (hint: --service-account steadfast/steadfast)"
+        )),
+    }
 }
 
 /// How to reach the cluster, for commands that touch it.

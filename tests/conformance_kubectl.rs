@@ -8,6 +8,9 @@
 #[allow(dead_code)]
 mod shared_tools;
 
+#[path = "support/tls.rs"]
+mod shared_tls;
+
 #[path = "conformance/tools.rs"]
 mod tools;
 
@@ -408,4 +411,99 @@ async fn kubectl_newest_installed_runs_the_workflow() {
     };
     kubectl_workflow::run(&k, &run.sandbox).await;
     run.sandbox.shutdown().await;
+}
+
+/// With `rbac: enforce`: `auth can-i` answers from the caller's rules (yes → 0, no → 1),
+/// `--list` prints them, and a forbidden delete prints upstream's Forbidden text.
+async fn auth_can_i_follows_rbac(minor: &str) {
+    let Some((run, reader)) = tools::start_with_rbac().await else {
+        return;
+    };
+    let Some(admin) = Kubectl::new(Some(minor), &run.sandbox) else {
+        return;
+    };
+    let Some(k) = Kubectl::with_kubeconfig(Some(minor), &run.sandbox, &reader) else {
+        return;
+    };
+    let no = k
+        .run(&["auth", "can-i", "list", "pods", "-n", "shop"])
+        .await;
+    assert_eq!(
+        (no.code, no.stdout.trim()),
+        (Some(1), "no"),
+        "{}",
+        no.both()
+    );
+    let manifest = admin.manifest("reader.yaml", tools::READER_RBAC);
+    admin.ok(&["apply", "-f", &manifest]).await;
+    let yes = k
+        .run(&["auth", "can-i", "list", "pods", "-n", "shop"])
+        .await;
+    assert_eq!(
+        (yes.code, yes.stdout.trim()),
+        (Some(0), "yes"),
+        "{}",
+        yes.both()
+    );
+    let delete = k
+        .run(&["auth", "can-i", "delete", "pods", "-n", "shop"])
+        .await;
+    assert_eq!(
+        (delete.code, delete.stdout.trim()),
+        (Some(1), "no"),
+        "{}",
+        delete.both()
+    );
+    let elsewhere = k
+        .run(&["auth", "can-i", "list", "pods", "-n", "default"])
+        .await;
+    assert_eq!(elsewhere.code, Some(1), "{}", elsewhere.both());
+    let masters = admin.run(&["auth", "can-i", "delete", "nodes"]).await;
+    assert_eq!(
+        (masters.code, masters.stdout.trim()),
+        (Some(0), "yes"),
+        "{}",
+        masters.both()
+    );
+
+    let list = k.ok(&["auth", "can-i", "--list", "-n", "shop"]).await;
+    let pods_row = list
+        .lines()
+        .find(|l| l.starts_with("pods "))
+        .unwrap_or_else(|| panic!("a pods row: {list}"));
+    assert!(pods_row.trim_end().ends_with("[get list]"), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("selfsubjectaccessreviews.authorization.k8s.io ")),
+        "{list}"
+    );
+
+    let pods = k.ok(&["get", "pods", "-n", "shop", "-o", "name"]).await;
+    let pod = pods
+        .lines()
+        .next()
+        .expect("a pod")
+        .trim_start_matches("pod/")
+        .to_owned();
+    let denied = k.run(&["delete", "pod", &pod, "-n", "shop"]).await;
+    assert_eq!(denied.code, Some(1), "{}", denied.both());
+    assert_eq!(
+        denied.stderr.trim(),
+        format!(
+            "Error from server (Forbidden): pods \"{pod}\" is forbidden: User \"system:serviceaccount:shop:reader\" cannot delete resource \"pods\" in API group \"\" in the namespace \"shop\""
+        ),
+        "{}",
+        denied.both()
+    );
+    run.sandbox.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_oldest_auth_can_i_follows_rbac() {
+    auth_can_i_follows_rbac("1.27").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_newest_auth_can_i_follows_rbac() {
+    auth_can_i_follows_rbac("1.33").await;
 }

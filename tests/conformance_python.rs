@@ -7,6 +7,9 @@
 #[allow(dead_code)]
 mod shared_tools;
 
+#[path = "support/tls.rs"]
+mod shared_tls;
+
 #[path = "conformance/tools.rs"]
 mod tools;
 
@@ -177,5 +180,73 @@ async fn python_dry_run_deletes_delete_nothing() {
     let running = start().await;
     let out = run_script(&py, &running, DRY_RUN).await;
     assert!(out.contains("BEFORE 3 AFTER 3 TERMINATING 0"), "{out}");
+    running.sandbox.shutdown().await;
+}
+
+const FORBIDDEN: &str = r#"
+import json, sys
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+config.load_kube_config(config_file=sys.argv[1])
+v1 = client.CoreV1Api()
+name = v1.list_namespaced_pod("shop").items[0].metadata.name
+try:
+    v1.delete_namespaced_pod(name, "shop")
+    print("UNEXPECTED")
+except ApiException as e:
+    body = json.loads(e.body)
+    print(json.dumps({"status": e.status, "name": name, "body": body}))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_forbidden_call_returns_the_upstream_status() {
+    let Some(py) = python() else { return };
+    let Some((running, reader)) = tools::start_with_rbac().await else {
+        return;
+    };
+    let admin_cfg = running
+        .sandbox
+        .kubeconfig_path()
+        .to_string_lossy()
+        .into_owned();
+    let grant = format!(
+        r#"
+import sys, yaml
+from kubernetes import client, config, utils
+config.load_kube_config(config_file=sys.argv[1])
+utils.create_from_yaml(client.ApiClient(), yaml_objects=list(yaml.safe_load_all({:?})))
+"#,
+        tools::READER_RBAC
+    );
+    let granted = tools::run(&py, &["-c", &grant, &admin_cfg], &[]).await;
+    assert!(
+        granted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&granted.stderr)
+    );
+    let reader_cfg = reader.to_string_lossy().into_owned();
+    let out = tools::run(&py, &["-c", FORBIDDEN, &reader_cfg], &[]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let name = v["name"].as_str().expect("a pod name");
+    assert_eq!(v["status"], 403);
+    assert_eq!(
+        v["body"],
+        serde_json::json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": format!("pods \"{name}\" is forbidden: User \"system:serviceaccount:shop:reader\" cannot delete resource \"pods\" in API group \"\" in the namespace \"shop\""),
+            "reason": "Forbidden",
+            "details": {"name": name, "kind": "pods"},
+            "code": 403,
+        })
+    );
     running.sandbox.shutdown().await;
 }

@@ -16,6 +16,7 @@ use crate::engine::{
 };
 use crate::exit::ExitStatus;
 use crate::infra::cluster::{ConfigMapHalt, ConfigMapJournal, LeaseLock, state_namespace};
+use crate::infra::kube::preflight;
 use crate::infra::local_state;
 use crate::infra::wiring::{self, ClusterArgs, CompositeUndoer};
 use crate::journal::{
@@ -169,6 +170,19 @@ async fn execute(
         connected.aws_options.clone(),
     );
     let namespace = state_namespace();
+    if let Some(kube) = &kube {
+        let needed = preflight::needed(&spec, &namespace);
+        match preflight::check(kube, &needed).await {
+            Ok(()) => {}
+            Err(err @ preflight::PreflightError::Missing(..)) => {
+                eprintln!("{err}");
+                return Ok(ExitStatus::Invalid);
+            }
+            Err(preflight::PreflightError::Review(err)) => {
+                info!(error = %err, "cannot check permissions before the run; going on without");
+            }
+        }
+    }
     let mirror = kube
         .clone()
         .filter(|_| !args.no_cluster_journal)
@@ -423,6 +437,8 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         topology: args.topology.clone(),
         dir: None,
         aws_endpoint: None,
+        enforce_rbac: false,
+        service_account: Vec::new(),
     })
     .await?;
     writeln!(

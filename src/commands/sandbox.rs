@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use crate::cli::{SandboxArgs, SandboxCommand, SandboxUpArgs};
 use crate::exit::ExitStatus;
-use crate::sandbox::{Sandbox, SandboxOptions, Topology};
+use crate::sandbox::{RbacMode, Sandbox, SandboxOptions, Topology};
 
 /// How long the topology may take to become Ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,6 +31,8 @@ pub struct RunningSandbox {
     pub dir: PathBuf,
     /// The mirror of the linked cloud: it stops when dropped, so it lives as long as this.
     _cloud: Option<crate::sandbox::cloud::CloudLink>,
+    /// `(namespace/name, kubeconfig)` of each `--service-account`.
+    pub service_account_kubeconfigs: Vec<(String, PathBuf)>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -39,7 +41,10 @@ pub struct RunningSandbox {
 /// # Errors
 /// When the topology is invalid or the sandbox does not become Ready in time.
 pub async fn start(args: &SandboxUpArgs) -> anyhow::Result<RunningSandbox> {
-    let topology = Topology::load(&args.topology)?;
+    let mut topology = Topology::load(&args.topology)?;
+    if args.enforce_rbac {
+        topology.rbac = RbacMode::Enforce;
+    }
     let (dir, temp) = match &args.dir {
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -71,8 +76,16 @@ pub async fn start(args: &SandboxUpArgs) -> anyhow::Result<RunningSandbox> {
         cloud = Some(link);
     }
     sandbox.wait_ready(READY_TIMEOUT).await?;
+    let mut service_account_kubeconfigs = Vec::new();
+    for (namespace, name) in &args.service_account {
+        let path = sandbox
+            .write_service_account_kubeconfig(namespace, name)
+            .with_context(|| format!("--service-account {namespace}/{name}"))?;
+        service_account_kubeconfigs.push((format!("{namespace}/{name}"), path));
+    }
     Ok(RunningSandbox {
         sandbox,
+        service_account_kubeconfigs,
         dir: dir.clone(),
         _cloud: cloud,
         _temp: temp,
@@ -95,6 +108,19 @@ async fn up_until_interrupted(
     let kubeconfig = sandbox.kubeconfig_path().display().to_string();
     writeln!(out, "sandbox ready: {}", sandbox.api_url())?;
     writeln!(out, "kubeconfig:    {kubeconfig}")?;
+    if sandbox.enforces_rbac() {
+        writeln!(
+            out,
+            "rbac:          enforced (the kubeconfig above is system:masters)"
+        )?;
+    }
+    for (account, path) in &running.service_account_kubeconfigs {
+        writeln!(
+            out,
+            "kubeconfig:    {}  (ServiceAccount {account})",
+            path.display()
+        )?;
+    }
     writeln!(out, "nodes:         {}", sandbox.node_names().join(", "))?;
     for (namespace, service) in services(&args.topology) {
         if let Some(url) = sandbox.service_url(&namespace, &service) {

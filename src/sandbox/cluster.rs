@@ -115,6 +115,8 @@ pub(crate) struct Shared {
     pub lb_addrs: Mutex<HashMap<(String, String), SocketAddr>>,
     /// Load balancer counters.
     pub lb_metrics: LbMetrics,
+    /// Authentication and (optional) RBAC of API requests.
+    pub auth: super::rbac::Auth,
 }
 
 impl Shared {
@@ -130,6 +132,7 @@ impl Shared {
             endpoints: RwLock::new(HashMap::new()),
             lb_addrs: Mutex::new(HashMap::new()),
             lb_metrics: LbMetrics::default(),
+            auth: super::rbac::Auth::default(),
         }
     }
 

@@ -36,6 +36,7 @@ mod nodes;
 mod ops;
 mod patch;
 mod pod_defaults;
+mod rbac;
 mod resources;
 mod selector;
 mod status;
@@ -54,7 +55,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 pub use cluster::BackendBehaviour;
 pub use topology::{
-    BackendSpec, BudgetSpec, DeploymentSpec, ServiceSpec, Timing, TimingSpec, Topology, ZoneSpec,
+    BackendSpec, BudgetSpec, DeploymentSpec, RbacMode, ServiceSpec, Timing, TimingSpec, Topology,
+    ZoneSpec,
 };
 
 use crate::infra::kube::access::{AccessLog, ApiAccess};
@@ -128,7 +130,8 @@ pub struct SandboxOptions {
     /// Serve HTTPS with this certificate instead of plain HTTP, as a real API server does.
     pub tls: Option<SandboxTls>,
     /// Require this bearer token on every request but the health checks, as a real API server
-    /// requires a service-account token.
+    /// requires a service-account token. It is the administrator's (`system:masters`); with
+    /// `rbac: enforce` and none given, a random one is made and written into the kubeconfig.
     pub bearer_token: Option<String>,
 }
 
@@ -159,6 +162,7 @@ impl SandboxOptions {
 /// A running sandbox. Dropping it stops every task; [`Sandbox::shutdown`] also waits for them.
 pub struct Sandbox {
     shared: Arc<Shared>,
+    options: SandboxOptions,
     api_addr: SocketAddr,
     scheme: &'static str,
     accesses: AccessLog,
@@ -198,12 +202,24 @@ impl Sandbox {
             });
         }
         let timing = topology.timing.resolve();
-        let shared = Arc::new(Shared::new(
+        let mut options = options;
+        let enforce = topology.rbac == RbacMode::Enforce;
+        if enforce && options.bearer_token.is_none() {
+            options.bearer_token = Some(format!(
+                "sandbox-admin.{:016x}{:016x}",
+                rand::random::<u64>(),
+                rand::random::<u64>()
+            ));
+        }
+        let mut shared = Shared::new(
             timing,
             topology.region.clone(),
             topology.instance_type.clone(),
             options.watch_history,
-        ));
+        );
+        shared.auth.enforce = enforce;
+        shared.auth.admin_token = options.bearer_token.clone();
+        let shared = Arc::new(shared);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.api_port))
             .await
             .map_err(|source| SandboxError::Io {
@@ -228,6 +244,7 @@ impl Sandbox {
         let accesses = AccessLog::default();
         let mut sandbox = Self {
             shared: shared.clone(),
+            options: options.clone(),
             api_addr,
             scheme: if acceptor.is_some() { "https" } else { "http" },
             accesses: accesses.clone(),
@@ -246,7 +263,6 @@ impl Sandbox {
             addr: api_addr,
             cancel: cancel.clone(),
             accesses,
-            bearer_token: options.bearer_token.clone(),
         });
         sandbox.tasks.spawn(
             async move {
@@ -261,7 +277,13 @@ impl Sandbox {
             .instrument(info_span!("sandbox_api", %api_addr)),
         );
         sandbox.tasks.spawn(controllers::run(shared, cancel));
-        write_kubeconfig(&options, &sandbox.kubeconfig, api_addr)?;
+        write_kubeconfig(
+            &options,
+            &sandbox.kubeconfig,
+            api_addr,
+            options.bearer_token.as_deref(),
+            "default",
+        )?;
         info!(api = %api_addr, kubeconfig = %sandbox.kubeconfig.display(), "sandbox started");
         Ok(sandbox)
     }
@@ -273,6 +295,18 @@ impl Sandbox {
         for d in &topology.deployments {
             if !namespaces.contains(&d.namespace.as_str()) {
                 namespaces.push(&d.namespace);
+            }
+        }
+        if self.shared.auth.enforce {
+            for role in rbac::bootstrap::roles() {
+                store
+                    .create(well_known::clusterroles(), "", role)
+                    .map_err(setup_err("the bootstrap ClusterRoles"))?;
+            }
+            for binding in rbac::bootstrap::bindings() {
+                store
+                    .create(well_known::clusterrolebindings(), "", binding)
+                    .map_err(setup_err("the bootstrap ClusterRoleBindings"))?;
             }
         }
         for ns in namespaces {
@@ -359,6 +393,74 @@ impl Sandbox {
     /// Path of the kubeconfig that points at this sandbox.
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// Whether the API server authorizes requests by RBAC (`rbac: enforce`).
+    pub fn enforces_rbac(&self) -> bool {
+        self.shared.auth.enforce
+    }
+
+    /// A bearer token of the ServiceAccount `namespace/name`, as TokenRequest issues them.
+    ///
+    /// # Errors
+    /// [`SandboxError::Setup`] when the ServiceAccount does not exist.
+    pub fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<String, SandboxError> {
+        let def = well_known::serviceaccounts();
+        let account = self
+            .shared
+            .store
+            .get(def.storage, namespace, name)
+            .ok_or_else(|| SandboxError::Setup {
+                what: format!("a token for ServiceAccount {namespace}/{name}"),
+                message: format!(
+                    "serviceaccounts \"{name}\" not found in namespace \"{namespace}\"; hint: create it first (kubectl create serviceaccount)"
+                ),
+            })?;
+        let uid = account
+            .pointer("/metadata/uid")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        Ok(self.shared.auth.tokens.issue(namespace, name, uid))
+    }
+
+    /// Writes `<dir>/kubeconfig-<namespace>-<name>`, whose user is the ServiceAccount
+    /// `namespace/name` (created, with its namespace, when missing) by its bearer token.
+    ///
+    /// # Errors
+    /// [`SandboxError::Setup`] when the namespace or account cannot be created,
+    /// [`SandboxError::Io`] when the file cannot be written.
+    pub fn write_service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<PathBuf, SandboxError> {
+        let store = &self.shared.store;
+        let tol = self.shared.timing.toleration.as_secs() as i64;
+        if store.get("namespaces", "", namespace).is_none() {
+            let mut obj = json!({"metadata": {"name": namespace}});
+            ops::admit_create(well_known::namespaces(), &mut obj, tol);
+            store
+                .create(well_known::namespaces(), "", obj)
+                .map_err(setup_err(namespace))?;
+        }
+        if store.get("serviceaccounts", namespace, name).is_none() {
+            let mut obj = json!({"metadata": {"name": name, "namespace": namespace}});
+            ops::admit_create(well_known::serviceaccounts(), &mut obj, tol);
+            store
+                .create(well_known::serviceaccounts(), namespace, obj)
+                .map_err(setup_err(name))?;
+        }
+        let token = self.service_account_token(namespace, name)?;
+        let path = self
+            .options
+            .dir
+            .join(format!("kubeconfig-{namespace}-{name}"));
+        write_kubeconfig(&self.options, &path, self.api_addr, Some(&token), namespace)?;
+        Ok(path)
     }
 
     /// Base URL of the API server (`http://127.0.0.1:<port>`, `https://` when serving TLS).
@@ -562,6 +664,8 @@ fn write_kubeconfig(
     options: &SandboxOptions,
     path: &Path,
     addr: SocketAddr,
+    token: Option<&str>,
+    namespace: &str,
 ) -> Result<(), SandboxError> {
     let dir = &options.dir;
     std::fs::create_dir_all(dir).map_err(|source| SandboxError::Io {
@@ -578,12 +682,15 @@ fn write_kubeconfig(
         ),
         None => (format!("http://{addr}"), String::new()),
     };
-    let user = match &options.bearer_token {
-        Some(token) => format!("\n    token: {}", serde_json::Value::String(token.clone())),
+    let user = match token {
+        Some(token) => format!(
+            "\n    token: {}",
+            serde_json::Value::String(token.to_owned())
+        ),
         None => " {}".to_owned(),
     };
     let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: steadfast-sandbox\n  cluster:\n    server: {server}{ca}\ncontexts:\n- name: steadfast-sandbox\n  context:\n    cluster: steadfast-sandbox\n    user: steadfast-sandbox\n    namespace: default\ncurrent-context: steadfast-sandbox\nusers:\n- name: steadfast-sandbox\n  user:{user}\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: steadfast-sandbox\n  cluster:\n    server: {server}{ca}\ncontexts:\n- name: steadfast-sandbox\n  context:\n    cluster: steadfast-sandbox\n    user: steadfast-sandbox\n    namespace: {namespace}\ncurrent-context: steadfast-sandbox\nusers:\n- name: steadfast-sandbox\n  user:{user}\npreferences: {{}}\n"
     );
     std::fs::write(path, text).map_err(|source| SandboxError::Io {
         context: format!("writing {}", path.display()),

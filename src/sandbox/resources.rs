@@ -82,7 +82,7 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
     def!("", "v1", "services", "service", "Service", true, &["svc"], &["status", "proxy"], "services", true),
     def!("", "v1", "configmaps", "configmap", "ConfigMap", true, &["cm"], &[], "configmaps", false),
     def!("", "v1", "secrets", "secret", "Secret", true, &[], &[], "secrets", false),
-    def!("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], &[], "serviceaccounts", false),
+    def!("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", true, &["sa"], &["token"], "serviceaccounts", false),
     def!("", "v1", "events", "event", "Event", true, &["ev"], &[], "events", false),
     def!("", "v1", "endpoints", "endpoints", "Endpoints", true, &["ep"], &[], "endpoints", false),
     def!("apps", "v1", "deployments", "deployment", "Deployment", true, &["deploy"], &["status", "scale"], "deployments", true),
@@ -93,6 +93,10 @@ pub(crate) static RESOURCES: &[ResourceDef] = &[
     def!("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget", "PodDisruptionBudget", true, &["pdb"], &["status"], "poddisruptionbudgets", true),
     def!("coordination.k8s.io", "v1", "leases", "lease", "Lease", true, &[], &[], "leases", true),
     def!("events.k8s.io", "v1", "events", "event", "Event", true, &["ev"], &[], "events", false),
+    def!("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", false, &[], &[], "clusterroles", false),
+    def!("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", false, &[], &[], "clusterrolebindings", false),
+    def!("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", true, &[], &[], "roles", false),
+    def!("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", true, &[], &[], "rolebindings", false),
 ];
 
 /// Looks a resource up by group, version and plural.
@@ -144,4 +148,10 @@ pub(crate) mod well_known {
     getter!(endpointslices, "discovery.k8s.io", "endpointslices");
     getter!(pdbs, "policy", "poddisruptionbudgets");
     getter!(leases, "coordination.k8s.io", "leases");
+    getter!(clusterroles, "rbac.authorization.k8s.io", "clusterroles");
+    getter!(
+        clusterrolebindings,
+        "rbac.authorization.k8s.io",
+        "clusterrolebindings"
+    );
 }

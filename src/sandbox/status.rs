@@ -151,6 +151,32 @@ impl ApiError {
         Self::new(401, "Unauthorized", "Unauthorized".into())
     }
 
+    /// 403 as `apierrors.NewForbidden` builds it: the group-qualified resource and name lead
+    /// the message, `details` leaves out empty fields as upstream's `omitempty` does.
+    pub fn forbidden(group: &str, resource: &str, name: &str, why: String) -> Self {
+        let qualified = if group.is_empty() {
+            resource.to_string()
+        } else {
+            format!("{resource}.{group}")
+        };
+        let message = if qualified.is_empty() {
+            format!("forbidden: {why}")
+        } else if name.is_empty() {
+            format!("{qualified} is forbidden: {why}")
+        } else {
+            format!("{qualified} {name:?} is forbidden: {why}")
+        };
+        let mut details = serde_json::Map::new();
+        for (key, value) in [("name", name), ("group", group), ("kind", resource)] {
+            if !value.is_empty() {
+                details.insert(key.into(), json!(value));
+            }
+        }
+        let mut e = Self::new(403, "Forbidden", message);
+        e.details = Some(Value::Object(details));
+        e
+    }
+
     /// 500 for a failure inside the sandbox.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message.into())

@@ -430,7 +430,17 @@ impl Txn<'_> {
                 }
             }
         }
-        if !valid_name(&name) {
+        if def.group == "rbac.authorization.k8s.io" {
+            // RBAC names are only path segments upstream (`system:basic-user`).
+            if name == "." || name == ".." || name.contains(['/', '%']) {
+                return Err(ApiError::invalid(
+                    def,
+                    &name,
+                    "metadata.name",
+                    "Invalid value: may not contain '/' or '%' and may not be '.' or '..'",
+                ));
+            }
+        } else if !valid_name(&name) {
             return Err(ApiError::invalid(
                 def,
                 &name,

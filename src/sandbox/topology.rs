@@ -47,6 +47,22 @@ pub struct Topology {
     /// Deployments (with optional Service and PodDisruptionBudget) created at start.
     #[serde(default)]
     pub deployments: Vec<DeploymentSpec>,
+    /// Whether requests are authorized by RBAC (`enforce`) or all allowed (`off`, the default,
+    /// so the demo needs no setup).
+    #[serde(default)]
+    pub rbac: RbacMode,
+}
+
+/// How the sandbox's API server authorizes requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RbacMode {
+    /// Every request is allowed, with or without a token.
+    #[default]
+    Off,
+    /// Requests need a token and are authorized by Roles, ClusterRoles and their bindings;
+    /// the sandbox's own kubeconfig is `system:masters`.
+    Enforce,
 }
 
 fn default_instance_type() -> String {

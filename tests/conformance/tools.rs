@@ -83,6 +83,48 @@ pub async fn start() -> Running {
     Running { sandbox, dir }
 }
 
+/// A Role letting the ServiceAccount `shop/reader` get and list pods in `shop`, nothing more.
+pub const READER_RBAC: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: pod-reader, namespace: shop}
+rules:
+  - {apiGroups: [""], resources: [pods], verbs: [get, list]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: pod-reader, namespace: shop}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: pod-reader}
+subjects:
+  - {kind: ServiceAccount, name: reader, namespace: shop}
+"#;
+
+/// [`TOPOLOGY`] with `rbac: enforce`, on HTTPS (kubectl sends bearer tokens only over TLS);
+/// returns it and the kubeconfig of the ServiceAccount `shop/reader` (bound to nothing yet).
+/// `None` without openssl (a failure when tools are required).
+pub async fn start_with_rbac() -> Option<(Running, PathBuf)> {
+    crate::shared_tools::require_tool("openssl")?;
+    let mut topology = Topology::parse(TOPOLOGY, "conformance topology").expect("topology parses");
+    topology.rbac = steadfast::sandbox::RbacMode::Enforce;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tls = crate::shared_tls::certificates(dir.path());
+    let options = SandboxOptions {
+        tls: Some(tls),
+        ..SandboxOptions::new(dir.path())
+    };
+    let sandbox = Sandbox::start(&topology, options)
+        .await
+        .expect("sandbox starts");
+    sandbox
+        .wait_ready(Duration::from_secs(30))
+        .await
+        .expect("sandbox becomes ready");
+    let reader = sandbox
+        .write_service_account_kubeconfig("shop", "reader")
+        .expect("the reader kubeconfig is written");
+    Some((Running { sandbox, dir }, reader))
+}
+
 /// Runs `program args` to completion within [`COMMAND_LIMIT`].
 pub async fn run(program: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
     let mut cmd = tokio::process::Command::new(program);
@@ -142,6 +184,17 @@ impl Kubectl {
             kubeconfig: sandbox.kubeconfig_path().to_path_buf(),
             cache: tempfile::tempdir().expect("temp dir"),
         })
+    }
+
+    /// kubectl `minor` (or the default one) with the kubeconfig at `kubeconfig`.
+    pub fn with_kubeconfig(
+        minor: Option<&str>,
+        sandbox: &Sandbox,
+        kubeconfig: &Path,
+    ) -> Option<Self> {
+        let mut k = Self::new(minor, sandbox)?;
+        k.kubeconfig = kubeconfig.to_path_buf();
+        Some(k)
     }
 
     /// A scratch directory for manifests.

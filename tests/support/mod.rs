@@ -7,4 +7,5 @@ pub mod ok_server;
 pub mod prometheus;
 pub mod pushgateway;
 pub mod sandbox;
+pub mod tls;
 pub mod tools;

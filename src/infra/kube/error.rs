@@ -54,6 +54,11 @@ impl KubeError {
                         message.push_str(&cause.message);
                     }
                 }
+                if status.code == 403 {
+                    message.push_str(
+                        " (hint: the identity steadfast runs as lacks this permission; grant it as charts/steadfast/rbac-rules.yaml does, or run with a kubeconfig or ServiceAccount bound to those rules)",
+                    );
+                }
                 KubeError::Api {
                     action: action.to_owned(),
                     code: status.code,

@@ -10,6 +10,7 @@ pub mod client;
 pub mod detection_watch;
 pub mod error;
 pub mod ops;
+pub mod preflight;
 pub mod ratelimit;
 pub mod rbac;
 pub mod readiness_watch;

@@ -67,6 +67,10 @@ pub(crate) async fn dispatch(
                         .transaction(|txn| ops::evict(txn, ns, name, &body))?;
                     Ok(json_response(201, &out))
                 }
+                ("token", &Method::POST) => Ok(json_response(
+                    201,
+                    &super::token::request(app, ns, name, req.json()?)?,
+                )),
                 ("binding", &Method::POST) => bind(app, req, ns, name),
                 ("log", &Method::GET) => log(app, ns, name),
                 ("proxy", _) if def.plural == "services" => {

@@ -45,6 +45,7 @@ fn group_entry(group: &str, version: &str) -> Value {
 fn all_groups() -> Vec<(&'static str, &'static str)> {
     let mut groups = resources::groups();
     groups.push((review::GROUP, review::VERSION));
+    groups.push((review::AUTHENTICATION_GROUP, review::VERSION));
     groups
 }
 
@@ -92,6 +93,12 @@ fn sub_entry(def: &ResourceDef, sub: &str) -> Value {
             e["version"] = json!("v1");
             e["kind"] = json!("Scale");
         }
+        "token" => {
+            e["group"] = json!("authentication.k8s.io");
+            e["version"] = json!("v1");
+            e["kind"] = json!("TokenRequest");
+            e["verbs"] = json!(["create"]);
+        }
         "binding" => {
             e["kind"] = json!("Binding");
             e["verbs"] = json!(["create"]);
@@ -117,6 +124,10 @@ pub(crate) fn resource_list(group: &str, version: &str) -> Option<Value> {
     if (group, version) == (review::GROUP, review::VERSION) {
         return Some(json!({"kind": "APIResourceList", "apiVersion": "v1",
             "groupVersion": format!("{group}/{version}"), "resources": review::resources()}));
+    }
+    if (group, version) == (review::AUTHENTICATION_GROUP, review::VERSION) {
+        return Some(json!({"kind": "APIResourceList", "apiVersion": "v1",
+            "groupVersion": format!("{group}/{version}"), "resources": review::authentication_resources()}));
     }
     if defs.is_empty() {
         return None;

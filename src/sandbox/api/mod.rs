@@ -14,6 +14,7 @@ mod proxy;
 mod review;
 mod secure;
 mod table;
+mod token;
 mod watch;
 
 pub(crate) use secure::{serve_tls, tls_acceptor};
@@ -31,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::Shared;
+use super::rbac::{Attributes, UserInfo};
 use super::resources::{self, ResourceDef};
 use super::status::ApiError;
 use crate::infra::kube::access::{AccessLog, ApiAccess};
@@ -48,9 +50,6 @@ pub(crate) struct App {
     pub cancel: CancellationToken,
     /// Every (verb, resource) clients used, for the tests that keep the RBAC rules honest.
     pub accesses: AccessLog,
-    /// When set, every request but the health checks must carry `Authorization: Bearer <it>`,
-    /// as a service-account token is checked by a real API server.
-    pub bearer_token: Option<String>,
 }
 
 /// A request, read fully (bodies are small JSON documents).
@@ -67,6 +66,8 @@ pub(crate) struct Req {
     pub body: Bytes,
     /// Raw path.
     pub path: String,
+    /// Who sent it.
+    pub user: UserInfo,
 }
 
 impl Req {
@@ -153,9 +154,20 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Bod
     if let Some(access) = ApiAccess::of_request(&parts.method, &parts.uri) {
         app.accesses.record(access);
     }
-    if !authorized(&app, &parts) {
-        let e = ApiError::unauthorized();
-        return json_response(e.code, &e.to_status());
+    let user = match authenticate(&app, &parts) {
+        Some(user) => user,
+        None => {
+            let e = ApiError::unauthorized();
+            return json_response(e.code, &e.to_status());
+        }
+    };
+    if let Ok(path) = percent_decode(parts.uri.path()) {
+        let attrs = Attributes::of_request(&parts.method, &path, parts.uri.query());
+        let decision = app.shared.auth.authorize(&app.shared.store, &user, &attrs);
+        if !decision.allowed {
+            let e = super::rbac::forbidden(&user, &attrs, &decision.reason);
+            return json_response(e.code, &e.to_status());
+        }
     }
     let query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
         .map(|q| q.0)
@@ -171,6 +183,7 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Bod
         headers: parts.headers,
         body,
         path: parts.uri.path().to_string(),
+        user,
     };
     match route(&app, &req).await {
         Ok(resp) => resp,
@@ -178,21 +191,19 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Bod
     }
 }
 
-/// Health checks are open, as kube-apiserver allows them anonymously; the rest needs the token
-/// when one is configured.
-fn authorized(app: &App, parts: &http::request::Parts) -> bool {
-    let Some(token) = &app.bearer_token else {
-        return true;
-    };
+/// The caller, or `None` for a 401. Health checks are open, as kube-apiserver allows them
+/// anonymously; the rest needs a known bearer token when tokens are required.
+fn authenticate(app: &App, parts: &http::request::Parts) -> Option<UserInfo> {
     if matches!(parts.uri.path(), "/healthz" | "/livez" | "/readyz") {
-        return true;
+        return Some(UserInfo::admin());
     }
-    parts
+    let bearer = parts
         .headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| given.trim() == token)
+        .map(str::trim);
+    app.shared.auth.authenticate(&app.shared.store, bearer)
 }
 
 /// Decodes `%XX` escapes, as Go's `net/http` does before kube-apiserver routes on the path
@@ -257,8 +268,25 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response<Body>, ApiError> {
             "selfsubjectaccessreviews",
         ] if req.method == Method::POST => Ok(json_response(
             201,
-            &review::self_subject_access_review(req)?,
+            &review::self_subject_access_review(app, req)?,
         )),
+        [
+            "apis",
+            review::GROUP,
+            review::VERSION,
+            "selfsubjectrulesreviews",
+        ] if req.method == Method::POST => Ok(json_response(
+            201,
+            &review::self_subject_rules_review(app, req)?,
+        )),
+        [
+            "apis",
+            review::AUTHENTICATION_GROUP,
+            review::VERSION,
+            "selfsubjectreviews",
+        ] if req.method == Method::POST => {
+            Ok(json_response(201, &review::self_subject_review(req)))
+        }
         ["api", "v1", rest @ ..] => resource(app, req, "", "v1", rest).await,
         ["apis", g, v, rest @ ..] => resource(app, req, g, v, rest).await,
         _ => Err(ApiError::no_route(&req.path)),

@@ -2,7 +2,7 @@
 //! bodies kubectl's typed subcommands send (`create namespace|deployment|configmap|secret|
 //! service|serviceaccount|poddisruptionbudget`, `auth can-i`, evictions). Numbers and names are
 //! those of upstream's `generated.proto` files (k8s.io/api core/v1, apps/v1, policy/v1,
-//! authorization/v1; k8s.io/apimachinery meta/v1). Fields left out here, and every `status`,
+//! authorization/v1, authentication/v1; k8s.io/apimachinery meta/v1). Fields left out here, and every `status`,
 //! are accepted only when empty (see [`super::protobuf`]).
 
 use super::protobuf::Kind::{
@@ -41,6 +41,9 @@ pub(super) fn message_for(api_version: &str, kind: &str) -> Option<&'static Mess
         ("policy/v1", "Eviction") => &EVICTION,
         ("v1" | "meta.k8s.io/v1", "DeleteOptions") => &DELETE_OPTIONS,
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => &SELF_SUBJECT_ACCESS_REVIEW,
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => &SELF_SUBJECT_RULES_REVIEW,
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => &SELF_SUBJECT_REVIEW,
+        ("authentication.k8s.io/v1", "TokenRequest") => &TOKEN_REQUEST,
         _ => return None,
     })
 }
@@ -335,6 +338,37 @@ static SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
         f(1, "resourceAttributes", Msg(&RESOURCE_ATTRIBUTES)),
         f(2, "nonResourceAttributes", Msg(&NON_RESOURCE_ATTRIBUTES)),
     ],
+};
+
+static SELF_SUBJECT_RULES_REVIEW: Message = Message {
+    name: "SelfSubjectRulesReview",
+    fields: &[
+        f(1, "metadata", Msg(&OBJECT_META)),
+        f(2, "spec", Msg(&SELF_SUBJECT_RULES_REVIEW_SPEC)),
+    ],
+};
+
+static SELF_SUBJECT_RULES_REVIEW_SPEC: Message = Message {
+    name: "SelfSubjectRulesReviewSpec",
+    fields: &[f(1, "namespace", Str)],
+};
+
+static SELF_SUBJECT_REVIEW: Message = Message {
+    name: "SelfSubjectReview",
+    fields: &[f(1, "metadata", Msg(&OBJECT_META))],
+};
+
+static TOKEN_REQUEST: Message = Message {
+    name: "TokenRequest",
+    fields: &[
+        f(1, "metadata", Msg(&OBJECT_META)),
+        f(2, "spec", Msg(&TOKEN_REQUEST_SPEC)),
+    ],
+};
+
+static TOKEN_REQUEST_SPEC: Message = Message {
+    name: "TokenRequestSpec",
+    fields: &[r(1, "audiences", Str), f(4, "expirationSeconds", Int)],
 };
 
 static RESOURCE_ATTRIBUTES: Message = Message {
