@@ -168,6 +168,25 @@ async fn advise_reports_exactly_the_topologys_ha_problems_and_exits_by_fail_on()
         "{}",
         both(&md)
     );
+    // Read-only, and granted: every request advise made is a list the RBAC rules allow.
+    let granted = steadfast::infra::kube::rbac::all_accesses();
+    let accesses = sandbox.api_accesses();
+    assert!(
+        accesses
+            .iter()
+            .any(|a| a.resource == "services" && a.verb == "list"),
+        "the API server recorded advise's requests: {accesses:?}"
+    );
+    for access in accesses {
+        assert_eq!(
+            access.verb, "list",
+            "advise made a non-list request: {access:?}"
+        );
+        assert!(
+            granted.contains(&access),
+            "{access:?} is not in the RBAC rules"
+        );
+    }
     sandbox.shutdown().await;
 }
 
