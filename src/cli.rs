@@ -84,6 +84,10 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff): `steadfast man | man -l -`.
     Man,
+    /// Read-only HA findings (replicas, budgets, zones, probes); exit 1 at or above --fail-on.
+    Advise(AdviseArgs),
+    /// Write starter experiments for the Services of a namespace.
+    Init(InitArgs),
 }
 
 /// Arguments of `completions`.
@@ -487,6 +491,68 @@ pub struct PlanArgs {
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// The cluster.
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+/// Arguments of `advise`.
+#[derive(Debug, Args)]
+pub struct AdviseArgs {
+    /// Namespace to read; the kubeconfig's namespace when neither this nor -A is given.
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NAME",
+        conflicts_with = "all_namespaces"
+    )]
+    pub namespace: Option<String>,
+    /// Read every namespace.
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = AdviseFormat::Text)]
+    pub output: AdviseFormat,
+    /// Exit 1 when a finding is at or above this severity.
+    #[arg(long, value_enum, default_value_t = crate::advise::Severity::Error)]
+    pub fail_on: crate::advise::Severity,
+    /// Do not read Auto Scaling groups even when AWS credentials are present.
+    #[arg(long)]
+    pub no_aws: bool,
+    /// How to reach the cluster.
+    #[command(flatten)]
+    pub cluster: ClusterFlags,
+}
+
+/// Formats `advise` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AdviseFormat {
+    /// A table for people.
+    Text,
+    /// For machines.
+    Json,
+    /// A Markdown table for pull requests and wikis.
+    Md,
+}
+
+/// Arguments of `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Namespace whose Services get starter experiments.
+    #[arg(short = 'n', long, value_name = "NAME")]
+    pub namespace: String,
+    /// Only this Service.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Directory the experiments are written to (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "steadfast-experiments")]
+    pub out: PathBuf,
+    /// Length of each experiment's fault phase (steady-state checks come on top).
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    pub duration: humantime::Duration,
+    /// Overwrite files that already exist.
+    #[arg(long)]
+    pub force: bool,
+    /// How to reach the cluster.
     #[command(flatten)]
     pub cluster: ClusterFlags,
 }

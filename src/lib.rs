@@ -5,6 +5,7 @@
 //! `measure`, `verdict`, `report`) names no SDK: Kubernetes, AWS, Prometheus and HTTP live behind
 //! narrow traits implemented in `infra`, `probe` and `fault`.
 
+pub mod advise;
 pub mod cli;
 pub mod commands;
 pub mod engine;

@@ -1,8 +1,10 @@
 //! One file per subcommand; each turns its `*Args` into work and returns an [`ExitStatus`].
 
+pub mod advise;
 pub mod completions;
 pub mod gate;
 pub mod halt;
+pub mod init;
 pub mod live;
 pub mod live_http;
 mod logged_out;
@@ -59,6 +61,8 @@ pub async fn dispatch(cli: Cli, out: &mut dyn Write) -> anyhow::Result<ExitStatu
         Command::Gate(args) => gate::run(&args, out).await,
         Command::Completions(args) => completions::completions(&args, out),
         Command::Man => completions::man(out),
+        Command::Advise(args) => advise::run(&args, out).await,
+        Command::Init(args) => init::run(&args, out).await,
         #[cfg(feature = "sandbox")]
         Command::Sandbox(args) => sandbox::run(&args, out).await,
         #[cfg(not(feature = "sandbox"))]

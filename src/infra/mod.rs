@@ -2,6 +2,7 @@
 //! interface in the crate's own types, so the core plans and judges without knowing which
 //! client answered.
 
+pub mod advise;
 pub mod aws;
 pub mod cluster;
 pub mod kube;

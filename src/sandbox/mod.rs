@@ -356,6 +356,9 @@ impl Sandbox {
                     },
                 },
             });
+            if !d.node_selector.is_empty() {
+                deploy["spec"]["template"]["spec"]["nodeSelector"] = json!(d.node_selector);
+            }
             ops::admit_create(well_known::deployments(), &mut deploy, tol);
             store
                 .create(well_known::deployments(), &d.namespace, deploy)

@@ -129,6 +129,9 @@ pub struct DeploymentSpec {
     /// How the backends answer.
     #[serde(default)]
     pub backend: BackendSpec,
+    /// The pod template's `nodeSelector`, e.g. a zone label to pin every replica to one zone.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
 }
 
 fn default_namespace() -> String {

@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod rbac;
 pub mod readiness_watch;
 pub mod service_proxy;
+pub mod snapshot;
 
 pub use access::{AccessLog, ApiAccess};
 pub use client::{KubeClient, KubeOptions};

@@ -20,6 +20,8 @@ pub enum UsedBy {
     Probes,
     /// The run itself: the run lock and the halt switch in the state namespace.
     Run,
+    /// `advise` and `init`: read-only lists of what decides high availability.
+    Advise,
 }
 
 /// One RBAC rule: an API group (empty for core), a resource (with `/subresource`), verbs.
@@ -153,6 +155,13 @@ pub const RULES: &[RbacRule] = &[
         "configmaps",
         &["create", "delete", "get", "update"],
         "the halt switch: every run reads it; `halt` and `resume` write it",
+    ),
+    rule(
+        UsedBy::Advise,
+        "",
+        "services",
+        &["list"],
+        "advise and init: the Services of a namespace (or all), their selectors and ports",
     ),
 ];
 
