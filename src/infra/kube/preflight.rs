@@ -149,6 +149,8 @@ pub fn needed(spec: &ExperimentSpec, state_namespace: &str) -> Vec<Needed> {
         UsedBy::Faults => faults,
         UsedBy::Probes => probes,
         UsedBy::Run => true,
+        // `advise` reads, a run never needs these.
+        UsedBy::Advise => false,
     };
     let mut out = BTreeSet::new();
     for rule in RULES.iter().filter(|r| used(r)) {
