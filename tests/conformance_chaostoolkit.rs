@@ -7,6 +7,10 @@
 #[allow(dead_code)]
 mod shared_tools;
 
+#[path = "support/tls.rs"]
+#[allow(dead_code)]
+mod shared_tls;
+
 #[path = "conformance/tools.rs"]
 mod tools;
 
