@@ -25,25 +25,65 @@ async fn client(kubeconfig: &Path) -> Client {
     Client::try_from(config).expect("a client")
 }
 
-/// Creates every document of `deploy/manifests/<file>` the test needs through `admin`.
-async fn apply(admin: &Client, file: &str) {
-    let text = std::fs::read_to_string(repo().join("deploy/manifests").join(file))
-        .expect("the manifest reads");
+/// The chart's release and namespace in this test: the ServiceAccount is `steadfast/steadfast`
+/// and the cluster-scope ClusterRole and binding are `steadfast-steadfast`, as `helm install
+/// steadfast charts/steadfast -n steadfast` would create them.
+const RELEASE: &str = "steadfast";
+const ROLE: &str = "steadfast-steadfast";
+
+/// Renders the chart with Helm's own library (`scripts/chart_check.py`, in `.venv`) and returns
+/// its ServiceAccount, ClusterRole and ClusterRoleBinding, or `None` when the tools are missing
+/// on a developer's machine (a failure under CI).
+fn rendered_rbac() -> Option<Vec<serde_json::Value>> {
+    let python = support::tools::require_venv_python(
+        "helm-python-sdk and kubernetes-validate",
+        &["helm_python", "kubernetes_validate", "yaml"],
+    )?;
+    let output = std::process::Command::new(python)
+        .arg(repo().join("scripts/chart_check.py"))
+        .args(["render", "charts/steadfast", "--name", RELEASE])
+        .args(["--namespace", RELEASE])
+        .current_dir(repo())
+        .output()
+        .expect("the chart checker starts");
+    assert!(
+        output.status.success(),
+        "helm render failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rendered: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("the checker prints JSON");
+    let wanted = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"];
+    let objects: Vec<serde_json::Value> = rendered["manifests"]
+        .as_array()
+        .expect("rendered manifests")
+        .iter()
+        .map(|m| m["object"].clone())
+        .filter(|o| wanted.contains(&o["kind"].as_str().unwrap_or_default()))
+        .collect();
+    let kinds: BTreeSet<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(wanted),
+        "the chart grants through these"
+    );
+    Some(objects)
+}
+
+/// Creates the namespace and the chart's RBAC objects through `admin`.
+async fn apply_chart_rbac(admin: &Client, objects: Vec<serde_json::Value>) {
     let pp = PostParams::default();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value: serde_json::Value = serde::Deserialize::deserialize(doc).expect("YAML");
+    let mut namespace = Namespace::default();
+    namespace.metadata.name = Some(RELEASE.to_owned());
+    Api::<Namespace>::all(admin.clone())
+        .create(&pp, &namespace)
+        .await
+        .expect("namespace created");
+    for value in objects {
         match value["kind"].as_str() {
-            Some("Namespace") => {
-                let ns: Namespace = serde_json::from_value(value).expect("a Namespace");
-                Api::<Namespace>::all(admin.clone())
-                    .create(&pp, &ns)
-                    .await
-                    .expect("namespace created");
-            }
             Some("ServiceAccount") => {
                 let sa: ServiceAccount = serde_json::from_value(value).expect("a ServiceAccount");
-                let ns = sa.metadata.namespace.clone().unwrap_or_default();
-                Api::<ServiceAccount>::namespaced(admin.clone(), &ns)
+                Api::<ServiceAccount>::namespaced(admin.clone(), RELEASE)
                     .create(&pp, &sa)
                     .await
                     .expect("service account created");
@@ -62,7 +102,7 @@ async fn apply(admin: &Client, file: &str) {
                     .await
                     .expect("binding created");
             }
-            other => panic!("{file}: unexpected kind {other:?}"),
+            other => panic!("unexpected kind {other:?}"),
         }
     }
 }
@@ -101,6 +141,9 @@ async fn run_as(kubeconfig: &Path, dir: &Path) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_charts_rbac_lets_runs_through_and_a_missing_verb_stops_them_before_any_fault() {
+    let Some(chart_rbac) = rendered_rbac() else {
+        return;
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let mut topology = Topology::load(&repo().join("experiments/sandbox/topology.yaml"))
         .expect("the topology loads");
@@ -113,15 +156,9 @@ async fn the_charts_rbac_lets_runs_through_and_a_missing_verb_stops_them_before_
         .await
         .expect("ready");
     let admin = client(sandbox.kubeconfig_path()).await;
-    for file in [
-        "00-namespace.yaml",
-        "10-serviceaccount.yaml",
-        "20-rbac.yaml",
-    ] {
-        apply(&admin, file).await;
-    }
+    apply_chart_rbac(&admin, chart_rbac).await;
     let kubeconfig = sandbox
-        .write_service_account_kubeconfig("steadfast", "steadfast")
+        .write_service_account_kubeconfig(RELEASE, RELEASE)
         .expect("the ServiceAccount kubeconfig is written");
 
     let granted = run_as(&kubeconfig, &dir.path().join("granted")).await;
@@ -129,14 +166,14 @@ async fn the_charts_rbac_lets_runs_through_and_a_missing_verb_stops_them_before_
 
     // Take `delete` off pods, as a chart with a stale rule would.
     let roles = Api::<ClusterRole>::all(admin.clone());
-    let mut role = roles.get("steadfast").await.expect("the ClusterRole");
+    let mut role = roles.get(ROLE).await.expect("the ClusterRole");
     for rule in role.rules.iter_mut().flatten() {
         if rule.resources.as_deref() == Some(&["pods".to_owned()][..]) {
             rule.verbs.retain(|v| v != "delete");
         }
     }
     roles
-        .replace("steadfast", &PostParams::default(), &role)
+        .replace(ROLE, &PostParams::default(), &role)
         .await
         .expect("the ClusterRole is replaced");
     let before = pod_uids(&admin).await;

@@ -170,9 +170,9 @@ async fn execute(
         connected.aws_options.clone(),
     );
     let namespace = state_namespace();
-    if let Some(kube) = &kube {
+    if kube.is_some() {
         let needed = preflight::needed(&spec, &namespace);
-        match preflight::check(kube, &needed).await {
+        match preflight::check_with(&cluster.kube_options(), &needed).await {
             Ok(()) => {}
             Err(err @ preflight::PreflightError::Missing(..)) => {
                 eprintln!("{err}");
