@@ -388,6 +388,10 @@ impl Hostile {
                 "steadfast_sandbox_hostile_injected_total{{kind=\"{kind}\",verb=\"{verb}\",resource=\"{resource}\"}} {n}\n"
             ));
         }
+        out.push_str(&format!(
+            "# HELP steadfast_sandbox_hostile_requests_total Resource requests hostile mode decided on.\n# TYPE steadfast_sandbox_hostile_requests_total counter\nsteadfast_sandbox_hostile_requests_total {}\n",
+            self.next.load(Ordering::Relaxed)
+        ));
         out
     }
 }
