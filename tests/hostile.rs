@@ -12,15 +12,16 @@ use kube::api::{Api, ListParams};
 use steadfast::fault::kube_context::KubeFaultContext;
 use steadfast::fault::node_cordon::NodeCordon;
 use steadfast::fault::pod_evict::PodEvict;
+use steadfast::fault::pod_kill::PodKill;
 use steadfast::fault::{Effect, Fault, TargetEffect};
 use steadfast::infra::kube::{KubeClient, KubeOptions};
 use steadfast::journal::{FileJournal, JournalEntry, pending, read_entries};
 use steadfast::sandbox::{
     Apf429Spec, Error5xxSpec, HostileSpec, Sandbox, SandboxOptions, Topology,
 };
-use steadfast::spec::Percent;
+use steadfast::spec::{DurationSpec, Percent};
 use steadfast::spec::fault::{
-    NodeCordonSpec, NodeTargetSpec, PodEvictSpec, PodTargetSpec, SelectionMode,
+    NodeCordonSpec, NodeTargetSpec, PodEvictSpec, PodKillSpec, PodTargetSpec, SelectionMode,
 };
 use steadfast::spec::safety::SafetySpec;
 
@@ -376,5 +377,51 @@ async fn rollback_under_30_percent_injected_errors_completes_with_exit_0() {
         .sum();
     assert!(errors > 0, "no error was injected: {injected:?}");
     eprintln!("rollback of 6 cordons met {errors} injected 5xx ({injected:?}) and took {took:?}");
+    env.sandbox.shutdown().await;
+}
+
+/// Every pod DELETE is answered 504 after it was carried out: steadfast re-reads instead of
+/// sending it again, so each pod is deleted exactly once and the kill counts as applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_delete_answered_504_is_re_read_not_sent_twice() {
+    let env = Env::start().await;
+    env.sandbox.set_hostile(Some(HostileSpec {
+        seed: 5,
+        error5xx: Some(Error5xxSpec {
+            probability: 1.0,
+            codes: vec![504],
+            verbs: vec!["delete".into()],
+            resources: vec!["pods".into()],
+        }),
+        ..HostileSpec::default()
+    }));
+    let fault = PodKill::new(
+        "kill-api".into(),
+        PodKillSpec {
+            target: PodTargetSpec {
+                namespaces: vec!["shop".into()],
+                selector: Some("app=api".into()),
+                mode: SelectionMode::Count,
+                count: Some(3),
+                ..PodTargetSpec::default()
+            },
+            grace_period: DurationSpec::from_secs(0),
+        },
+        env.context(),
+    );
+    let plan = fault.plan("run-hostile-kill", 0).await.expect("plan");
+    assert_eq!(plan.targets.len(), 3);
+    let injection = fault.inject(&plan).await.expect("inject");
+    assert_eq!(
+        count(&injection.effects, |e| *e == Effect::Applied),
+        3,
+        "{:#?}",
+        injection.effects
+    );
+    let injected = env.injected().await;
+    let key = ("error504".to_owned(), "delete".to_owned(), "pods".to_owned());
+    assert_eq!(injected.get(&key), Some(&3), "one DELETE per pod: {injected:?}");
+    env.sandbox.set_hostile(None);
+    env.wait_ready("app=api", 6).await;
     env.sandbox.shutdown().await;
 }

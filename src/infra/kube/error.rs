@@ -132,42 +132,57 @@ impl KubeError {
 
 #[cfg(test)]
 mod tests {
-    use kube::core::{Status, StatusCause, StatusDetails};
+    use serde_json::json;
 
     use super::*;
 
-    fn status(causes: Vec<StatusCause>) -> kube::Error {
-        kube::Error::Api(Box::new(Status {
-            code: 429,
-            reason: "TooManyRequests".into(),
-            message: "Too many requests, please try again later.".into(),
-            details: Some(StatusDetails {
-                causes,
-                ..StatusDetails::default()
-            }),
-            ..Status::default()
-        }))
+    fn too_many_requests(causes: serde_json::Value) -> kube::Error {
+        let status = json!({
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 429,
+            "reason": "TooManyRequests",
+            "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+            "details": {"causes": causes},
+        });
+        kube::Error::Api(Box::new(
+            serde_json::from_value(status).expect("a Status"),
+        ))
     }
 
     #[test]
     fn a_429_is_a_budget_refusal_only_with_a_disruption_budget_cause() {
-        let apf = KubeError::from_kube("evict pod a/b", status(Vec::new()));
+        let apf = KubeError::from_kube("evict pod a/b", too_many_requests(json!([])));
         assert!(matches!(apf, KubeError::Throttled { .. }), "{apf:?}");
         assert!(!apf.is_budget_refusal());
         assert_eq!(apf.code(), Some(429));
         let budget = KubeError::from_kube(
             "evict pod a/b",
-            status(vec![StatusCause {
-                reason: "DisruptionBudget".into(),
-                message: "The disruption budget web needs 5 healthy pods and has 5 currently"
-                    .into(),
-                field: String::new(),
-            }]),
+            too_many_requests(json!([{
+                "reason": "DisruptionBudget",
+                "message": "The disruption budget web needs 5 healthy pods and has 5 currently",
+            }])),
         );
         assert!(budget.is_budget_refusal(), "{budget:?}");
         assert!(
             budget.to_string().contains("disruption budget web"),
             "{budget}"
+        );
+    }
+
+    #[test]
+    fn only_errors_that_may_have_acted_are_uncertain() {
+        let api = |code| KubeError::Api {
+            action: "delete pod a/b".into(),
+            code,
+            message: String::new(),
+        };
+        assert!(api(500).is_uncertain() && api(504).is_uncertain());
+        assert!(!api(404).is_uncertain() && !api(409).is_uncertain());
+        assert!(
+            KubeError::Timeout {
+                action: String::new(),
+                after: Duration::from_secs(1)
+            }
+            .is_uncertain()
         );
     }
 }
