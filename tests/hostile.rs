@@ -19,11 +19,11 @@ use steadfast::journal::{FileJournal, JournalEntry, pending, read_entries};
 use steadfast::sandbox::{
     Apf429Spec, Error5xxSpec, HostileSpec, Sandbox, SandboxOptions, Topology,
 };
-use steadfast::spec::{DurationSpec, Percent};
 use steadfast::spec::fault::{
     NodeCordonSpec, NodeTargetSpec, PodEvictSpec, PodKillSpec, PodTargetSpec, SelectionMode,
 };
 use steadfast::spec::safety::SafetySpec;
+use steadfast::spec::{DurationSpec, Percent};
 
 /// `web` (6 replicas, budget minAvailable 5) and `api` (6 replicas, no budget), with timings
 /// scaled down so evictions play out in about a second.
@@ -419,8 +419,16 @@ async fn a_pod_delete_answered_504_is_re_read_not_sent_twice() {
         injection.effects
     );
     let injected = env.injected().await;
-    let key = ("error504".to_owned(), "delete".to_owned(), "pods".to_owned());
-    assert_eq!(injected.get(&key), Some(&3), "one DELETE per pod: {injected:?}");
+    let key = (
+        "error504".to_owned(),
+        "delete".to_owned(),
+        "pods".to_owned(),
+    );
+    assert_eq!(
+        injected.get(&key),
+        Some(&3),
+        "one DELETE per pod: {injected:?}"
+    );
     env.sandbox.set_hostile(None);
     env.wait_ready("app=api", 6).await;
     env.sandbox.shutdown().await;

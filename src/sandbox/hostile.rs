@@ -239,8 +239,8 @@ fn check_verbs(p: &mut Vec<String>, at: &str, verbs: &[String]) {
 }
 
 fn applies(verbs: &[String], resources: &[String], access: &ApiAccess) -> bool {
-    (verbs.is_empty() || verbs.iter().any(|v| *v == access.verb))
-        && (resources.is_empty() || resources.iter().any(|r| *r == access.resource))
+    (verbs.is_empty() || verbs.contains(&access.verb))
+        && (resources.is_empty() || resources.contains(&access.resource))
 }
 
 /// What the server does instead of (or after) answering normally.
@@ -323,7 +323,7 @@ impl HostileSpec {
         }
         if access.verb == "watch"
             && let Some(w) = &self.watch_close_after
-            && (w.resources.is_empty() || w.resources.iter().any(|r| *r == access.resource))
+            && (w.resources.is_empty() || w.resources.contains(&access.resource))
         {
             let max = w.max.unwrap_or(w.min);
             d.close_watch_after = Some(between(&mut SeededRng::new(watch_draw), w.min, max));
@@ -536,8 +536,12 @@ mod tests {
     #[test]
     fn bad_settings_are_each_named() {
         let mut spec = HostileSpec::preset(1);
-        spec.error5xx.as_mut().map(|e| e.codes = vec![418]);
-        spec.apf429.as_mut().map(|a| a.probability = 1.5);
+        if let Some(e) = spec.error5xx.as_mut() {
+            e.codes = vec![418];
+        }
+        if let Some(a) = spec.apf429.as_mut() {
+            a.probability = 1.5;
+        }
         spec.latency = Some(LatencySpec {
             probability: 0.1,
             min: Duration::from_secs(2),

@@ -143,9 +143,7 @@ mod tests {
             "message": "Cannot evict pod as it would violate the pod's disruption budget.",
             "details": {"causes": causes},
         });
-        kube::Error::Api(Box::new(
-            serde_json::from_value(status).expect("a Status"),
-        ))
+        kube::Error::Api(Box::new(serde_json::from_value(status).expect("a Status")))
     }
 
     #[test]
