@@ -17,7 +17,7 @@ use steadfast::fault::{Effect, Fault, TargetEffect};
 use steadfast::infra::kube::{KubeClient, KubeOptions};
 use steadfast::journal::{FileJournal, JournalEntry, pending, read_entries};
 use steadfast::sandbox::{
-    Apf429Spec, Error5xxSpec, HostileSpec, Sandbox, SandboxOptions, Topology,
+    Apf429Spec, Error5xxSpec, HostileSpec, Sandbox, SandboxOptions, Topology, WatchCloseSpec,
 };
 use steadfast::spec::fault::{
     NodeCordonSpec, NodeTargetSpec, PodEvictSpec, PodKillSpec, PodTargetSpec, SelectionMode,
@@ -53,7 +53,7 @@ struct Env {
     sandbox: Sandbox,
     /// steadfast's client (retrying, rate-limited).
     kube: KubeClient,
-    /// A plain client for checks; it does not retry, so checks run on a friendly server.
+    /// A plain client for checks, without retries.
     raw: kube::Client,
     _dir: tempfile::TempDir,
 }
@@ -79,10 +79,12 @@ impl Env {
         .await
         .expect("steadfast client");
         let kc = kube::config::Kubeconfig::read_from(&path).expect("kubeconfig");
-        let config =
+        let mut config =
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
                 .expect("config");
+        // Checks see the server's answers as they are.
+        config.default_retry = false;
         let raw = kube::Client::try_from(config).expect("raw client");
         let env = Env {
             sandbox,
@@ -431,5 +433,74 @@ async fn a_pod_delete_answered_504_is_re_read_not_sent_twice() {
     );
     env.sandbox.set_hostile(None);
     env.wait_ready("app=api", 6).await;
+    env.sandbox.shutdown().await;
+}
+
+/// With every resource request failing, health checks, discovery and /metrics still answer,
+/// and a watch is closed by the server within the configured range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_discovery_are_never_refused_and_watches_end_within_the_range() {
+    let env = Env::start().await;
+    env.sandbox.set_hostile(Some(HostileSpec {
+        seed: 9,
+        error5xx: Some(Error5xxSpec {
+            probability: 1.0,
+            codes: vec![503],
+            verbs: vec!["get".into(), "list".into()],
+            resources: Vec::new(),
+        }),
+        watch_close_after: Some(WatchCloseSpec {
+            min: Duration::from_secs(1),
+            max: Some(Duration::from_secs(2)),
+            resources: Vec::new(),
+        }),
+        ..HostileSpec::default()
+    }));
+    for path in [
+        "/healthz", "/livez", "/readyz", "/version", "/api", "/apis", "/api/v1",
+    ] {
+        let request = http::Request::get(path).body(Vec::new()).expect("request");
+        let answer = env.raw.request_text(request).await;
+        assert!(answer.is_ok(), "{path}: {answer:?}");
+    }
+    let nodes: Api<Node> = Api::all(env.raw.clone());
+    let refused = nodes.list(&ListParams::default()).await;
+    assert!(
+        matches!(&refused, Err(kube::Error::Api(s)) if s.code == 503),
+        "{refused:?}"
+    );
+    // Only the server's close ends this stream: its initial events come at once, then silence.
+    let request = http::Request::get("/api/v1/namespaces/shop/pods?watch=true")
+        .body(Vec::new())
+        .expect("request");
+    let started = Instant::now();
+    let stream = env
+        .raw
+        .request_stream(request)
+        .await
+        .expect("the watch starts");
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        use futures::AsyncReadExt;
+        let mut stream = Box::pin(stream);
+        let mut sink = Vec::new();
+        stream.read_to_end(&mut sink).await
+    })
+    .await;
+    let lived = started.elapsed();
+    assert!(drained.is_ok(), "the watch was not closed within 10 s");
+    assert!(
+        lived >= Duration::from_millis(900) && lived < Duration::from_secs(4),
+        "the watch lived {lived:?}"
+    );
+    let injected = env.injected().await;
+    let closes = injected
+        .get(&(
+            "watchClose".to_owned(),
+            "watch".to_owned(),
+            "pods".to_owned(),
+        ))
+        .copied();
+    assert_eq!(closes, Some(1), "{injected:?}");
+    env.sandbox.set_hostile(None);
     env.sandbox.shutdown().await;
 }
