@@ -117,6 +117,12 @@ async fn up_until_interrupted(
             "rbac:          enforced (the kubeconfig above is system:masters)"
         )?;
     }
+    if let Some(seed) = args.hostile {
+        writeln!(
+            out,
+            "hostile:       seed {seed}: 10% 500/503/504, 5% 429 with Retry-After, watches closed after 3-8 s"
+        )?;
+    }
     for (account, path) in &running.service_account_kubeconfigs {
         writeln!(
             out,
