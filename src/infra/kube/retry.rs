@@ -363,6 +363,117 @@ mod tests {
         assert_eq!(retry_after(Some(3600), 0.5), RETRY_AFTER_CAP);
     }
 
+    /// Answers each request with the next scripted (status, body, Retry-After), counting calls.
+    struct Script {
+        answers: Arc<Mutex<Vec<(u16, &'static str, Option<u64>)>>>,
+        calls: Arc<std::sync::atomic::AtomicU32>,
+    }
+
+    impl Service<Request<Body>> for Script {
+        type Response = Response<Full<Bytes>>;
+        type Error = BoxError;
+        type Future = std::future::Ready<Result<Self::Response, BoxError>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Request<Body>) -> Self::Future {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut answers = self
+                .answers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let (code, body, retry_after) = if answers.is_empty() {
+                (200, "{}", None)
+            } else {
+                answers.remove(0)
+            };
+            let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+            *response.status_mut() = http::StatusCode::from_u16(code).unwrap_or_default();
+            if let Some(secs) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+            }
+            std::future::ready(Ok(response))
+        }
+    }
+
+    /// Sends one request through retry → throttle → script; the final status and the calls.
+    async fn exchange(
+        limiter: &Arc<super::super::ratelimit::RateLimiter>,
+        method: Method,
+        path: &str,
+        answers: Vec<(u16, &'static str, Option<u64>)>,
+    ) -> (u16, u32) {
+        let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let script = Script {
+            answers: Arc::new(Mutex::new(answers)),
+            calls: calls.clone(),
+        };
+        let throttled = super::super::ratelimit::ThrottleLayer::new(limiter.clone()).layer(script);
+        let mut service =
+            RetryLayer::new(Duration::from_secs(30), RetryCounts::default()).layer(throttled);
+        let mut request = Request::new(Body::from(b"{}".to_vec()));
+        *request.method_mut() = method;
+        *request.uri_mut() = path.parse().unwrap_or_default();
+        let status = match service.ready().await {
+            Ok(ready) => ready.call(request).await.map(|r| r.status().as_u16()),
+            Err(e) => Err(e),
+        };
+        (
+            status.unwrap_or(0),
+            calls.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+
+    const BUDGET: &str = r#"{"kind":"Status","code":429,"reason":"TooManyRequests","details":{"causes":[{"reason":"DisruptionBudget","message":"The disruption budget web needs 5 healthy pods and has 5 currently"}]}}"#;
+    const APF: &str = r#"{"kind":"Status","code":429,"reason":"TooManyRequests","message":"Too many requests, please try again later.","details":{"retryAfterSeconds":1}}"#;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_is_retried_through_the_throttle_and_each_retry_pays_a_token() {
+        let limiter = Arc::new(super::super::ratelimit::RateLimiter::new(1, 3));
+        let answers = vec![(503, "{}", None), (500, "{}", None)];
+        let (status, calls) = exchange(&limiter, Method::GET, "/api/v1/nodes", answers).await;
+        assert_eq!((status, calls), (200, 3));
+        // Three tokens of a burst of three were spent (backoff refilled less than one): the
+        // next request waits. Retries that bypassed the limiter would leave two to spare.
+        assert!(limiter.reserve() > Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn evictions_are_retried_on_apf_throttling_only_and_writes_never() {
+        let limiter = Arc::new(super::super::ratelimit::RateLimiter::new(1000, 1000));
+        let eviction = "/api/v1/namespaces/shop/pods/web-1/eviction";
+        let apf = vec![(429, APF, Some(1))];
+        assert_eq!(
+            exchange(&limiter, Method::POST, eviction, apf).await,
+            (200, 2)
+        );
+        let budget = vec![(429, BUDGET, None)];
+        assert_eq!(
+            exchange(&limiter, Method::POST, eviction, budget).await,
+            (429, 1)
+        );
+        let failed = vec![(503, "{}", None)];
+        assert_eq!(
+            exchange(&limiter, Method::POST, eviction, failed).await,
+            (503, 1)
+        );
+        let delete = vec![(504, "{}", None)];
+        assert_eq!(
+            exchange(
+                &limiter,
+                Method::DELETE,
+                "/api/v1/namespaces/shop/pods/web-1",
+                delete
+            )
+            .await,
+            (504, 1)
+        );
+    }
+
     #[test]
     fn only_reads_and_evictions_are_retried() {
         let uri = |p: &str| p.parse::<Uri>().unwrap_or_default();
