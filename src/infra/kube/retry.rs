@@ -363,9 +363,12 @@ mod tests {
         assert_eq!(retry_after(Some(3600), 0.5), RETRY_AFTER_CAP);
     }
 
-    /// Answers each request with the next scripted (status, body, Retry-After), counting calls.
+    /// A scripted answer: status, body and `Retry-After`.
+    type Answer = (u16, &'static str, Option<u64>);
+
+    /// Answers each request with the next scripted answer (then 200), counting calls.
     struct Script {
-        answers: Arc<Mutex<Vec<(u16, &'static str, Option<u64>)>>>,
+        answers: Arc<Mutex<Vec<Answer>>>,
         calls: Arc<std::sync::atomic::AtomicU32>,
     }
 
@@ -405,7 +408,7 @@ mod tests {
         limiter: &Arc<super::super::ratelimit::RateLimiter>,
         method: Method,
         path: &str,
-        answers: Vec<(u16, &'static str, Option<u64>)>,
+        answers: Vec<Answer>,
     ) -> (u16, u32) {
         let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let script = Script {
