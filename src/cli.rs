@@ -244,6 +244,11 @@ pub struct SandboxUpArgs {
     /// token (the account is created when missing); repeatable.
     #[arg(long, value_name = "NAMESPACE/NAME", value_parser = parse_service_account)]
     pub service_account: Vec<(String, String)>,
+    /// Make the API server hostile, seeded by this number: 10% of resource requests answered
+    /// 500/503/504, 5% throttled with 429 and Retry-After, watches closed after 3-8 s. Replaces
+    /// the topology's `hostile:` block.
+    #[arg(long, value_name = "SEED", num_args = 0..=1, default_missing_value = "1")]
+    pub hostile: Option<u64>,
 }
 
 /// `NAMESPACE/NAME` of `--service-account`.

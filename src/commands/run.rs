@@ -439,6 +439,7 @@ pub async fn demo(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
         aws_endpoint: None,
         enforce_rbac: false,
         service_account: Vec::new(),
+        hostile: None,
     })
     .await?;
     writeln!(

@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use crate::cli::{SandboxArgs, SandboxCommand, SandboxUpArgs};
 use crate::exit::ExitStatus;
-use crate::sandbox::{RbacMode, Sandbox, SandboxOptions, Topology};
+use crate::sandbox::{HostileSpec, RbacMode, Sandbox, SandboxOptions, Topology};
 
 /// How long the topology may take to become Ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,6 +44,9 @@ pub async fn start(args: &SandboxUpArgs) -> anyhow::Result<RunningSandbox> {
     let mut topology = Topology::load(&args.topology)?;
     if args.enforce_rbac {
         topology.rbac = RbacMode::Enforce;
+    }
+    if let Some(seed) = args.hostile {
+        topology.hostile = Some(HostileSpec::preset(seed));
     }
     let (dir, temp) = match &args.dir {
         Some(dir) => {
@@ -112,6 +115,12 @@ async fn up_until_interrupted(
         writeln!(
             out,
             "rbac:          enforced (the kubeconfig above is system:masters)"
+        )?;
+    }
+    if let Some(seed) = args.hostile {
+        writeln!(
+            out,
+            "hostile:       seed {seed}: 10% 500/503/504, 5% 429 with Retry-After, watches closed after 3-8 s"
         )?;
     }
     for (account, path) in &running.service_account_kubeconfigs {

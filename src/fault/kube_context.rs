@@ -140,6 +140,7 @@ pub fn api(error: KubeError) -> FaultError {
         KubeError::Api {
             action, message, ..
         }
+        | KubeError::Throttled { action, message }
         | KubeError::Transport { action, message } => FaultError::Api { action, message },
         KubeError::Config { message } => FaultError::Api {
             action: "configure the Kubernetes client".into(),

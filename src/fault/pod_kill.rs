@@ -143,7 +143,7 @@ impl Fault for PodKill {
         let effects = on_each_pod(plan, &limiter, move |target, namespace| {
             let kube = kube.clone();
             Box::pin(async move {
-                match kube.delete_pod(&namespace, &target.name, grace).await {
+                match kube.delete_pod(&namespace, &target.name, grace, None).await {
                     Ok(Removal::Started) => Effect::Applied,
                     Ok(Removal::NotFound) => Effect::Skipped {
                         reason: "the pod was already gone".into(),

@@ -117,6 +117,8 @@ pub(crate) struct Shared {
     pub lb_metrics: LbMetrics,
     /// Authentication and (optional) RBAC of API requests.
     pub auth: super::rbac::Auth,
+    /// Hostile mode, when on; replaced whole by `Sandbox::set_hostile`.
+    pub hostile: RwLock<Option<Arc<super::hostile::Hostile>>>,
 }
 
 impl Shared {
@@ -133,7 +135,16 @@ impl Shared {
             lb_addrs: Mutex::new(HashMap::new()),
             lb_metrics: LbMetrics::default(),
             auth: super::rbac::Auth::default(),
+            hostile: RwLock::new(None),
         }
+    }
+
+    /// The running hostile mode, if on.
+    pub fn hostile(&self) -> Option<Arc<super::hostile::Hostile>> {
+        self.hostile
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The behaviour cell of a Deployment, created on first use.

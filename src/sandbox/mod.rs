@@ -31,6 +31,7 @@ pub mod cloud;
 mod cloud_shutdown;
 mod cluster;
 mod controllers;
+mod hostile;
 mod lb;
 mod nodes;
 mod ops;
@@ -54,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 pub use cluster::BackendBehaviour;
+pub use hostile::{Apf429Spec, Error5xxSpec, HostileSpec, LatencySpec, WatchCloseSpec};
 pub use topology::{
     BackendSpec, BudgetSpec, DeploymentSpec, RbacMode, ServiceSpec, Timing, TimingSpec, Topology,
     ZoneSpec,
@@ -219,6 +221,12 @@ impl Sandbox {
         );
         shared.auth.enforce = enforce;
         shared.auth.admin_token = options.bearer_token.clone();
+        shared.hostile = std::sync::RwLock::new(
+            topology
+                .hostile
+                .clone()
+                .map(|h| Arc::new(hostile::Hostile::new(h))),
+        );
         let shared = Arc::new(shared);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.api_port))
             .await
@@ -391,6 +399,17 @@ impl Sandbox {
             }
         }
         Ok(())
+    }
+
+    /// Turns hostile mode on (counting decisions from 0 again) or, with `None`, off; tests
+    /// set up a scene on a friendly server, then let steadfast meet a hostile one.
+    pub fn set_hostile(&self, spec: Option<HostileSpec>) {
+        *self
+            .shared
+            .hostile
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            spec.map(|h| Arc::new(hostile::Hostile::new(h)));
     }
 
     /// Path of the kubeconfig that points at this sandbox.

@@ -11,18 +11,19 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 use super::SandboxError;
+use super::hostile::HostileSpec;
 
 /// `apiVersion` every topology file declares.
 pub const API_VERSION: &str = "steadfast.dev/v1alpha1";
 /// `kind` every topology file declares.
 pub const KIND: &str = "SandboxTopology";
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(serde::de::Error::custom)
 }
 
-fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(super) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     duration(d).map(Some)
 }
 
@@ -51,6 +52,10 @@ pub struct Topology {
     /// so the demo needs no setup).
     #[serde(default)]
     pub rbac: RbacMode,
+    /// Hostile mode: seeded throttling, server errors, latency and dropped watches on the API
+    /// server (see `src/sandbox/hostile.rs`); absent, the API server behaves.
+    #[serde(default)]
+    pub hostile: Option<HostileSpec>,
 }
 
 /// How the sandbox's API server authorizes requests.
@@ -341,6 +346,9 @@ impl Topology {
                 p.push(format!("deployments[{i}].name: `{}` appears twice", d.name));
             }
         }
+        if let Some(h) = &self.hostile {
+            p.extend(h.validate("hostile"));
+        }
         p
     }
 
@@ -395,6 +403,24 @@ deployments:
         let err = Topology::parse(&bad, "t.yaml").unwrap_err().to_string();
         assert!(err.contains("zones[0].nodes"), "{err}");
         assert!(err.contains("deployments[0].disruptionBudget"), "{err}");
+    }
+
+    #[test]
+    fn a_hostile_block_parses_and_its_errors_name_the_field() {
+        let hostile = format!(
+            "{GOOD}hostile: {{seed: 3, apf429: {{probability: 0.5, retryAfterSeconds: 2, verbs: [create], resources: [pods/eviction]}}, error5xx: {{probability: 0.1}}, latency: {{probability: 0.2, min: 5ms, max: 50ms}}, watchCloseAfter: {{min: 3s, max: 8s}}}}\n"
+        );
+        let t = Topology::parse(&hostile, "t.yaml").unwrap();
+        let h = t.hostile.unwrap();
+        assert_eq!(h.seed, 3);
+        assert_eq!(h.error5xx.unwrap().codes, vec![500, 503, 504]);
+        assert_eq!(h.latency.unwrap().max, Duration::from_millis(50));
+        let bad = hostile.replace("probability: 0.1", "probability: 2");
+        let err = Topology::parse(&bad, "t.yaml").unwrap_err().to_string();
+        assert!(err.contains("hostile.error5xx.probability"), "{err}");
+        let unknown = hostile.replace("seed: 3", "sed: 3");
+        let err = Topology::parse(&unknown, "t.yaml").unwrap_err().to_string();
+        assert!(err.contains("hostile") && err.contains("sed"), "{err}");
     }
 
     #[test]

@@ -120,34 +120,69 @@ fn live_holder(lease: &Lease) -> Option<(String, Timestamp)> {
     (expires > Timestamp::now()).then_some((holder, expires))
 }
 
+/// Most attempts of one lock write whose answer was uncertain (5xx, no answer), re-reading
+/// the Lease before each: a server error during a chaos run must not cost the run its lock.
+const LOCK_ATTEMPTS: u32 = 5;
+
+/// Whether a failed write may or may not have happened, so the Lease must be read again.
+fn uncertain(error: &Option<kube::Error>) -> bool {
+    match error {
+        None => true,
+        Some(kube::Error::Api(status)) => status.code >= 500 || status.code == 429,
+        Some(_) => true,
+    }
+}
+
+/// The holder of the Lease as read, empty when none.
+fn holder_of(lease: &Lease) -> &str {
+    lease
+        .spec
+        .as_ref()
+        .and_then(|s| s.holder_identity.as_deref())
+        .unwrap_or_default()
+}
+
 #[async_trait]
 impl RunLock for LeaseLock {
     async fn acquire(&self, holder: &str, ttl: Duration) -> Result<(), LockError> {
-        let existing = timed("read the run lock", self.api.get_opt(LEASE_NAME))
-            .await
-            .map_err(LockError::Store)?;
-        let result = match existing {
-            None => {
-                bounded(
-                    self.api
-                        .create(&PostParams::default(), &Self::lease(holder, ttl, None)),
-                )
+        let mut attempt = 0;
+        let result = loop {
+            let existing = timed("read the run lock", self.api.get_opt(LEASE_NAME))
                 .await
-            }
-            Some(lease) => {
-                if let Some((other, expires)) = live_holder(&lease).filter(|(h, _)| h != holder) {
-                    return Err(LockError::Held {
-                        holder: other,
-                        expires: expires.to_string(),
-                    });
+                .map_err(LockError::Store)?;
+            let result = match existing {
+                None => {
+                    bounded(
+                        self.api
+                            .create(&PostParams::default(), &Self::lease(holder, ttl, None)),
+                    )
+                    .await
                 }
-                // resourceVersion is kept, so a racing taker gets 409 Conflict.
-                let replaced = Self::lease(holder, ttl, Some(lease));
-                bounded(
-                    self.api
-                        .replace(LEASE_NAME, &PostParams::default(), &replaced),
-                )
-                .await
+                Some(lease) => {
+                    if let Some((other, expires)) = live_holder(&lease).filter(|(h, _)| h != holder)
+                    {
+                        return Err(LockError::Held {
+                            holder: other,
+                            expires: expires.to_string(),
+                        });
+                    }
+                    // resourceVersion is kept, so a racing taker gets 409 Conflict.
+                    let replaced = Self::lease(holder, ttl, Some(lease));
+                    bounded(
+                        self.api
+                            .replace(LEASE_NAME, &PostParams::default(), &replaced),
+                    )
+                    .await
+                }
+            };
+            attempt += 1;
+            match result {
+                // The write may have landed: read again and take (or keep) it from there.
+                Err(ref e) if uncertain(e) && attempt < LOCK_ATTEMPTS => {
+                    tokio::time::sleep(crate::infra::kube::retry::backoff(attempt, rand::random()))
+                        .await;
+                }
+                other => break other,
             }
         };
         match result {
@@ -183,29 +218,48 @@ impl RunLock for LeaseLock {
 
     async fn renew(&self) -> Result<(), LockError> {
         let (holder, ttl) = self.holder()?;
-        let lease = timed("read the run lock", self.api.get(LEASE_NAME))
-            .await
-            .map_err(LockError::Store)?;
-        let current = lease
-            .spec
-            .as_ref()
-            .and_then(|s| s.holder_identity.clone())
-            .unwrap_or_default();
-        if current != holder {
-            return Err(LockError::Held {
-                holder: current,
-                expires: "unknown".to_owned(),
-            });
+        let mut attempt = 0;
+        loop {
+            let lease = timed("read the run lock", self.api.get(LEASE_NAME))
+                .await
+                .map_err(LockError::Store)?;
+            let current = holder_of(&lease).to_owned();
+            if current != holder {
+                return Err(LockError::Held {
+                    holder: current,
+                    expires: "unknown".to_owned(),
+                });
+            }
+            let renewed = Self::lease(&holder, ttl, Some(lease));
+            let result = bounded(
+                self.api
+                    .replace(LEASE_NAME, &PostParams::default(), &renewed),
+            )
+            .await;
+            attempt += 1;
+            match result {
+                Ok(_) => return Ok(()),
+                // A 409 after an uncertain renewal that landed, or one that failed: read again;
+                // the holder check above tells a real loss.
+                Err(ref e)
+                    if attempt < LOCK_ATTEMPTS
+                        && (uncertain(e)
+                            || matches!(e, Some(kube::Error::Api(s)) if s.code == 409)) =>
+                {
+                    tokio::time::sleep(crate::infra::kube::retry::backoff(attempt, rand::random()))
+                        .await;
+                }
+                Err(Some(err)) => {
+                    return Err(LockError::Store(format!("renew the run lock: {err}")));
+                }
+                Err(None) => {
+                    return Err(LockError::Store(format!(
+                        "renew the run lock: no answer within {}s",
+                        API_TIMEOUT.as_secs()
+                    )));
+                }
+            }
         }
-        let renewed = Self::lease(&holder, ttl, Some(lease));
-        timed(
-            "renew the run lock",
-            self.api
-                .replace(LEASE_NAME, &PostParams::default(), &renewed),
-        )
-        .await
-        .map(|_| ())
-        .map_err(LockError::Store)
     }
 
     async fn release(&self) -> Result<(), LockError> {

@@ -15,6 +15,7 @@ use kube::{Client, Resource};
 use super::access::{AccessLog, RecordLayer};
 use super::error::KubeError;
 use super::ratelimit::{RateLimiter, ThrottleLayer};
+use super::retry::{RetryCounts, RetryLayer};
 
 /// How long one API call may take, rate-limit wait included, unless the options say otherwise.
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -67,6 +68,7 @@ pub struct KubeClient {
     client: Client,
     limiter: Arc<RateLimiter>,
     access: Option<AccessLog>,
+    retries: RetryCounts,
     call_timeout: Duration,
 }
 
@@ -98,8 +100,8 @@ impl KubeClient {
         config.read_timeout = Some(READ_TIMEOUT);
         config.write_timeout = Some(WRITE_TIMEOUT);
         // kube retries 429 on its own, below the rate limiter and invisibly: an eviction a
-        // budget refuses would be retried until it happens to pass. Refusals are findings here,
-        // and the faults retry (or not) deliberately.
+        // budget refuses would be retried until it happens to pass. Refusals are findings here;
+        // [`RetryLayer`] retries only throttling and server errors of what is safe to re-send.
         config.default_retry = false;
         let limiter = Arc::new(RateLimiter::new(options.qps, options.burst));
         let access = options.record_access.then(AccessLog::default);
@@ -107,14 +109,22 @@ impl KubeClient {
             message: e.to_string(),
         })?;
         let builder = builder.with_layer(&ThrottleLayer::new(limiter.clone()));
+        let retries = RetryCounts::default();
+        // Outside the throttle, so each retry waits for and spends a token; within half the
+        // call deadline, so the last answer, not a timeout, is what a caller sees.
+        let retry = RetryLayer::new(options.call_timeout / 2, retries.clone());
         let client = match &access {
-            Some(log) => builder.with_layer(&RecordLayer::new(log.clone())).build(),
-            None => builder.build(),
+            Some(log) => builder
+                .with_layer(&RecordLayer::new(log.clone()))
+                .with_layer(&retry)
+                .build(),
+            None => builder.with_layer(&retry).build(),
         };
         Ok(Self {
             client,
             limiter,
             access,
+            retries,
             call_timeout: options.call_timeout,
         })
     }
@@ -132,6 +142,11 @@ impl KubeClient {
     /// The recorded accesses, when recording was asked for.
     pub fn access_log(&self) -> Option<&AccessLog> {
         self.access.as_ref()
+    }
+
+    /// API errors and retries per endpoint so far.
+    pub fn retry_counts(&self) -> &RetryCounts {
+        &self.retries
     }
 
     /// The deadline of one call.

@@ -3,7 +3,8 @@
 //!
 //! Every request goes through one [`KubeClient`], whose tower stack carries the run's rate
 //! limiter ([`ratelimit`]) and, in tests, an access recorder ([`access`]) that keeps the RBAC
-//! list ([`rbac::RULES`]) honest.
+//! list ([`rbac::RULES`]) honest; outside both, [`retry`] retries throttled and failed reads and
+//! APF-throttled evictions, so every retry pays its token.
 
 pub mod access;
 pub mod client;
@@ -14,6 +15,7 @@ pub mod preflight;
 pub mod ratelimit;
 pub mod rbac;
 pub mod readiness_watch;
+pub mod retry;
 pub mod service_proxy;
 pub mod snapshot;
 

@@ -32,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::Shared;
+use super::hostile::{Decision as HostileDecision, Refusal, refusal_status};
 use super::rbac::{Attributes, UserInfo};
 use super::resources::{self, ResourceDef};
 use super::status::ApiError;
@@ -68,6 +69,8 @@ pub(crate) struct Req {
     pub path: String,
     /// Who sent it.
     pub user: UserInfo,
+    /// Hostile mode's life for this request when it is a watch.
+    pub close_watch_after: Option<std::time::Duration>,
 }
 
 impl Req {
@@ -151,8 +154,23 @@ pub(crate) async fn serve(app: Arc<App>, listener: TcpListener) -> std::io::Resu
 
 async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Body> {
     let (parts, body) = req.into_parts();
-    if let Some(access) = ApiAccess::of_request(&parts.method, &parts.uri) {
-        app.accesses.record(access);
+    let access = ApiAccess::of_request(&parts.method, &parts.uri);
+    if let Some(access) = &access {
+        app.accesses.record(access.clone());
+    }
+    // Only resource requests: health checks, discovery and /metrics always answer.
+    let decision = match (&access, app.shared.hostile()) {
+        (Some(access), Some(hostile)) => hostile.decide(access),
+        _ => HostileDecision::default(),
+    };
+    if let Some(delay) = decision.delay {
+        tokio::time::sleep(delay).await;
+    }
+    let refusal = decision.refusal;
+    if let Some(r @ Refusal::Throttle { .. } | r @ Refusal::ServerError { after: false, .. }) =
+        refusal
+    {
+        return refusal_response(r);
     }
     let user = match authenticate(&app, &parts) {
         Some(user) => user,
@@ -184,11 +202,28 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Bod
         body,
         path: parts.uri.path().to_string(),
         user,
+        close_watch_after: decision.close_watch_after,
     };
-    match route(&app, &req).await {
+    let resp = match route(&app, &req).await {
         Ok(resp) => resp,
         Err(e) => json_response(e.code, &e.to_status()),
+    };
+    match refusal {
+        // Carried out, then answered with a timeout, as a server may do mid-write.
+        Some(r) => refusal_response(r),
+        None => resp,
     }
+}
+
+/// The answer of a hostile-mode refusal, with `Retry-After` when throttled.
+fn refusal_response(r: Refusal) -> Response<Body> {
+    let (code, status, retry_after) = refusal_status(r);
+    let mut resp = json_response(code, &status);
+    if let Some(secs) = retry_after {
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+    }
+    resp
 }
 
 /// The caller, or `None` for a 401. Health checks are open, as kube-apiserver allows them
@@ -240,7 +275,13 @@ async fn route(app: &Arc<App>, req: &Req) -> Result<Response<Body>, ApiError> {
     match segs.as_slice() {
         ["version"] if get => Ok(json_response(200, &discovery::version())),
         ["healthz" | "livez" | "readyz"] if get => Ok(text_response(200, "ok".into())),
-        ["metrics"] if get => Ok(text_response(200, app.shared.lb_metrics.render())),
+        ["metrics"] if get => {
+            let mut text = app.shared.lb_metrics.render();
+            if let Some(hostile) = app.shared.hostile() {
+                text.push_str(&hostile.render());
+            }
+            Ok(text_response(200, text))
+        }
         // An empty OpenAPI v2 document (protobuf, all fields default): kubectl finds no schema
         // for any kind and skips client-side validation, as for types without one.
         ["openapi", "v2"] if get => {

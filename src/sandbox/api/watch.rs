@@ -192,7 +192,8 @@ pub(crate) fn watch(
         .and_then(|t| t.parse::<u64>().ok())
         .map(Duration::from_secs)
         .unwrap_or(DEFAULT_TIMEOUT)
-        .min(Duration::from_secs(3600));
+        .min(Duration::from_secs(3600))
+        .min(req.close_watch_after.unwrap_or(Duration::MAX));
     let filtered =
         !label.is_empty() || field.pinned_name().is_some() || req.q("fieldSelector").is_some();
     let store = &app.shared.store;
