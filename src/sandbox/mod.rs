@@ -32,6 +32,7 @@ mod cloud_shutdown;
 mod cluster;
 mod controllers;
 mod lb;
+mod netem;
 mod nodes;
 mod ops;
 mod patch;
