@@ -23,6 +23,7 @@ pub mod node_drain;
 pub mod observed;
 pub mod pod_evict;
 pub mod pod_kill;
+pub mod pod_network;
 pub mod targets;
 pub mod undo;
 pub mod zone_outage;
