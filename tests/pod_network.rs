@@ -126,18 +126,18 @@ async fn ephemeral_containers_are_added_only_through_their_subresource_and_run_t
         added.spec.unwrap().ephemeral_containers.unwrap()[0].name,
         "delay"
     );
-    let (slow, ok) = time_get(&url).await;
-    assert!(ok);
-    assert!(
-        slow >= Duration::from_millis(300) && slow < before + Duration::from_millis(600),
-        "{slow:?} (before {before:?})"
-    );
     let running = eventually(Duration::from_secs(2), || async {
         let p = pods.get(&name).await.ok()?;
         ephemeral_state(&p, "delay").filter(|s| s.get("running").is_some())
     })
     .await;
     assert!(running.is_some(), "reported running");
+    let (slow, ok) = time_get(&url).await;
+    assert!(ok);
+    assert!(
+        slow >= Duration::from_millis(300) && slow < before + Duration::from_millis(600),
+        "{slow:?} (before {before:?})"
+    );
     // The same name again is a duplicate.
     let duplicate = pods
         .patch_ephemeral_containers(
@@ -203,6 +203,13 @@ async fn ephemeral_containers_are_added_only_through_their_subresource_and_run_t
         .await
         .expect("accepted");
     }
+    let removed = eventually(Duration::from_secs(3), || async {
+        let p = pods.get(&name).await.ok()?;
+        ephemeral_state(&p, "hold-undo").and_then(|s| s.get("terminated").cloned())
+    })
+    .await
+    .expect("the removal ran");
+    assert_eq!(removed["exitCode"], json!(0), "{removed}");
     let (after_removal, _) = time_get(&url).await;
     assert!(
         after_removal < Duration::from_millis(250),
