@@ -426,3 +426,134 @@ async fn a_restricted_namespace_refuses_the_fault_before_anything_is_injected() 
     }
     sandbox.shutdown().await;
 }
+
+/// The first web pod whose ephemeral container is running, with that container's name.
+async fn pod_with_running_rule(pods: &Api<Pod>) -> Option<(Pod, String)> {
+    let listed = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .ok()?;
+    listed.items.into_iter().find_map(|p| {
+        let statuses = p.status.as_ref()?.ephemeral_container_statuses.clone()?;
+        let running = statuses
+            .iter()
+            .find(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()))?;
+        Some((p.clone(), running.name.clone()))
+    })
+}
+
+/// Starts the latency example, waits until a rule is in force, and kills the run with SIGKILL.
+async fn kill_during_the_window(
+    dir: &Path,
+    kubeconfig: &Path,
+    pods: &Api<Pod>,
+    state: &str,
+) -> (Pod, String, Instant) {
+    // Each run keeps its lock and journal copy in its own state namespace.
+    let namespaces: Api<Namespace> = Api::all(pods.clone().into_client());
+    namespaces
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": state}})).unwrap(),
+        )
+        .await
+        .expect("state namespace created");
+    let journal = dir.join("journal.jsonl");
+    let mut child = support::sandbox::command(
+        &[
+            "run",
+            "experiments/sandbox/pod-network-latency.yaml",
+            "--journal",
+            journal.to_str().unwrap(),
+            "--report-dir",
+            dir.join("reports").to_str().unwrap(),
+        ],
+        &[
+            ("KUBECONFIG", kubeconfig),
+            ("STEADFAST_NAMESPACE", Path::new(state)),
+        ],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("the binary starts");
+    let found = eventually(Duration::from_secs(30), || pod_with_running_rule(pods)).await;
+    let injected = Instant::now();
+    child.start_kill().expect("SIGKILL sent");
+    let status = child.wait().await.expect("reaped");
+    let (pod, container) = found.expect("a rule was put in force");
+    assert!(!status.success(), "killed: {status:?}");
+    (pod, container, injected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_leaves_no_rule_past_its_window_and_rollback_removes_it_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = start_in(dir.path()).await;
+    let pods: Api<Pod> = Api::namespaced(kube_client(&sandbox).await, "shop");
+
+    // Killed, nothing rolled back: the rule is there after the kill and gone once the
+    // container's window (10 s) ends, through its own removal.
+    let first = dir.path().join("first");
+    std::fs::create_dir_all(&first).unwrap();
+    let (pod, container, injected) =
+        kill_during_the_window(&first, sandbox.kubeconfig_path(), &pods, "state-first").await;
+    let url = backend_url(&pod);
+    let (slow, _) = time_get(&url).await;
+    assert!(slow >= Duration::from_millis(200), "{slow:?}");
+    let name = pod.metadata.name.clone().unwrap();
+    let ended = eventually(Duration::from_secs(15), || async {
+        let p = pods.get(&name).await.ok()?;
+        ephemeral_state(&p, &container).and_then(|s| s.get("terminated").cloned())
+    })
+    .await
+    .expect("the container ended its window");
+    let window_end = injected.elapsed();
+    assert_eq!(ended["exitCode"], json!(0), "its own removal ran: {ended}");
+    let (fast, _) = time_get(&url).await;
+    eprintln!("killed run: rule gone {window_end:?} after injection; a request then took {fast:?}");
+    assert!(fast < Duration::from_millis(100), "{fast:?}");
+    assert!(window_end < Duration::from_secs(13), "{window_end:?}");
+    let names: Vec<String> = pods
+        .get(&name)
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .ephemeral_containers
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with("-undo")), "{names:?}");
+
+    // Killed again, then `steadfast rollback` from the journal: the rule goes at once.
+    let second = dir.path().join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    let (pod, _, _) =
+        kill_during_the_window(&second, sandbox.kubeconfig_path(), &pods, "state-second").await;
+    let url = backend_url(&pod);
+    let (slow, _) = time_get(&url).await;
+    assert!(slow >= Duration::from_millis(200), "{slow:?}");
+    let journal = second.join("journal.jsonl");
+    let started = Instant::now();
+    let rollback = run(
+        &["rollback", "--journal", journal.to_str().unwrap()],
+        &[
+            ("KUBECONFIG", sandbox.kubeconfig_path()),
+            ("STEADFAST_NAMESPACE", Path::new("state-second")),
+        ],
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(rollback.status.code(), Some(0), "{}", both(&rollback));
+    let healed = eventually(Duration::from_secs(5), || async {
+        let (t, ok) = time_get(&url).await;
+        (ok && t < Duration::from_millis(100)).then_some(started.elapsed())
+    })
+    .await
+    .expect("the rule is removed early");
+    eprintln!("rollback: rule gone {healed:?} after `steadfast rollback` started");
+    assert!(healed < Duration::from_secs(5));
+    sandbox.shutdown().await;
+}

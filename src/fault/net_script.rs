@@ -95,7 +95,7 @@ pub struct ScriptError {
 /// tc's time syntax: `200ms`, `1.5s`, `500us`; a bare number is microseconds.
 fn tc_time(d: Duration) -> String {
     let us = d.as_micros();
-    if us % 1000 == 0 {
+    if us.is_multiple_of(1000) {
         format!("{}ms", us / 1000)
     } else {
         format!("{us}us")
