@@ -557,3 +557,54 @@ async fn a_killed_run_leaves_no_rule_past_its_window_and_rollback_removes_it_ear
     assert!(healed < Duration::from_secs(5));
     sandbox.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackholed_pod_fails_its_own_probe_until_the_window_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = start_in(dir.path()).await;
+    let (output, report) = run_example(
+        "experiments/sandbox/pod-network-blackhole.yaml",
+        dir.path(),
+        sandbox.kubeconfig_path(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    let cut = targets(&report);
+    assert_eq!(cut.len(), 1);
+    let window = &report["faults"][0]["window"];
+    let (start, end) = (
+        window["start"].as_f64().unwrap(),
+        window["end"].as_f64().unwrap(),
+    );
+    eprintln!("report windows: {}", report["windows"]);
+    for (pod, p) in endpoint_probes(&report) {
+        let availability = |w: &str| p["windows"][w]["availability"].as_f64().unwrap();
+        eprintln!(
+            "{pod}: availability before {:.3}, during {:.3}, after {:.3}",
+            availability("before"),
+            availability("during"),
+            availability("after")
+        );
+        if pod == cut[0] {
+            // Nothing answers while the rule holds (a request sent in the window's last second
+            // is answered when it ends); everything does from a second after it.
+            let mut cut_seconds = 0;
+            for point in p["series"].as_array().unwrap() {
+                let t = point["t"].as_f64().unwrap();
+                let ratio = point["successRatio"].as_f64();
+                if t >= start + 1.0 && t + 2.0 <= end {
+                    assert_eq!(ratio, Some(0.0), "{pod} at {t:.1}s");
+                    cut_seconds += 1;
+                }
+                if t >= end + 1.0 {
+                    assert_eq!(ratio, Some(1.0), "{pod} at {t:.1}s");
+                }
+            }
+            assert!(cut_seconds >= 5, "{cut_seconds}");
+            assert!(availability("during") < 0.6, "{pod}");
+        } else {
+            assert!(availability("during") >= 0.99, "{pod}");
+        }
+    }
+    sandbox.shutdown().await;
+}

@@ -65,9 +65,10 @@ pub fn planned(plan: &FaultPlan) -> Vec<Planned> {
             }
         }
         // A slow or lossy pod stays a ready endpoint: nothing to watch for.
-        FaultKind::NodeCordon | FaultKind::PodNetworkLatency | FaultKind::PodNetworkLoss => {
-            Vec::new()
-        }
+        FaultKind::NodeCordon
+        | FaultKind::PodNetworkLatency
+        | FaultKind::PodNetworkLoss
+        | FaultKind::PodNetworkBlackhole => Vec::new(),
         FaultKind::Ec2Stop | FaultKind::Ec2Terminate => {
             let nodes: Vec<String> = plan
                 .targets

@@ -205,6 +205,24 @@ pub fn kube_fault(spec: &FaultSpec, context: &KubeFaultContext) -> Option<Arc<dy
             ctx,
         )));
     }
+    if let Some(s) = &spec.pod_network_blackhole {
+        let chain = match s.direction {
+            crate::spec::fault::TrafficDirection::Ingress => super::net_script::Chain::Input,
+            crate::spec::fault::TrafficDirection::Egress => super::net_script::Chain::Output,
+        };
+        return Some(Arc::new(PodNetworkFault::new(
+            name,
+            crate::spec::FaultKind::PodNetworkBlackhole,
+            s.target.clone(),
+            NetRule::Drop {
+                chain,
+                port: s.port,
+            },
+            spec.for_.get(),
+            s.image.clone(),
+            ctx,
+        )));
+    }
     if let Some(s) = &spec.pod_network_loss {
         let rule = NetRule::Loss {
             percent: s.percent.value(),

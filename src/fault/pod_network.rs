@@ -1,5 +1,5 @@
-//! `podNetworkLatency` and `podNetworkLoss`: `tc netem` rules in the chosen pods' network
-//! namespace, put there by an ephemeral container (`pods/ephemeralcontainers`) with
+//! `podNetworkLatency`, `podNetworkLoss` and `podNetworkBlackhole`: `tc netem` or `iptables`
+//! DROP rules in the chosen pods' network namespace, put there by an ephemeral container (`pods/ephemeralcontainers`) with
 //! `NET_ADMIN`, the mechanism AWS FIS uses, with no resident privileged agent.
 //!
 //! The container runs `<apply>; sleep <window>; <remove>` ([`net_script`]), so the rule ends

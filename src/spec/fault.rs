@@ -55,6 +55,10 @@ pub struct FaultSpec {
     /// Drop a share of a pod's packets (`tc netem loss`), healed the same way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_network_loss: Option<PodNetworkLossSpec>,
+    /// Drop all of a pod's traffic in one direction, or to one port (`iptables ... -j DROP`),
+    /// healed the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_network_blackhole: Option<PodNetworkBlackholeSpec>,
     /// How long the fault's change may take to show through the API (pod terminating, node
     /// cordoned, instance stopping, subnet on the deny-all ACL) before it counts as `noEffect`.
     /// Default 30s.
@@ -86,6 +90,7 @@ pub const FAULT_KINDS: &[&str] = &[
     "azPartition",
     "podNetworkLatency",
     "podNetworkLoss",
+    "podNetworkBlackhole",
 ];
 
 /// Which kind a fault is.
@@ -112,6 +117,8 @@ pub enum FaultKind {
     PodNetworkLatency,
     /// `podNetworkLoss`
     PodNetworkLoss,
+    /// `podNetworkBlackhole`
+    PodNetworkBlackhole,
 }
 
 impl FaultKind {
@@ -128,6 +135,7 @@ impl FaultKind {
             FaultKind::AzPartition => "azPartition",
             FaultKind::PodNetworkLatency => "podNetworkLatency",
             FaultKind::PodNetworkLoss => "podNetworkLoss",
+            FaultKind::PodNetworkBlackhole => "podNetworkBlackhole",
         }
     }
 
@@ -158,6 +166,10 @@ impl FaultSpec {
                 FaultKind::PodNetworkLatency,
             ),
             (self.pod_network_loss.is_some(), FaultKind::PodNetworkLoss),
+            (
+                self.pod_network_blackhole.is_some(),
+                FaultKind::PodNetworkBlackhole,
+            ),
         ];
         for (is_set, kind) in set {
             if is_set {
@@ -447,6 +459,37 @@ pub struct PodNetworkLossSpec {
     pub target: PodTargetSpec,
     /// Share of packets lost, e.g. `30%`.
     pub percent: Percent,
+    /// Image of the ephemeral container; needs sh, sleep, tc and iptables.
+    /// Default `nicolaka/netshoot:v0.13`.
+    #[serde(default = "default_network_image")]
+    pub image: String,
+}
+
+/// Which of a pod's traffic a blackhole drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum TrafficDirection {
+    /// Packets to the pod (iptables INPUT). Default.
+    #[default]
+    Ingress,
+    /// Packets from the pod (iptables OUTPUT).
+    Egress,
+}
+
+/// Drop pods' traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct PodNetworkBlackholeSpec {
+    /// Which pods (chosen as for podKill).
+    pub target: PodTargetSpec,
+    /// Which direction. Default `ingress`.
+    #[serde(default)]
+    pub direction: TrafficDirection,
+    /// Only this TCP port (the pod's own port: destination for ingress, source for egress).
+    /// Default: all traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
     /// Image of the ephemeral container; needs sh, sleep, tc and iptables.
     /// Default `nicolaka/netshoot:v0.13`.
     #[serde(default = "default_network_image")]

@@ -538,6 +538,18 @@ impl Validator {
             }
             self.image(&format!("{at}.image"), &latency.image);
         }
+        if let Some(blackhole) = &fault.pod_network_blackhole {
+            let at = format!("{path}.podNetworkBlackhole");
+            self.pod_target(&format!("{at}.target"), &blackhole.target, safety);
+            if blackhole.port == Some(0) {
+                self.error(
+                    format!("{at}.port"),
+                    "port 0 matches no traffic",
+                    "name the pod's port, e.g. port: 8080, or drop `port` to cut all traffic",
+                );
+            }
+            self.image(&format!("{at}.image"), &blackhole.image);
+        }
         if let Some(loss) = &fault.pod_network_loss {
             let at = format!("{path}.podNetworkLoss");
             self.pod_target(&format!("{at}.target"), &loss.target, safety);

@@ -55,7 +55,11 @@ fn network_targets(spec: &ExperimentSpec) -> Vec<(&str, &'static str, &PodTarget
                 .pod_network_loss
                 .as_ref()
                 .map(|s| (f.name.as_str(), "podNetworkLoss", &s.target));
-            latency.into_iter().chain(loss)
+            let blackhole = f
+                .pod_network_blackhole
+                .as_ref()
+                .map(|s| (f.name.as_str(), "podNetworkBlackhole", &s.target));
+            latency.into_iter().chain(loss).chain(blackhole)
         })
         .collect()
 }

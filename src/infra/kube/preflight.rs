@@ -153,9 +153,14 @@ pub fn needed(spec: &ExperimentSpec, state_namespace: &str) -> Vec<Needed> {
         UsedBy::Advise => false,
     };
     let network = spec.spec.faults.iter().any(|f| {
-        f.kinds()
-            .iter()
-            .any(|k| matches!(k, FaultKind::PodNetworkLatency | FaultKind::PodNetworkLoss))
+        f.kinds().iter().any(|k| {
+            matches!(
+                k,
+                FaultKind::PodNetworkLatency
+                    | FaultKind::PodNetworkLoss
+                    | FaultKind::PodNetworkBlackhole
+            )
+        })
     });
     // Only the pod network faults add ephemeral containers.
     let needs = |rule: &RbacRule| rule.resource != "pods/ephemeralcontainers" || network;

@@ -77,7 +77,7 @@ pub const RULES: &[RbacRule] = &[
         "",
         "pods/ephemeralcontainers",
         &["patch"],
-        "podNetworkLatency and podNetworkLoss add an ephemeral container holding the tc rule, and one removing it early",
+        "podNetworkLatency, podNetworkLoss and podNetworkBlackhole add an ephemeral container holding the tc/iptables rule, and one removing it early",
     ),
     rule(
         UsedBy::Faults,
