@@ -72,6 +72,24 @@ struct Break {
 
 const BREAKS: &[Break] = &[
     Break {
+        find: "delay: 200ms",
+        replace: "delay: 0ms",
+        path_ends_with: ".podNetworkLatency.delay",
+        hint_contains: "e.g. 1s",
+    },
+    Break {
+        find: "jitter: 0ms",
+        replace: "jitter: 900ms",
+        path_ends_with: ".podNetworkLatency.jitter",
+        hint_contains: "at most delay",
+    },
+    Break {
+        find: "percent: 30%",
+        replace: "percent: 0%",
+        path_ends_with: ".podNetworkLoss.percent",
+        hint_contains: "percent: 30%",
+    },
+    Break {
         find: "podKill:",
         replace: "podKil:",
         path_ends_with: ".podKil",

@@ -16,7 +16,7 @@ use crate::engine::{
 };
 use crate::exit::ExitStatus;
 use crate::infra::cluster::{ConfigMapHalt, ConfigMapJournal, LeaseLock, state_namespace};
-use crate::infra::kube::preflight;
+use crate::infra::kube::{pod_security, preflight};
 use crate::infra::local_state;
 use crate::infra::wiring::{self, ClusterArgs, CompositeUndoer};
 use crate::journal::{
@@ -180,6 +180,20 @@ async fn execute(
             }
             Err(preflight::PreflightError::Review(err)) => {
                 info!(error = %err, "cannot check permissions before the run; going on without");
+            }
+        }
+    }
+    if let Some(cluster) = connected.cluster.as_ref() {
+        match pod_security::check(&cluster.kube, &spec).await {
+            Ok(()) => {}
+            Err(err @ pod_security::PodSecurityError::Refused { .. }) => {
+                eprintln!("{err}");
+                return Ok(ExitStatus::Invalid);
+            }
+            Err(pod_security::PodSecurityError::Api(err)) => {
+                return Err(
+                    anyhow::anyhow!(err).context("read the target namespaces' Pod Security labels")
+                );
             }
         }
     }

@@ -64,7 +64,11 @@ pub fn planned(plan: &FaultPlan) -> Vec<Planned> {
                 vec![Planned::PodsOnNodes(nodes)]
             }
         }
-        FaultKind::NodeCordon => Vec::new(),
+        // A slow or lossy pod stays a ready endpoint: nothing to watch for.
+        FaultKind::NodeCordon
+        | FaultKind::PodNetworkLatency
+        | FaultKind::PodNetworkLoss
+        | FaultKind::PodNetworkBlackhole => Vec::new(),
         FaultKind::Ec2Stop | FaultKind::Ec2Terminate => {
             let nodes: Vec<String> = plan
                 .targets

@@ -14,10 +14,12 @@ use crate::plan::select::firing_seed;
 use crate::spec::fault::{BlockedPolicy, FaultSpec, NodeTargetSpec, PodTargetSpec};
 use crate::spec::safety::SafetySpec;
 
+use super::net_script::NetRule;
 use super::node_cordon::NodeCordon;
 use super::node_drain::NodeDrain;
 use super::pod_evict::PodEvict;
 use super::pod_kill::PodKill;
+use super::pod_network::PodNetworkFault;
 use super::zone_outage::ZoneOutage;
 
 /// The shared context of the Kubernetes faults of one run.
@@ -187,6 +189,54 @@ pub fn kube_fault(spec: &FaultSpec, context: &KubeFaultContext) -> Option<Arc<dy
     }
     if let Some(s) = &spec.zone_outage {
         return Some(Arc::new(ZoneOutage::new(name, s.clone(), ctx)));
+    }
+    if let Some(s) = &spec.pod_network_latency {
+        let rule = NetRule::Delay {
+            delay: s.delay.get(),
+            jitter: s.jitter.get(),
+            correlation: s.correlation.map_or(0.0, |c| c.value()),
+        };
+        return Some(Arc::new(PodNetworkFault::new(
+            name,
+            crate::spec::FaultKind::PodNetworkLatency,
+            s.target.clone(),
+            rule,
+            spec.for_.get(),
+            s.image.clone(),
+            ctx,
+        )));
+    }
+    if let Some(s) = &spec.pod_network_blackhole {
+        let chain = match s.direction {
+            crate::spec::fault::TrafficDirection::Ingress => super::net_script::Chain::Input,
+            crate::spec::fault::TrafficDirection::Egress => super::net_script::Chain::Output,
+        };
+        return Some(Arc::new(PodNetworkFault::new(
+            name,
+            crate::spec::FaultKind::PodNetworkBlackhole,
+            s.target.clone(),
+            NetRule::Drop {
+                chain,
+                port: s.port,
+            },
+            spec.for_.get(),
+            s.image.clone(),
+            ctx,
+        )));
+    }
+    if let Some(s) = &spec.pod_network_loss {
+        let rule = NetRule::Loss {
+            percent: s.percent.value(),
+        };
+        return Some(Arc::new(PodNetworkFault::new(
+            name,
+            crate::spec::FaultKind::PodNetworkLoss,
+            s.target.clone(),
+            rule,
+            spec.for_.get(),
+            s.image.clone(),
+            ctx,
+        )));
     }
     None
 }

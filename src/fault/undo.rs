@@ -66,6 +66,22 @@ pub enum UndoAction {
         /// Subnet id → its original ACL id.
         original: Vec<SubnetAcl>,
     },
+    /// Take a pod network rule away early by adding a second ephemeral container that runs the
+    /// removal; without it the rule still ends with its container's window.
+    RemovePodNetworkRule {
+        /// The pod's namespace.
+        namespace: String,
+        /// The pod.
+        pod: String,
+        /// The ephemeral container holding the rule.
+        container: String,
+        /// Name of the removal container.
+        removal: String,
+        /// Its image.
+        image: String,
+        /// Its command (`sh -c '<remove>'`).
+        command: Vec<String>,
+    },
 }
 
 /// A subnet and the network ACL it had before the partition.
@@ -115,6 +131,14 @@ impl UndoAction {
                     subnets.join(", ")
                 )
             }
+            UndoAction::RemovePodNetworkRule {
+                namespace,
+                pod,
+                container,
+                ..
+            } => format!(
+                "remove the network rule of ephemeral container {container} from pod {namespace}/{pod}"
+            ),
         }
     }
 }

@@ -300,7 +300,10 @@ impl CompositeUndoer {
     pub fn new(kube: Option<KubeClient>, aws: AwsOptions) -> Self {
         let mut undoers: Vec<Box<dyn Undoer>> = Vec::new();
         if let Some(kube) = kube {
-            undoers.push(Box::new(KubeUndoer::new(kube)));
+            undoers.push(Box::new(KubeUndoer::new(kube.clone())));
+            undoers.push(Box::new(crate::fault::pod_network::PodNetworkUndoer::new(
+                kube,
+            )));
         }
         undoers.push(Box::new(AwsUndoer::new(aws)));
         Self { undoers }

@@ -9,7 +9,6 @@
 //! the machine has booted.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::cluster::BehaviourCell;
+use super::netem::NetworkCell;
 
 /// Where a backend runs, as reported in its headers and metrics.
 #[derive(Debug, Clone)]
@@ -51,6 +51,8 @@ struct Ctx {
     behaviour: BehaviourCell,
     partitioned: Arc<AtomicBool>,
     powered_off: PowerCell,
+    network: NetworkCell,
+    port: u16,
     counters: Counters,
 }
 
@@ -86,6 +88,7 @@ impl Backend {
         behaviour: BehaviourCell,
         partitioned: Arc<AtomicBool>,
         powered_off: PowerCell,
+        network: NetworkCell,
     ) -> std::io::Result<Self> {
         let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
         std_listener.set_nonblocking(true)?;
@@ -99,6 +102,8 @@ impl Backend {
             behaviour,
             partitioned,
             powered_off,
+            network,
+            port: addr.port(),
             // Both codes start at zero so rates exist before the first error.
             counters: Counters {
                 by_code: Mutex::new(BTreeMap::from([(200, 0), (500, 0)])),
@@ -218,12 +223,43 @@ async fn serve(
     }
 }
 
-async fn handle(
-    req: Request<Incoming>,
-    ctx: Arc<Ctx>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+/// A request lost to the pod's network rules: the connection dies without an answer.
+#[derive(Debug)]
+struct Lost;
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request lost to the pod's network rules")
+    }
+}
+
+impl std::error::Error for Lost {}
+
+/// How long a blackholed request waits before looking at the rules again.
+const BLACKHOLE_RECHECK: Duration = Duration::from_millis(50);
+
+async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Full<Bytes>>, Lost> {
     while ctx.partitioned.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if req.uri().path() != "/metrics" {
+        let verdict = loop {
+            let v = ctx
+                .network
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .judge(ctx.port);
+            if !v.blackholed {
+                break v;
+            }
+            tokio::time::sleep(BLACKHOLE_RECHECK).await;
+        };
+        if !verdict.delay.is_zero() {
+            tokio::time::sleep(verdict.delay).await;
+        }
+        if verdict.lost {
+            return Err(Lost);
+        }
     }
     if req.uri().path() == "/metrics" {
         return Ok(text_response(

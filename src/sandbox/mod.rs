@@ -33,6 +33,7 @@ mod cluster;
 mod controllers;
 mod hostile;
 mod lb;
+mod netem;
 mod nodes;
 mod ops;
 mod patch;

@@ -78,7 +78,7 @@ macro_rules! def {
 pub(crate) static RESOURCES: &[ResourceDef] = &[
     def!("", "v1", "namespaces", "namespace", "Namespace", false, &["ns"], &["status"], "namespaces", true),
     def!("", "v1", "nodes", "node", "Node", false, &["no"], &["status", "proxy"], "nodes", true),
-    def!("", "v1", "pods", "pod", "Pod", true, &["po"], &["status", "eviction", "binding", "log"], "pods", true),
+    def!("", "v1", "pods", "pod", "Pod", true, &["po"], &["status", "eviction", "binding", "log", "ephemeralcontainers"], "pods", true),
     def!("", "v1", "services", "service", "Service", true, &["svc"], &["status", "proxy"], "services", true),
     def!("", "v1", "configmaps", "configmap", "ConfigMap", true, &["cm"], &[], "configmaps", false),
     def!("", "v1", "secrets", "secret", "Secret", true, &[], &[], "secrets", false),

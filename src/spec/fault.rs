@@ -48,6 +48,17 @@ pub struct FaultSpec {
     /// Cut an availability zone off the network by swapping its subnets to a deny-all ACL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub az_partition: Option<AzPartitionSpec>,
+    /// Delay a pod's network traffic (`tc netem delay`) from an ephemeral container that takes
+    /// the rule away itself when the window ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_network_latency: Option<PodNetworkLatencySpec>,
+    /// Drop a share of a pod's packets (`tc netem loss`), healed the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_network_loss: Option<PodNetworkLossSpec>,
+    /// Drop all of a pod's traffic in one direction, or to one port (`iptables ... -j DROP`),
+    /// healed the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_network_blackhole: Option<PodNetworkBlackholeSpec>,
     /// How long the fault's change may take to show through the API (pod terminating, node
     /// cordoned, instance stopping, subnet on the deny-all ACL) before it counts as `noEffect`.
     /// Default 30s.
@@ -77,6 +88,9 @@ pub const FAULT_KINDS: &[&str] = &[
     "ec2Terminate",
     "ec2Stop",
     "azPartition",
+    "podNetworkLatency",
+    "podNetworkLoss",
+    "podNetworkBlackhole",
 ];
 
 /// Which kind a fault is.
@@ -99,6 +113,12 @@ pub enum FaultKind {
     Ec2Stop,
     /// `azPartition`
     AzPartition,
+    /// `podNetworkLatency`
+    PodNetworkLatency,
+    /// `podNetworkLoss`
+    PodNetworkLoss,
+    /// `podNetworkBlackhole`
+    PodNetworkBlackhole,
 }
 
 impl FaultKind {
@@ -113,6 +133,9 @@ impl FaultKind {
             FaultKind::Ec2Terminate => "ec2Terminate",
             FaultKind::Ec2Stop => "ec2Stop",
             FaultKind::AzPartition => "azPartition",
+            FaultKind::PodNetworkLatency => "podNetworkLatency",
+            FaultKind::PodNetworkLoss => "podNetworkLoss",
+            FaultKind::PodNetworkBlackhole => "podNetworkBlackhole",
         }
     }
 
@@ -138,6 +161,15 @@ impl FaultSpec {
             (self.ec2_terminate.is_some(), FaultKind::Ec2Terminate),
             (self.ec2_stop.is_some(), FaultKind::Ec2Stop),
             (self.az_partition.is_some(), FaultKind::AzPartition),
+            (
+                self.pod_network_latency.is_some(),
+                FaultKind::PodNetworkLatency,
+            ),
+            (self.pod_network_loss.is_some(), FaultKind::PodNetworkLoss),
+            (
+                self.pod_network_blackhole.is_some(),
+                FaultKind::PodNetworkBlackhole,
+            ),
         ];
         for (is_set, kind) in set {
             if is_set {
@@ -387,4 +419,79 @@ pub struct AzPartitionSpec {
     /// Subnets carrying any of these tags stay untouched (e.g. the ones of a bastion).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub exclude_subnet_tags: BTreeMap<String, String>,
+}
+
+/// The image of the ephemeral container of pod network faults: it must carry `sh`, `sleep`,
+/// `tc` (iproute2) and `iptables`. nicolaka/netshoot is a widely used network toolbox image.
+pub const DEFAULT_NETWORK_IMAGE: &str = "nicolaka/netshoot:v0.13";
+
+fn default_network_image() -> String {
+    DEFAULT_NETWORK_IMAGE.to_owned()
+}
+
+/// Add latency to pods' traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct PodNetworkLatencySpec {
+    /// Which pods (chosen as for podKill).
+    pub target: PodTargetSpec,
+    /// Added to every packet, e.g. `200ms`.
+    pub delay: DurationSpec,
+    /// Uniform spread around `delay`. Default 0s.
+    #[serde(default)]
+    pub jitter: DurationSpec,
+    /// How much each jitter draw depends on the previous one, e.g. `25%`. Default 0%.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<Percent>,
+    /// Image of the ephemeral container; needs sh, sleep, tc and iptables.
+    /// Default `nicolaka/netshoot:v0.13`.
+    #[serde(default = "default_network_image")]
+    pub image: String,
+}
+
+/// Drop a share of pods' packets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct PodNetworkLossSpec {
+    /// Which pods (chosen as for podKill).
+    pub target: PodTargetSpec,
+    /// Share of packets lost, e.g. `30%`.
+    pub percent: Percent,
+    /// Image of the ephemeral container; needs sh, sleep, tc and iptables.
+    /// Default `nicolaka/netshoot:v0.13`.
+    #[serde(default = "default_network_image")]
+    pub image: String,
+}
+
+/// Which of a pod's traffic a blackhole drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum TrafficDirection {
+    /// Packets to the pod (iptables INPUT). Default.
+    #[default]
+    Ingress,
+    /// Packets from the pod (iptables OUTPUT).
+    Egress,
+}
+
+/// Drop pods' traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct PodNetworkBlackholeSpec {
+    /// Which pods (chosen as for podKill).
+    pub target: PodTargetSpec,
+    /// Which direction. Default `ingress`.
+    #[serde(default)]
+    pub direction: TrafficDirection,
+    /// Only this TCP port (the pod's own port: destination for ingress, source for egress).
+    /// Default: all traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Image of the ephemeral container; needs sh, sleep, tc and iptables.
+    /// Default `nicolaka/netshoot:v0.13`.
+    #[serde(default = "default_network_image")]
+    pub image: String,
 }

@@ -522,6 +522,56 @@ impl Validator {
         if let Some(partition) = &fault.az_partition {
             self.zone(&format!("{path}.azPartition.zone"), &partition.zone);
         }
+        if let Some(latency) = &fault.pod_network_latency {
+            let at = format!("{path}.podNetworkLatency");
+            self.pod_target(&format!("{at}.target"), &latency.target, safety);
+            self.positive(&format!("{at}.delay"), latency.delay.get());
+            if latency.jitter.get() > latency.delay.get() {
+                self.error(
+                    format!("{at}.jitter"),
+                    format!(
+                        "jitter {} is larger than delay {}: netem would clip the spread at zero",
+                        latency.jitter, latency.delay
+                    ),
+                    "make jitter at most delay",
+                );
+            }
+            self.image(&format!("{at}.image"), &latency.image);
+        }
+        if let Some(blackhole) = &fault.pod_network_blackhole {
+            let at = format!("{path}.podNetworkBlackhole");
+            self.pod_target(&format!("{at}.target"), &blackhole.target, safety);
+            if blackhole.port == Some(0) {
+                self.error(
+                    format!("{at}.port"),
+                    "port 0 matches no traffic",
+                    "name the pod's port, e.g. port: 8080, or drop `port` to cut all traffic",
+                );
+            }
+            self.image(&format!("{at}.image"), &blackhole.image);
+        }
+        if let Some(loss) = &fault.pod_network_loss {
+            let at = format!("{path}.podNetworkLoss");
+            self.pod_target(&format!("{at}.target"), &loss.target, safety);
+            if loss.percent.value() <= 0.0 {
+                self.error(
+                    format!("{at}.percent"),
+                    "a loss of 0% changes nothing",
+                    "e.g. percent: 30%",
+                );
+            }
+            self.image(&format!("{at}.image"), &loss.image);
+        }
+    }
+
+    fn image(&mut self, path: &str, image: &str) {
+        if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
+            self.error(
+                path,
+                format!("`{image}` is not an image reference"),
+                "name an image carrying sh, tc and iptables, e.g. nicolaka/netshoot:v0.13",
+            );
+        }
     }
 
     fn zone(&mut self, path: &str, zone: &str) {

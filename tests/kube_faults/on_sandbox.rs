@@ -55,6 +55,13 @@ async fn over_caps_choices_are_refused_with_numbers() {
     env.teardown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_network_latency_journals_an_early_removal_that_rollback_runs_once() {
+    let env = Env::sandbox().await;
+    scenarios::pod_network_latency_and_early_removal(&env).await;
+    env.teardown().await;
+}
+
 /// The RBAC list is exactly what the faults, their rollback and the healing watches use: run
 /// every scenario through one recording client and compare both ways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -496,6 +496,7 @@ pub async fn all(env: &Env) {
     node_drain_blocked_by_budget(env).await;
     node_drain_moves_pods(env).await;
     zone_outage_and_precise_rollback(env).await;
+    pod_network_latency_and_early_removal(env).await;
 }
 
 /// A podKill reads its change back (the pod terminating) after it acted, and the lost pod's
@@ -544,4 +545,69 @@ pub async fn pod_kill_is_confirmed_and_detected(env: &Env) {
         "the endpoint left before the grace period ended"
     );
     env.wait_ready("app=api", 3).await;
+}
+
+/// podNetworkLatency: the undo record names the pod and a removal container before anything
+/// acts; the fault adds an ephemeral container holding the rule; rollback adds the removal
+/// container, and a second rollback finds it there and does nothing.
+pub async fn pod_network_latency_and_early_removal(env: &Env) {
+    use steadfast::fault::Undoer;
+    use steadfast::fault::net_script::NetRule;
+    use steadfast::fault::pod_network::{PodNetworkFault, PodNetworkUndoer};
+    let fault = PodNetworkFault::new(
+        "slow".into(),
+        steadfast::spec::FaultKind::PodNetworkLatency,
+        PodTargetSpec {
+            namespaces: vec![env.ns.clone()],
+            selector: Some("app=api".into()),
+            mode: SelectionMode::One,
+            ..PodTargetSpec::default()
+        },
+        NetRule::Delay {
+            delay: Duration::from_millis(100),
+            jitter: Duration::ZERO,
+            correlation: 0.0,
+        },
+        Duration::from_secs(60),
+        steadfast::spec::fault::DEFAULT_NETWORK_IMAGE.into(),
+        env.context(env.safety()),
+    );
+    let (plan, injection) = plan_and_inject(&fault, "run-net").await;
+    assert_eq!(plan.undo.len(), 1, "{plan:?}");
+    let UndoAction::RemovePodNetworkRule {
+        pod,
+        container,
+        removal,
+        ..
+    } = plan.undo[0].action.clone()
+    else {
+        panic!("{plan:?}")
+    };
+    assert_eq!(injection.effects[0].effect, Effect::Applied);
+    let pods: Api<Pod> = Api::namespaced(env.kube.raw().clone(), &env.ns);
+    let names = |p: &Pod| -> Vec<String> {
+        p.spec
+            .as_ref()
+            .and_then(|s| s.ephemeral_containers.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    let holder = pods.get(&pod).await.expect("pod");
+    assert_eq!(names(&holder), vec![container.clone()]);
+    let undoer = PodNetworkUndoer::new(env.kube.clone());
+    assert!(undoer.handles(&plan.undo[0].action));
+    let first = undoer.undo(&plan.undo[0]).await.expect("undo");
+    assert!(
+        matches!(first, RollbackOutcome::Restored { .. }),
+        "{first:?}"
+    );
+    let after = pods.get(&pod).await.expect("pod");
+    assert_eq!(names(&after), vec![container, removal]);
+    let second = undoer.undo(&plan.undo[0]).await.expect("undo");
+    assert!(
+        matches!(second, RollbackOutcome::AlreadyRestored { .. }),
+        "{second:?}"
+    );
 }

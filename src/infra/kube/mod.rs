@@ -9,8 +9,10 @@
 pub mod access;
 pub mod client;
 pub mod detection_watch;
+pub mod ephemeral;
 pub mod error;
 pub mod ops;
+pub mod pod_security;
 pub mod preflight;
 pub mod ratelimit;
 pub mod rbac;

@@ -158,8 +158,20 @@ pub fn needed(spec: &ExperimentSpec, state_namespace: &str) -> Vec<Needed> {
         // `advise` reads, a run never needs these.
         UsedBy::Advise => false,
     };
+    let network = spec.spec.faults.iter().any(|f| {
+        f.kinds().iter().any(|k| {
+            matches!(
+                k,
+                FaultKind::PodNetworkLatency
+                    | FaultKind::PodNetworkLoss
+                    | FaultKind::PodNetworkBlackhole
+            )
+        })
+    });
+    // Only the pod network faults add ephemeral containers.
+    let needs = |rule: &RbacRule| rule.resource != "pods/ephemeralcontainers" || network;
     let mut out = BTreeSet::new();
-    for rule in RULES.iter().filter(|r| used(r)) {
+    for rule in RULES.iter().filter(|r| used(r) && needs(r)) {
         let base = rule.resource.split('/').next().unwrap_or_default();
         let namespaces: Vec<String> = if CLUSTER_SCOPED.contains(&base) {
             vec![String::new()]

@@ -75,6 +75,13 @@ pub const RULES: &[RbacRule] = &[
     rule(
         UsedBy::Faults,
         "",
+        "pods/ephemeralcontainers",
+        &["patch"],
+        "podNetworkLatency, podNetworkLoss and podNetworkBlackhole add an ephemeral container holding the tc/iptables rule, and one removing it early",
+    ),
+    rule(
+        UsedBy::Faults,
+        "",
         "namespaces",
         &["list"],
         "resolve a target's namespaceSelector",

@@ -73,6 +73,7 @@ pub(crate) async fn dispatch(
                 )),
                 ("binding", &Method::POST) => bind(app, req, ns, name),
                 ("log", &Method::GET) => log(app, ns, name),
+                ("ephemeralcontainers", _) => super::ephemeral::serve(app, req, def, ns, name),
                 ("proxy", _) if def.plural == "services" => {
                     super::proxy::service_proxy(app, req, ns, name, t.tail).await
                 }
@@ -253,11 +254,18 @@ fn finish_if_finalized(txn: &mut Txn<'_>, def: &'static ResourceDef, obj: &Value
 }
 
 /// Replaces `cur` with `new` as an update of the main resource or of `status`.
-fn merge_update(def: &ResourceDef, cur: &mut Value, mut new: Value, status_only: bool) {
+fn merge_update(
+    def: &ResourceDef,
+    name: &str,
+    cur: &mut Value,
+    mut new: Value,
+    status_only: bool,
+) -> Result<(), ApiError> {
     if status_only {
         cur["status"] = new.get("status").cloned().unwrap_or(Value::Null);
-        return;
+        return Ok(());
     }
+    super::ephemeral::guard_pod_update(def, name, cur, &new)?;
     if def.has_status() {
         new["status"] = cur.get("status").cloned().unwrap_or(Value::Null);
         if new["status"].is_null()
@@ -271,6 +279,7 @@ fn merge_update(def: &ResourceDef, cur: &mut Value, mut new: Value, status_only:
     }
     ops::admit_write(def, &mut new);
     *cur = new;
+    Ok(())
 }
 
 fn rv_matches(cur: &Value, wanted: Option<&str>) -> bool {
@@ -311,8 +320,7 @@ fn update(
         if !rv_matches(cur, wanted.as_deref()) {
             return Err(ApiError::conflict(def, name));
         }
-        merge_update(def, cur, new, status_only);
-        Ok(())
+        merge_update(def, name, cur, new, status_only)
     };
     if req.q("dryRun").is_some() {
         return dry_run(app, def, ns, name, change);
@@ -359,8 +367,7 @@ fn patch_object(
             return Err(ApiError::conflict(def, name));
         }
         let new = to_internal(def, ext);
-        merge_update(def, cur, new, status_only);
-        Ok(())
+        merge_update(def, name, cur, new, status_only)
     };
     // `kubectl diff` and `--dry-run=server` patch with `dryRun=All`: nothing may be written.
     if req.q("dryRun").is_some() && app.shared.store.get(def.storage, ns, name).is_some() {

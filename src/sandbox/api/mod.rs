@@ -7,6 +7,7 @@
 mod convert;
 mod crud;
 mod discovery;
+mod ephemeral;
 mod field_labels;
 mod protobuf;
 mod protobuf_schema;

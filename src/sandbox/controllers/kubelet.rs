@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tracing::warn;
 
+use super::ephemeral::PodEphemerals;
 use super::util::{controller_name, s, set_condition, terminating};
 use crate::sandbox::backend::{Backend, BackendIdentity};
 use crate::sandbox::cluster::{NodeRuntime, Shared};
+use crate::sandbox::netem::NetworkCell;
 use crate::sandbox::ops;
 use crate::sandbox::resources::well_known;
 use crate::sandbox::store::{now_micro, now_rfc3339};
@@ -35,6 +37,10 @@ struct PodRun {
     /// Ready has been observed or posted; until then a timer is pending.
     ready: bool,
     stopping: Option<Stopping>,
+    /// The pod's network rules, applied by its backend.
+    network: NetworkCell,
+    /// Its ephemeral containers.
+    ephemerals: PodEphemerals,
 }
 
 /// Runtime state of every kubelet.
@@ -63,7 +69,9 @@ impl Kubelets {
 
     /// Whether a pod waits for a timer (start-up delay, termination).
     pub fn has_timers(&self) -> bool {
-        self.pods.values().any(|r| !r.ready || r.stopping.is_some())
+        self.pods
+            .values()
+            .any(|r| !r.ready || r.stopping.is_some() || r.ephemerals.has_timers())
     }
 
     /// Every kubelet's pod work: start, report readiness, terminate.
@@ -214,6 +222,7 @@ impl Kubelets {
             }
             return;
         }
+        run.ephemerals.sync(shared, pod, &run.network);
         if run.started < rt.joined {
             // The machine booted again (a stopped instance started): its containers restart.
             run.started = Instant::now();
@@ -249,11 +258,13 @@ impl Kubelets {
             node: node.clone(),
             zone: rt.zone.clone(),
         };
+        let network = NetworkCell::default();
         let backend = match Backend::start(
             id,
             shared.behaviour(&ns, &workload),
             rt.partitioned.clone(),
             rt.powered_off.clone(),
+            network.clone(),
         ) {
             Ok(b) => b,
             Err(e) => {
@@ -329,6 +340,8 @@ impl Kubelets {
                     started: Instant::now(),
                     ready: false,
                     stopping: None,
+                    network,
+                    ephemerals: PodEphemerals::default(),
                 },
             );
         }

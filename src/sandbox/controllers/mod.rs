@@ -10,6 +10,7 @@
 mod daemonset;
 mod deployment;
 mod endpoints;
+mod ephemeral;
 mod gc;
 mod kubelet;
 mod nodes;

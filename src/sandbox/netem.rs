@@ -1,0 +1,97 @@
+//! A sandbox pod's network rules: what `tc netem` and `iptables` would do to its traffic,
+//! applied by its backend on every request (the machines running the sandbox have no netem).
+//!
+//! Each rule carries its own end: the instant its ephemeral container's `sleep` runs out. The
+//! backend ignores a rule past its end, so the effect stops on time even between two kubelet
+//! passes; a removal container takes rules away early.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::fault::net_script::{NetRule, Removal};
+
+/// One active rule and when it ends.
+#[derive(Debug, Clone)]
+struct Active {
+    rule: NetRule,
+    until: Instant,
+}
+
+/// The rules of one pod, and the last jitter draw (netem correlates successive draws).
+#[derive(Debug, Default)]
+pub(crate) struct PodNetwork {
+    rules: Vec<Active>,
+    last_jitter: f64,
+}
+
+/// What a request meets on its way in and out.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Verdict {
+    /// Added before the answer.
+    pub delay: Duration,
+    /// The request is lost: the connection dies without an answer.
+    pub lost: bool,
+    /// Traffic is dropped: the request waits as TCP retransmits would.
+    pub blackholed: bool,
+}
+
+/// A pod's rules, shared by its kubelet (writer) and its backend (reader).
+pub(crate) type NetworkCell = Arc<Mutex<PodNetwork>>;
+
+impl PodNetwork {
+    /// Adds `rule` until `until`. Like `tc qdisc add` on a root that has one, a second netem
+    /// rule replaces neither: delay and loss add up.
+    pub fn apply(&mut self, rule: NetRule, until: Instant) {
+        self.rules.push(Active { rule, until });
+    }
+
+    /// Takes rules away; returns whether any was there (tc and iptables fail otherwise).
+    pub fn remove(&mut self, removal: &Removal) -> bool {
+        let before = self.rules.len();
+        self.rules.retain(|a| match (removal, &a.rule) {
+            (Removal::Qdisc, NetRule::Delay { .. } | NetRule::Loss { .. }) => false,
+            (Removal::Drop { chain, port }, NetRule::Drop { chain: c, port: p }) => {
+                !(chain == c && port == p)
+            }
+            _ => true,
+        });
+        self.rules.len() != before
+    }
+
+    /// What one request meets now. `port` is the backend's port (for port-scoped drops).
+    pub fn judge(&mut self, port: u16) -> Verdict {
+        let now = Instant::now();
+        let mut v = Verdict::default();
+        // Rules past their end stay listed until removed, as a script's own removal expects.
+        for a in self.rules.iter().filter(|a| a.until > now) {
+            match &a.rule {
+                NetRule::Delay {
+                    delay,
+                    jitter,
+                    correlation,
+                } => {
+                    let fresh = rand::random::<f64>() * 2.0 - 1.0;
+                    let rho = (correlation / 100.0).clamp(0.0, 1.0);
+                    let draw = rho * self.last_jitter + (1.0 - rho) * fresh;
+                    let secs = (delay.as_secs_f64() + draw * jitter.as_secs_f64()).max(0.0);
+                    v.delay += Duration::from_secs_f64(secs);
+                    self.last_jitter = draw;
+                }
+                NetRule::Loss { percent } => {
+                    // A request and its answer each cross the lossy link once; the model drops
+                    // the exchange with the stated probability, the share a client sees.
+                    if rand::random::<f64>() * 100.0 < *percent {
+                        v.lost = true;
+                    }
+                }
+                // Either direction cuts a request/answer exchange.
+                NetRule::Drop { port: p, .. } => {
+                    if p.is_none_or(|p| p == port) {
+                        v.blackholed = true;
+                    }
+                }
+            }
+        }
+        v
+    }
+}
