@@ -5,6 +5,10 @@
 //! `measure`, `verdict`, `report`) names no SDK: Kubernetes, AWS, Prometheus and HTTP live behind
 //! narrow traits implemented in `infra`, `probe` and `fault`.
 
+// Data reaches stdout only through a command's writer, and the library never panics on a value
+// it could have handled; tests may do both (clippy.toml allows them there).
+#![warn(clippy::print_stdout, clippy::unwrap_used)]
+
 pub mod advise;
 pub mod cli;
 pub mod commands;
