@@ -552,7 +552,7 @@ impl HealingObserver {
             let ns = ns.clone();
             streams.push(
                 watcher::watcher(pods, watcher::Config::default())
-                    .default_backoff()
+                    .backoff(crate::infra::kube::watch_backoff::WatchBackoff::default())
                     .map(move |event| match event {
                         Ok(Event::Apply(p) | Event::InitApply(p)) => Change::Pod(p, false),
                         Ok(Event::Delete(p)) => Change::Pod(p, true),
@@ -570,7 +570,7 @@ impl HealingObserver {
             let api: Api<Deployment> = Api::namespaced(kube.raw().clone(), ns);
             streams.push(
                 watcher::watcher(api, watcher::Config::default())
-                    .default_backoff()
+                    .backoff(crate::infra::kube::watch_backoff::WatchBackoff::default())
                     .map(|event| match event {
                         Ok(Event::Apply(d) | Event::InitApply(d)) => Change::Deployment(d),
                         _ => Change::Ignored,
