@@ -534,10 +534,11 @@ async fn a_dropped_connection_sends_no_answer_and_a_resume_is_told_gone() {
     let mut tcp = tokio::net::TcpStream::connect(env.sandbox.api_addr())
         .await
         .expect("connect");
-    let request = format!(
-        "GET /api/v1/nodes/{name} HTTP/1.1\r\nHost: sandbox\r\nConnection: close\r\n\r\n"
-    );
-    tcp.write_all(request.as_bytes()).await.expect("request sent");
+    let request =
+        format!("GET /api/v1/nodes/{name} HTTP/1.1\r\nHost: sandbox\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes())
+        .await
+        .expect("request sent");
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut answer))
         .await
@@ -578,8 +579,16 @@ async fn a_dropped_connection_sends_no_answer_and_a_resume_is_told_gone() {
     );
     let injected = env.injected().await;
     let key = |kind: &str, verb: &str| (kind.to_owned(), verb.to_owned(), "nodes".to_owned());
-    assert_eq!(injected.get(&key("connectionReset", "get")), Some(&2), "{injected:?}");
-    assert_eq!(injected.get(&key("gone410", "watch")), Some(&1), "{injected:?}");
+    assert_eq!(
+        injected.get(&key("connectionReset", "get")),
+        Some(&2),
+        "{injected:?}"
+    );
+    assert_eq!(
+        injected.get(&key("gone410", "watch")),
+        Some(&1),
+        "{injected:?}"
+    );
     env.sandbox.set_hostile(None);
     env.sandbox.shutdown().await;
 }

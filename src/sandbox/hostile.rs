@@ -583,7 +583,10 @@ mod tests {
     fn the_same_seed_gives_the_same_decisions_and_another_seed_others() {
         let run = |seed| {
             let h = Hostile::new(HostileSpec::preset(seed));
-            requests().iter().map(|a| h.decide(a, false)).collect::<Vec<_>>()
+            requests()
+                .iter()
+                .map(|a| h.decide(a, false))
+                .collect::<Vec<_>>()
         };
         let first = run(7);
         assert_eq!(first, run(7));
@@ -696,7 +699,10 @@ mod tests {
         old.connection_reset = None;
         let new = HostileSpec::preset(5);
         for (n, a) in requests().iter().enumerate() {
-            let (o, d) = (old.decide(n as u64, a, false), new.decide(n as u64, a, false));
+            let (o, d) = (
+                old.decide(n as u64, a, false),
+                new.decide(n as u64, a, false),
+            );
             assert_eq!(o.delay, d.delay);
             assert_eq!(o.close_watch_after, d.close_watch_after);
             if o.refusal.is_some() {

@@ -181,7 +181,9 @@ pub(crate) fn resumes(uri: &http::Uri) -> bool {
     for kv in uri.query().unwrap_or_default().split('&') {
         match kv.split_once('=') {
             Some(("resourceVersion", v)) => rv = !v.is_empty() && v != "0",
-            Some(("sendInitialEvents", v)) => initial = matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True"),
+            Some(("sendInitialEvents", v)) => {
+                initial = matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True")
+            }
             _ => {}
         }
     }
