@@ -5,6 +5,11 @@
 //! on its original ACL, no steadfast taint, every node schedulable and Ready, every deleted pod
 //! replaced, and nothing pending in the journal nor in its copy in the cluster.
 //!
+//! The run and both rollbacks meet the sandbox's hostile preset (seeded per kill: 10% server
+//! errors, 5% APF 429, dropped connections, watches closed every 3–8 s and resumes told 410
+//! Gone), as a control plane busy with the very outage being tested would treat them; the
+//! judging afterwards reads a friendly server, so it sees the state rather than the noise.
+//!
 //! One sandbox (and one moto) per fault kind is reused across its five kills; each kill is
 //! judged only after the previous one was fully restored.
 
@@ -20,6 +25,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use steadfast::infra::cluster::ConfigMapJournal;
 use steadfast::journal::{JournalEntry, JournalMirror, pending, read_entries};
+use steadfast::sandbox::HostileSpec;
 
 use support::sandbox::both;
 use world::{World, start_world};
@@ -82,6 +88,8 @@ impl World {
         let reports = self.dir.path().join("reports");
         let reports = reports.to_str().unwrap();
         let seed = index.to_string();
+        let hostile = HostileSpec::preset(SEED ^ ((kind.label.len() as u64) << 8) ^ index as u64);
+        self.sandbox.set_hostile(Some(hostile));
         let mut child = self
             .command(
                 &["run", kind.file, "--report-dir", reports, "--seed", &seed],
@@ -134,6 +142,7 @@ impl World {
         {
             restored_in = Err(format!("a second rollback did work: {}", both(&again)));
         }
+        self.sandbox.set_hostile(None);
         // The cluster's copy of the journal agrees: nothing pending there either.
         let mirror = ConfigMapJournal::new(self.kube.clone(), &namespace);
         match mirror.entries().await {

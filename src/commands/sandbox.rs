@@ -120,7 +120,7 @@ async fn up_until_interrupted(
     if let Some(seed) = args.hostile {
         writeln!(
             out,
-            "hostile:       seed {seed}: 10% 500/503/504, 5% 429 with Retry-After, watches closed after 3-8 s"
+            "hostile:       seed {seed}: 10% 500/503/504, 5% 429 with Retry-After, 2% dropped connections, watches closed after 3-8 s, 20% of resumes 410 Gone"
         )?;
     }
     for (account, path) in &running.service_account_kubeconfigs {

@@ -134,6 +134,7 @@ struct Tracked {
 /// A pod that appeared after observation started.
 #[derive(Debug, Clone)]
 struct Newcomer {
+    namespace: String,
     name: String,
     owner_uid: String,
     seen_at: Instant,
@@ -221,7 +222,8 @@ impl Ledger {
     }
 
     /// A (re)list can miss a deletion that happened before it: tracked pods it did not list
-    /// are gone, so disrupted now at the latest.
+    /// are gone, so disrupted now at the latest; newcomers it did not list and never saw Ready
+    /// replaced nothing.
     fn on_init_done(&mut self, namespace: &str, now: Instant) {
         for t in &mut self.tracked {
             if t.namespace == namespace
@@ -231,7 +233,34 @@ impl Ledger {
                 t.disrupted_at = Some(now);
             }
         }
+        let vanished: Vec<String> = self
+            .newcomers
+            .iter()
+            .filter(|(uid, n)| {
+                n.namespace == namespace
+                    && !self.listed.contains(&(n.namespace.clone(), (*uid).clone()))
+            })
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in vanished {
+            self.drop_unready_newcomer(&uid);
+        }
         self.assign();
+    }
+
+    /// A newcomer deleted before it was ever Ready replaced nothing: the pod it was credited
+    /// to waits for the next one. One seen Ready keeps its credit (it served).
+    fn drop_unready_newcomer(&mut self, uid: &str) {
+        if self.newcomers.get(uid).is_none_or(|n| n.ready_at.is_some()) {
+            return;
+        }
+        self.newcomers.remove(uid);
+        self.known.insert(uid.to_owned());
+        for t in &mut self.tracked {
+            if t.replacement.as_deref() == Some(uid) {
+                t.replacement = None;
+            }
+        }
     }
 
     fn on_pod(&mut self, pod: &Pod, deleted: bool, now: Instant) {
@@ -247,7 +276,9 @@ impl Ledger {
             {
                 self.tracked[i].disrupted_at = Some(self.deletion_requested(pod, now));
             }
-        } else if !self.known.contains(&uid) && !deleted {
+        } else if deleted || pod.metadata.deletion_timestamp.is_some() {
+            self.drop_unready_newcomer(&uid);
+        } else if !self.known.contains(&uid) {
             let Some(owner_uid) = controller_of(pod).map(|o| o.uid.clone()) else {
                 return;
             };
@@ -259,6 +290,7 @@ impl Ledger {
                 return;
             }
             let entry = self.newcomers.entry(uid).or_insert_with(|| Newcomer {
+                namespace: pod.metadata.namespace.clone().unwrap_or_default(),
                 name: pod.metadata.name.clone().unwrap_or_default(),
                 owner_uid,
                 seen_at: now,
@@ -520,7 +552,7 @@ impl HealingObserver {
             let ns = ns.clone();
             streams.push(
                 watcher::watcher(pods, watcher::Config::default())
-                    .default_backoff()
+                    .backoff(crate::infra::kube::watch_backoff::WatchBackoff::default())
                     .map(move |event| match event {
                         Ok(Event::Apply(p) | Event::InitApply(p)) => Change::Pod(p, false),
                         Ok(Event::Delete(p)) => Change::Pod(p, true),
@@ -538,7 +570,7 @@ impl HealingObserver {
             let api: Api<Deployment> = Api::namespaced(kube.raw().clone(), ns);
             streams.push(
                 watcher::watcher(api, watcher::Config::default())
-                    .default_backoff()
+                    .backoff(crate::infra::kube::watch_backoff::WatchBackoff::default())
                     .map(|event| match event {
                         Ok(Event::Apply(d) | Event::InitApply(d)) => Change::Deployment(d),
                         _ => Change::Ignored,
@@ -968,6 +1000,60 @@ mod tests {
         let replacements: Vec<_> = e.pods.iter().map(|p| p.replacement.as_deref()).collect();
         assert!(replacements.contains(&Some("a")), "{replacements:?}");
         assert!(replacements.contains(&None), "{replacements:?}");
+    }
+
+    #[test]
+    fn a_replacement_deleted_before_ready_hands_its_credit_to_the_next_one() {
+        let mut l = ledger();
+        let t0 = l.start;
+        l.on_acted(&[killed(&l, "web-1", MS(10))]);
+        newcomer(&mut l, "first", false, t0 + MS(20));
+        assert_eq!(l.tracked[0].replacement.as_deref(), Some("first"));
+        l.on_pod(
+            &pod(&format!(
+                "metadata: {{name: first, namespace: shop, uid: first, {OWNER}}}"
+            )),
+            true,
+            t0 + MS(30),
+        );
+        newcomer(&mut l, "second", false, t0 + MS(40));
+        newcomer(&mut l, "second", true, t0 + MS(500));
+        let e = l.evidence("kill", l.started_at, false);
+        assert_eq!(e.pods[0].replacement.as_deref(), Some("second"), "{e:#?}");
+        assert_eq!(e.pods[0].ready_after_ms, Some(490));
+        assert!(e.healed);
+    }
+
+    #[test]
+    fn a_relist_re_delivering_every_pod_changes_nothing_and_its_absences_are_noticed() {
+        let mut l = ledger();
+        let t0 = l.start;
+        l.on_init("shop");
+        l.on_pod(
+            &pod(&format!(
+                "metadata: {{name: web-1, namespace: shop, uid: old, {OWNER}}}"
+            )),
+            false,
+            t0,
+        );
+        l.on_init_done("shop", t0);
+        l.on_acted(&[killed(&l, "web-1", MS(10))]);
+        newcomer(&mut l, "doomed", false, t0 + MS(20));
+        newcomer(&mut l, "kept", true, t0 + MS(300));
+        // A gap: `doomed` was deleted and `web-1`'s deletion was missed; the relist lists
+        // only `kept`, twice over, as a relist after another close would.
+        for at in [MS(900), MS(1000)] {
+            l.on_init("shop");
+            newcomer(&mut l, "kept", true, t0 + at);
+            l.on_init_done("shop", t0 + at);
+        }
+        let e = l.evidence("kill", l.started_at, false);
+        assert_eq!(e.pods.len(), 1);
+        assert!(e.pods[0].disrupted);
+        assert_eq!(e.pods[0].replacement.as_deref(), Some("kept"), "{e:#?}");
+        // Ready when first seen, not when re-delivered.
+        assert_eq!(e.pods[0].ready_after_ms, Some(290));
+        assert_eq!(l.newcomers.len(), 1, "the vanished newcomer is forgotten");
     }
 
     #[test]

@@ -119,6 +119,8 @@ pub(crate) struct Shared {
     pub auth: super::rbac::Auth,
     /// Hostile mode, when on; replaced whole by `Sandbox::set_hostile`.
     pub hostile: RwLock<Option<Arc<super::hostile::Hostile>>>,
+    /// Cancelled (and replaced) to end every open watch at once.
+    watch_closer: Mutex<tokio_util::sync::CancellationToken>,
 }
 
 impl Shared {
@@ -136,7 +138,28 @@ impl Shared {
             lb_metrics: LbMetrics::default(),
             auth: super::rbac::Auth::default(),
             hostile: RwLock::new(None),
+            watch_closer: Mutex::new(tokio_util::sync::CancellationToken::new()),
         }
+    }
+
+    /// The token that ends the watches open now when [`Self::close_watches`] runs.
+    pub fn watch_closer(&self) -> tokio_util::sync::CancellationToken {
+        self.watch_closer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Ends every open watch now, cleanly, as an API server restarting or rebalancing does;
+    /// watches started afterwards are not affected.
+    pub fn close_watches(&self) {
+        let old = std::mem::take(
+            &mut *self
+                .watch_closer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        old.cancel();
     }
 
     /// The running hostile mode, if on.

@@ -6,7 +6,9 @@
 //! so the sandbox can do all of it on purpose, seeded: decision `n` depends only on the seed,
 //! `n` and the request's verb and resource, so the same request sequence meets the same
 //! injections. Health checks, discovery and `/metrics` are never touched (they are not resource
-//! requests), so readiness and the counters stay trustworthy. What was injected is counted on
+//! requests), so readiness and the counters stay trustworthy. Watch resumes may be answered
+//! `410 Gone` (an `ERROR` event, as kube-apiserver's watch cache sends it), so clients must relist,
+//! and connections may be dropped without an answer. What was injected is counted on
 //! `/metrics` as `steadfast_sandbox_hostile_injected_total{kind,verb,resource}`.
 
 use std::collections::BTreeMap;
@@ -54,6 +56,38 @@ pub struct HostileSpec {
     /// Watches end on their own after a random time in this range.
     #[serde(default)]
     pub watch_close_after: Option<WatchCloseSpec>,
+    /// A watch resuming from a `resourceVersion` is told it expired (410 Gone).
+    #[serde(default)]
+    pub gone_on_resume: Option<GoneOnResumeSpec>,
+    /// The connection is dropped without an answer.
+    #[serde(default)]
+    pub connection_reset: Option<ConnectionResetSpec>,
+}
+
+/// `hostile.goneOnResume`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GoneOnResumeSpec {
+    /// Share of resuming watches answered 410 Expired, 0..=1.
+    pub probability: f64,
+    /// Resources it applies to; all when empty.
+    #[serde(default)]
+    pub resources: Vec<String>,
+}
+
+/// `hostile.connectionReset`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConnectionResetSpec {
+    /// Share of matching requests whose connection is dropped, 0..=1. Half of the drops
+    /// happen after the request was carried out, as a connection lost mid-answer does.
+    pub probability: f64,
+    /// RBAC verbs it applies to; all when empty.
+    #[serde(default)]
+    pub verbs: Vec<String>,
+    /// Resources it applies to; all when empty.
+    #[serde(default)]
+    pub resources: Vec<String>,
 }
 
 /// `hostile.apf429`.
@@ -136,7 +170,8 @@ pub struct WatchCloseSpec {
 
 impl HostileSpec {
     /// The `sandbox up --hostile` preset: 10% server errors (500/503/504), 5% APF throttling
-    /// asking for 1 s, watches closed after 3–8 s.
+    /// asking for 1 s, 2% dropped connections, watches closed after 3–8 s and a fifth of
+    /// their resumes told 410 Gone.
     pub fn preset(seed: u64) -> Self {
         Self {
             seed,
@@ -156,6 +191,15 @@ impl HostileSpec {
             watch_close_after: Some(WatchCloseSpec {
                 min: Duration::from_secs(3),
                 max: Some(Duration::from_secs(8)),
+                resources: Vec::new(),
+            }),
+            gone_on_resume: Some(GoneOnResumeSpec {
+                probability: 0.2,
+                resources: Vec::new(),
+            }),
+            connection_reset: Some(ConnectionResetSpec {
+                probability: 0.02,
+                verbs: Vec::new(),
                 resources: Vec::new(),
             }),
         }
@@ -179,6 +223,12 @@ impl HostileSpec {
         }
         if let Some(l) = &self.latency {
             probability("latency", l.probability);
+        }
+        if let Some(g) = &self.gone_on_resume {
+            probability("goneOnResume", g.probability);
+        }
+        if let Some(r) = &self.connection_reset {
+            probability("connectionReset", r.probability);
         }
         if let Some(a) = &self.apf429 {
             if !(1..=60).contains(&a.retry_after_seconds) {
@@ -212,6 +262,9 @@ impl HostileSpec {
                 ));
             }
             check_verbs(&mut p, &format!("{at}.latency.verbs"), &l.verbs);
+        }
+        if let Some(r) = &self.connection_reset {
+            check_verbs(&mut p, &format!("{at}.connectionReset.verbs"), &r.verbs);
         }
         if let Some(w) = &self.watch_close_after {
             if w.min.is_zero() {
@@ -258,6 +311,22 @@ pub enum Refusal {
         /// Whether the request took effect before the error was sent.
         after: bool,
     },
+    /// The connection is dropped without an answer; `after` when the request was carried
+    /// out first.
+    Reset {
+        /// Whether the request took effect before the connection was dropped.
+        after: bool,
+    },
+}
+
+impl Refusal {
+    /// Whether the request is carried out before the refusal is sent.
+    pub fn after(self) -> bool {
+        match self {
+            Refusal::Throttle { .. } => false,
+            Refusal::ServerError { after, .. } | Refusal::Reset { after } => after,
+        }
+    }
 }
 
 /// The decision for one request.
@@ -269,6 +338,8 @@ pub struct Decision {
     pub refusal: Option<Refusal>,
     /// For a watch: end it after this long.
     pub close_watch_after: Option<Duration>,
+    /// For a watch resuming from a `resourceVersion`: answer 410 Gone.
+    pub gone: bool,
 }
 
 /// A uniform draw from `[0, 1)` with 53 bits.
@@ -284,9 +355,11 @@ fn between(rng: &mut SeededRng, min: Duration, max: Duration) -> Duration {
 }
 
 impl HostileSpec {
-    /// The decision for the `n`th resource request. Every draw is made whatever the filters
-    /// say, so a request's decision does not depend on which rules matched earlier ones.
-    pub fn decide(&self, n: u64, access: &ApiAccess) -> Decision {
+    /// The decision for the `n`th resource request; `resume` when it is a watch resuming from
+    /// a `resourceVersion`. Every draw is made whatever the filters say, so a request's
+    /// decision does not depend on which rules matched earlier ones. Draws added later come
+    /// last, so a seed keeps its earlier decisions.
+    pub fn decide(&self, n: u64, access: &ApiAccess, resume: bool) -> Decision {
         let mut rng = SeededRng::new(self.seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let (u_apf, u_err, code_draw, u_lat, lat_draw, watch_draw) = (
             unit(&mut rng),
@@ -296,6 +369,7 @@ impl HostileSpec {
             rng.below(u64::MAX),
             rng.below(u64::MAX),
         );
+        let (u_gone, u_reset, u_reset_after) = (unit(&mut rng), unit(&mut rng), unit(&mut rng));
         let mut d = Decision::default();
         if let Some(l) = &self.latency
             && applies(&l.verbs, &l.resources, access)
@@ -320,6 +394,21 @@ impl HostileSpec {
                 code,
                 after: code == 504,
             });
+        } else if let Some(r) = &self.connection_reset
+            && applies(&r.verbs, &r.resources, access)
+            && u_reset < r.probability
+        {
+            d.refusal = Some(Refusal::Reset {
+                after: u_reset_after < 0.5,
+            });
+        }
+        if resume
+            && d.refusal.is_none()
+            && let Some(g) = &self.gone_on_resume
+            && applies(&[], &g.resources, access)
+            && u_gone < g.probability
+        {
+            d.gone = true;
         }
         if access.verb == "watch"
             && let Some(w) = &self.watch_close_after
@@ -350,10 +439,11 @@ impl Hostile {
         }
     }
 
-    /// Decides for the next resource request and counts what it injects.
-    pub fn decide(&self, access: &ApiAccess) -> Decision {
+    /// Decides for the next resource request (`resume`: a watch from a `resourceVersion`) and
+    /// counts what it injects.
+    pub fn decide(&self, access: &ApiAccess, resume: bool) -> Decision {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let d = self.spec.decide(n, access);
+        let d = self.spec.decide(n, access, resume);
         if d.delay.is_some() {
             self.count("latency", access);
         }
@@ -363,7 +453,11 @@ impl Hostile {
             Some(Refusal::ServerError { code: 502, .. }) => self.count("error502", access),
             Some(Refusal::ServerError { code: 503, .. }) => self.count("error503", access),
             Some(Refusal::ServerError { .. }) => self.count("error504", access),
+            Some(Refusal::Reset { .. }) => self.count("connectionReset", access),
             None => {}
+        }
+        if d.gone {
+            self.count("gone410", access);
         }
         if d.close_watch_after.is_some() {
             self.count("watchClose", access);
@@ -447,6 +541,18 @@ pub(crate) fn refusal_status(r: Refusal) -> (u16, serde_json::Value, Option<u32>
             ),
             None,
         ),
+        // Never sent: the API server drops the connection instead; a proxy in between would
+        // answer this.
+        Refusal::Reset { .. } => (
+            502,
+            status(
+                502,
+                "InternalError",
+                "the connection to the server was reset (hostile mode)",
+                json!({}),
+            ),
+            None,
+        ),
     }
 }
 
@@ -477,7 +583,10 @@ mod tests {
     fn the_same_seed_gives_the_same_decisions_and_another_seed_others() {
         let run = |seed| {
             let h = Hostile::new(HostileSpec::preset(seed));
-            requests().iter().map(|a| h.decide(a)).collect::<Vec<_>>()
+            requests()
+                .iter()
+                .map(|a| h.decide(a, false))
+                .collect::<Vec<_>>()
         };
         let first = run(7);
         assert_eq!(first, run(7));
@@ -510,11 +619,11 @@ mod tests {
         };
         let h = Hostile::new(spec);
         assert_eq!(
-            h.decide(&access("create", "pods/eviction")).refusal,
+            h.decide(&access("create", "pods/eviction"), false).refusal,
             Some(Refusal::Throttle { retry_after: 2 })
         );
-        assert_eq!(h.decide(&access("get", "pods")).refusal, None);
-        assert_eq!(h.decide(&access("create", "pods")).refusal, None);
+        assert_eq!(h.decide(&access("get", "pods"), false).refusal, None);
+        assert_eq!(h.decide(&access("create", "pods"), false).refusal, None);
         let metrics = h.render();
         assert!(
             metrics.contains(
@@ -522,6 +631,84 @@ mod tests {
             ),
             "{metrics}"
         );
+    }
+
+    #[test]
+    fn resumes_are_told_gone_and_connections_dropped_at_the_set_rates_and_counted() {
+        let spec = HostileSpec {
+            seed: 11,
+            gone_on_resume: Some(GoneOnResumeSpec {
+                probability: 0.3,
+                resources: vec!["pods".into()],
+            }),
+            connection_reset: Some(ConnectionResetSpec {
+                probability: 0.1,
+                verbs: vec!["get".into(), "patch".into()],
+                resources: Vec::new(),
+            }),
+            ..HostileSpec::default()
+        };
+        let h = Hostile::new(spec.clone());
+        let (mut gone, mut resets, mut after) = (0, 0, 0);
+        for _ in 0..1000 {
+            let d = h.decide(&access("watch", "pods"), true);
+            gone += u32::from(d.gone);
+            assert_eq!(d.refusal, None, "watches are not in the reset filter");
+            // A watch that lists first, or another resource, is never told it expired.
+            assert!(!h.decide(&access("watch", "pods"), false).gone);
+            assert!(!h.decide(&access("watch", "nodes"), true).gone);
+            let d = h.decide(&access("patch", "nodes"), false);
+            if let Some(Refusal::Reset { after: a }) = d.refusal {
+                resets += 1;
+                after += u32::from(a);
+            }
+            assert_eq!(h.decide(&access("create", "pods"), false).refusal, None);
+        }
+        // 30% of 1000 and 10% of 1000, with a wide band against a broken draw.
+        assert!((230..=370).contains(&gone), "{gone}");
+        assert!((60..=140).contains(&resets), "{resets}");
+        assert!(after > 0 && after < resets, "{after} of {resets}");
+        // Seeded: the same spec decides the same way.
+        let again = Hostile::new(spec.clone());
+        let first: Vec<_> = (0..50)
+            .map(|_| again.decide(&access("watch", "pods"), true))
+            .collect();
+        let replay = Hostile::new(spec);
+        let second: Vec<_> = (0..50)
+            .map(|_| replay.decide(&access("watch", "pods"), true))
+            .collect();
+        assert_eq!(first, second);
+        let metrics = h.render();
+        for line in [
+            format!(
+                "steadfast_sandbox_hostile_injected_total{{kind=\"gone410\",verb=\"watch\",resource=\"pods\"}} {gone}"
+            ),
+            format!(
+                "steadfast_sandbox_hostile_injected_total{{kind=\"connectionReset\",verb=\"patch\",resource=\"nodes\"}} {resets}"
+            ),
+        ] {
+            assert!(metrics.contains(&line), "{line} in {metrics}");
+        }
+    }
+
+    #[test]
+    fn adding_the_new_draws_kept_the_earlier_decisions_of_a_seed() {
+        // The preset minus the new kinds decides as before for every request it shares.
+        let mut old = HostileSpec::preset(5);
+        old.gone_on_resume = None;
+        old.connection_reset = None;
+        let new = HostileSpec::preset(5);
+        for (n, a) in requests().iter().enumerate() {
+            let (o, d) = (
+                old.decide(n as u64, a, false),
+                new.decide(n as u64, a, false),
+            );
+            assert_eq!(o.delay, d.delay);
+            assert_eq!(o.close_watch_after, d.close_watch_after);
+            if o.refusal.is_some() {
+                assert_eq!(o.refusal, d.refusal);
+            }
+        }
     }
 
     #[test]

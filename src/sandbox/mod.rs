@@ -56,7 +56,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 pub use cluster::BackendBehaviour;
-pub use hostile::{Apf429Spec, Error5xxSpec, HostileSpec, LatencySpec, WatchCloseSpec};
+pub use hostile::{
+    Apf429Spec, ConnectionResetSpec, Error5xxSpec, GoneOnResumeSpec, HostileSpec, LatencySpec,
+    WatchCloseSpec,
+};
 pub use topology::{
     BackendSpec, BudgetSpec, DeploymentSpec, RbacMode, ServiceSpec, Timing, TimingSpec, Topology,
     ZoneSpec,
@@ -411,6 +414,12 @@ impl Sandbox {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) =
             spec.map(|h| Arc::new(hostile::Hostile::new(h)));
+    }
+
+    /// Ends every watch open now (clients resume from their last `resourceVersion`); tests use
+    /// it to force the closes a real API server makes on its own.
+    pub fn close_watches(&self) {
+        self.shared.close_watches();
     }
 
     /// Path of the kubeconfig that points at this sandbox.

@@ -3,7 +3,9 @@
 //! for `steadfast rollback --from-cluster`, and the next run, from anywhere, sees it pending.
 //!
 //! Each append is a read-modify-write with the object's resourceVersion (optimistic
-//! concurrency), retried on conflict. A ConfigMap holds at most 1 MiB; the data is kept under
+//! concurrency), retried on conflict, and on server errors, throttling and dropped connections
+//! too: such a write may have happened, so the retry re-reads first and stops when the entry is
+//! already there; the resourceVersion keeps a stale retry from writing over anything. A ConfigMap holds at most 1 MiB; the data is kept under
 //! [`DEFAULT_LIMIT`], compacted when needed, and an entry that still does not fit is refused.
 
 use std::collections::BTreeMap;
@@ -26,8 +28,8 @@ pub const JOURNAL_KEY: &str = "journal.jsonl";
 /// Bytes of journal the ConfigMap may hold: the API server refuses objects over 1 MiB, and the
 /// metadata needs some of it.
 pub const DEFAULT_LIMIT: usize = 1024 * 1024 - 64 * 1024;
-/// Attempts of one append when other writers race it.
-const ATTEMPTS: u32 = 5;
+/// Attempts of one append, when other writers race it or the server fails.
+const ATTEMPTS: u32 = 10;
 
 /// The journal mirror in a ConfigMap.
 pub struct ConfigMapJournal {
@@ -90,6 +92,16 @@ fn conflict(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 409)
 }
 
+/// Whether a failed write is worth another attempt: throttling, server errors and failures
+/// without an answer (a dropped connection); a refusal such as 403 or 422 is final.
+fn retryable(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        kube::Error::SerdeError(_) | kube::Error::BuildRequest(_) => false,
+        _ => true,
+    }
+}
+
 #[async_trait]
 impl JournalMirror for ConfigMapJournal {
     fn place(&self) -> String {
@@ -97,9 +109,11 @@ impl JournalMirror for ConfigMapJournal {
     }
 
     async fn append(&self, entry: &JournalEntry) -> Result<(), MirrorError> {
+        let mut last_error = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                let wait = crate::infra::kube::retry::backoff(attempt - 1, rand::random());
+                tokio::time::sleep(wait).await;
             }
             let existing = self
                 .call("read", self.api.get_opt(JOURNAL_NAME))
@@ -116,6 +130,10 @@ impl JournalMirror for ConfigMapJournal {
                 ),
                 None => (String::new(), None),
             };
+            // An earlier attempt that got no clear answer may have written it.
+            if attempt > 0 && parse(&text).contains(entry) {
+                return Ok(());
+            }
             let updated =
                 append_within(&text, entry, self.limit).map_err(|needed| MirrorError::Full {
                     place: self.place(),
@@ -137,12 +155,12 @@ impl JournalMirror for ConfigMapJournal {
             };
             match written {
                 Ok(_) => return Ok(()),
-                Err(err) if conflict(&err) => continue,
+                Err(err) if conflict(&err) || retryable(&err) => last_error = err.to_string(),
                 Err(err) => return Err(self.error(format!("write: {err}"))),
             }
         }
         Err(self.error(format!(
-            "still conflicting with other writers after {ATTEMPTS} attempts"
+            "write: still failing after {ATTEMPTS} attempts: {last_error}"
         )))
     }
 
@@ -156,5 +174,31 @@ impl JournalMirror for ConfigMapJournal {
             .and_then(|mut d| d.remove(JOURNAL_KEY))
             .map(|text| parse(&text))
             .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> kube::Error {
+        kube::Error::Api(
+            kube::core::Status::failure("injected", "InternalError")
+                .with_code(code)
+                .boxed(),
+        )
+    }
+
+    #[test]
+    fn server_errors_throttling_and_lost_answers_are_retried_refusals_are_not() {
+        for code in [429, 500, 503, 504] {
+            assert!(retryable(&status(code)), "{code}");
+        }
+        for code in [400, 403, 404, 422] {
+            assert!(!retryable(&status(code)), "{code}");
+        }
+        let lost = kube::Error::Service("connection reset by peer".into());
+        assert!(retryable(&lost));
+        assert!(conflict(&status(409)) && !retryable(&status(409)));
     }
 }

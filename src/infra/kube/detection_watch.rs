@@ -203,7 +203,7 @@ async fn follow<K>(
 {
     let (reader, writer) = reflector::store();
     let stream = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(crate::infra::kube::watch_backoff::WatchBackoff::default())
         .reflect(writer);
     let mut stream = std::pin::pin!(stream);
     let mut synced = Some(synced);

@@ -20,6 +20,7 @@ pub mod readiness_watch;
 pub mod retry;
 pub mod service_proxy;
 pub mod snapshot;
+pub mod watch_backoff;
 
 pub use access::{AccessLog, ApiAccess};
 pub use client::{KubeClient, KubeOptions};

@@ -72,6 +72,8 @@ pub(crate) struct Req {
     pub user: UserInfo,
     /// Hostile mode's life for this request when it is a watch.
     pub close_watch_after: Option<std::time::Duration>,
+    /// Hostile mode answers this watch resume 410 Gone.
+    pub gone: bool,
 }
 
 impl Req {
@@ -161,15 +163,17 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Bod
     }
     // Only resource requests: health checks, discovery and /metrics always answer.
     let decision = match (&access, app.shared.hostile()) {
-        (Some(access), Some(hostile)) => hostile.decide(access),
+        (Some(access), Some(hostile)) => {
+            hostile.decide(access, access.verb == "watch" && watch::resumes(&parts.uri))
+        }
         _ => HostileDecision::default(),
     };
     if let Some(delay) = decision.delay {
         tokio::time::sleep(delay).await;
     }
     let refusal = decision.refusal;
-    if let Some(r @ Refusal::Throttle { .. } | r @ Refusal::ServerError { after: false, .. }) =
-        refusal
+    if let Some(r) = refusal
+        && !r.after()
     {
         return refusal_response(r);
     }
@@ -204,6 +208,7 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Bod
         path: parts.uri.path().to_string(),
         user,
         close_watch_after: decision.close_watch_after,
+        gone: decision.gone,
     };
     let resp = match route(&app, &req).await {
         Ok(resp) => resp,
@@ -216,8 +221,12 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response<Bod
     }
 }
 
-/// The answer of a hostile-mode refusal, with `Retry-After` when throttled.
+/// The answer of a hostile-mode refusal, with `Retry-After` when throttled; a reset drops
+/// the connection without an answer.
 fn refusal_response(r: Refusal) -> Response<Body> {
+    if let Refusal::Reset { .. } = r {
+        return reset_response();
+    }
     let (code, status, retry_after) = refusal_status(r);
     let mut resp = json_response(code, &status);
     if let Some(secs) = retry_after {
@@ -225,6 +234,18 @@ fn refusal_response(r: Refusal) -> Response<Body> {
             .insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
     }
     resp
+}
+
+/// A response whose body fails before its first byte: hyper then closes the connection with
+/// the status line still unsent, so the client sees the connection dropped without an answer.
+fn reset_response() -> Response<Body> {
+    let failed = futures::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "hostile mode drops this connection",
+        ))
+    });
+    Response::new(Body::from_stream(failed))
 }
 
 /// The caller, or `None` for a 401. Health checks are open, as kube-apiserver allows them

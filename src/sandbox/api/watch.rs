@@ -1,7 +1,10 @@
 //! Watch streams: newline-delimited `WatchEvent`s, as kube-apiserver sends them.
 //!
 //! Without a `resourceVersion` (or with "0") the stream starts with ADDED for every current
-//! object; with one, it replays history after it or answers 410 Gone. With selectors, an object
+//! object; with one, it replays history after it or, when that history is gone, sends one
+//! `ERROR` event carrying a 410 `Expired` Status (kube-apiserver's watch cache does the same:
+//! once a watch is accepted, its errors travel as events, and kube-runtime relists only on such
+//! an event). With selectors, an object
 //! that stops matching is sent as DELETED and one that starts matching as ADDED. Bookmarks carry
 //! the latest revision seen; `sendInitialEvents` ends the initial burst with the
 //! `k8s.io/initial-events-end` bookmark.
@@ -44,6 +47,8 @@ struct WatchState {
     next_bookmark: Instant,
     seen_rv: u64,
     cancel: CancellationToken,
+    /// Fires when the sandbox closes every open watch at once.
+    closer: CancellationToken,
     done: bool,
     /// `includeObject` when the client asked for Table rows (`kubectl get -w`).
     table: Option<String>,
@@ -148,6 +153,7 @@ impl WatchState {
             };
             tokio::select! {
                 _ = self.cancel.cancelled() => return None,
+                _ = self.closer.cancelled() => return None,
                 _ = tokio::time::sleep_until(wake) => {
                     if Instant::now() >= self.deadline {
                         self.done = true;
@@ -166,6 +172,33 @@ impl WatchState {
             }
         }
     }
+}
+
+/// Whether a request resumes a watch from a `resourceVersion` (rather than listing first).
+pub(crate) fn resumes(uri: &http::Uri) -> bool {
+    let mut rv = false;
+    let mut initial = false;
+    for kv in uri.query().unwrap_or_default().split('&') {
+        match kv.split_once('=') {
+            Some(("resourceVersion", v)) => rv = !v.is_empty() && v != "0",
+            Some(("sendInitialEvents", v)) => {
+                initial = matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True")
+            }
+            _ => {}
+        }
+    }
+    rv && !initial
+}
+
+/// A watch that ends at once with one `ERROR` event carrying `err`'s Status.
+fn error_stream(err: &ApiError) -> Response<Body> {
+    let body = line("ERROR", &err.to_status());
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 /// Starts a watch (`?watch=true`).
@@ -202,8 +235,16 @@ pub(crate) fn watch(
         let (items, current, rx) = store.list_and_subscribe(def.storage, ns.as_deref());
         (items, Vec::new(), current, rx)
     } else {
-        let (replay, current, rx) = store.watch_from(rv)?;
-        (Vec::new(), replay, current, rx)
+        let from = rv.unwrap_or_default();
+        if req.gone {
+            // Hostile mode: as if the history after `from` had just been compacted away.
+            return Ok(error_stream(&ApiError::gone(from, from + 1)));
+        }
+        match store.watch_from(rv) {
+            Ok((replay, current, rx)) => (Vec::new(), replay, current, rx),
+            Err(e) if e.code == 410 => return Ok(error_stream(&e)),
+            Err(e) => return Err(e),
+        }
     };
     state = WatchState {
         def,
@@ -219,6 +260,7 @@ pub(crate) fn watch(
         next_bookmark: Instant::now() + BOOKMARK_EVERY,
         seen_rv: rv.unwrap_or(start_rv),
         cancel: app.cancel.clone(),
+        closer: app.shared.watch_closer(),
         done: false,
         table: req
             .wants_table()
