@@ -3,17 +3,16 @@
 //! for `steadfast rollback --from-cluster`, and the next run, from anywhere, sees it pending.
 //!
 //! Each append is a read-modify-write with the object's resourceVersion (optimistic
-//! concurrency), retried on conflict. A ConfigMap holds at most 1 MiB; the data is kept under
+//! concurrency), retried on conflict and on answers that leave the write uncertain (429, 5xx):
+//! the re-read tells whether the entry already landed, so it is never written twice. A ConfigMap holds at most 1 MiB; the data is kept under
 //! [`DEFAULT_LIMIT`], compacted when needed, and an entry that still does not fit is refused.
-
-use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
 use kube::{Api, Client};
+use std::collections::BTreeMap;
 
 use super::API_TIMEOUT;
 use crate::journal::mirror::{append_within, parse};
@@ -26,8 +25,8 @@ pub const JOURNAL_KEY: &str = "journal.jsonl";
 /// Bytes of journal the ConfigMap may hold: the API server refuses objects over 1 MiB, and the
 /// metadata needs some of it.
 pub const DEFAULT_LIMIT: usize = 1024 * 1024 - 64 * 1024;
-/// Attempts of one append when other writers race it.
-const ATTEMPTS: u32 = 5;
+/// Attempts of one append when other writers race it or the server errs.
+const ATTEMPTS: u32 = 8;
 
 /// The journal mirror in a ConfigMap.
 pub struct ConfigMapJournal {
@@ -90,6 +89,15 @@ fn conflict(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.code == 409)
 }
 
+/// Whether a failed write may or may not have happened (throttled, server error, no answer):
+/// read again, and write only if the entry is not there.
+fn uncertain(err: &kube::Error) -> bool {
+    match err {
+        kube::Error::Api(status) => status.code >= 500 || status.code == 429,
+        _ => true,
+    }
+}
+
 #[async_trait]
 impl JournalMirror for ConfigMapJournal {
     fn place(&self) -> String {
@@ -97,9 +105,15 @@ impl JournalMirror for ConfigMapJournal {
     }
 
     async fn append(&self, entry: &JournalEntry) -> Result<(), MirrorError> {
+        let mut last = String::new();
+        let mut maybe_written = false;
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                tokio::time::sleep(crate::infra::kube::retry::backoff(
+                    attempt - 1,
+                    rand::random(),
+                ))
+                .await;
             }
             let existing = self
                 .call("read", self.api.get_opt(JOURNAL_NAME))
@@ -116,6 +130,9 @@ impl JournalMirror for ConfigMapJournal {
                 ),
                 None => (String::new(), None),
             };
+            if maybe_written && parse(&text).contains(entry) {
+                return Ok(());
+            }
             let updated =
                 append_within(&text, entry, self.limit).map_err(|needed| MirrorError::Full {
                     place: self.place(),
@@ -137,12 +154,16 @@ impl JournalMirror for ConfigMapJournal {
             };
             match written {
                 Ok(_) => return Ok(()),
-                Err(err) if conflict(&err) => continue,
+                Err(err) if conflict(&err) => last = format!("write: {err}"),
+                Err(err) if uncertain(&err) => {
+                    maybe_written = true;
+                    last = format!("write: {err}");
+                }
                 Err(err) => return Err(self.error(format!("write: {err}"))),
             }
         }
         Err(self.error(format!(
-            "still conflicting with other writers after {ATTEMPTS} attempts"
+            "still failing after {ATTEMPTS} attempts (conflicts with other writers or server errors); last: {last}"
         )))
     }
 
