@@ -567,3 +567,84 @@ async fn a_subnet_whose_original_acl_was_deleted_goes_back_to_the_default_acl() 
     assert_eq!(world.subnet_acl(&subnet).await.0, default);
     assert!(world.steadfast_acls().await.is_empty());
 }
+
+/// 20% throttling, 10% server errors and 5% delays on every call: a partition is applied once
+/// (one ACL) and the undo applier restores it within the undo deadline, each call riding the
+/// SDK's retries; the clients count every injected error.
+#[tokio::test]
+async fn a_partition_and_its_rollback_through_a_throttling_aws_act_once_and_finish_in_time() {
+    use std::time::{Duration, Instant};
+    use steadfast::infra::aws::{AwsClients, AwsContext, AwsOptions};
+    use steadfast::journal::{Journal, RetryPolicy, UndoApplier};
+    use support::aws_proxy::{AwsHostility, AwsProxy};
+
+    let world = world!();
+    let before = world.all_subnet_acls().await;
+    let proxy = AwsProxy::start(
+        &world.moto.endpoint,
+        AwsHostility {
+            seed: 7,
+            throttling: 0.2,
+            server_error: 0.1,
+            delay: 0.05,
+            max_delay: Duration::from_millis(200),
+        },
+    )
+    .await;
+    let options = AwsOptions {
+        endpoint_url: Some(proxy.endpoint.clone()),
+        ..world.moto.options()
+    };
+    let clients = AwsClients::connect(&options).await.unwrap();
+    let context = AwsContext {
+        clients: clients.clone(),
+        ..world.context(None)
+    };
+    let fault = AzPartitionFault::new("cut", partition_spec(ZONES[0]), context);
+    let plan = fault.plan("run-h", 0).await.unwrap();
+    let injection = fault.inject(&plan).await.unwrap();
+    assert!(
+        injection
+            .effects
+            .iter()
+            .all(|e| e.effect == Effect::Applied),
+        "{injection:?}"
+    );
+    assert_eq!(world.steadfast_acls().await.len(), 1, "one ACL, not two");
+    assert_eq!(proxy.carried_out("ec2:CreateNetworkAcl"), 1);
+
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::local(FileJournal::open(&dir.path().join("journal.jsonl")).unwrap());
+    journal
+        .append(&JournalEntry::Undo(plan.undo[0].clone()))
+        .await
+        .unwrap();
+    let undoer = AwsUndoer::with_clients(options.clone(), clients);
+    let deadline = Duration::from_secs(120);
+    let started = Instant::now();
+    let report = UndoApplier::new(&undoer, &journal, RetryPolicy::within(deadline))
+        .apply(&plan.undo[0])
+        .await;
+    let took = started.elapsed();
+    assert!(report.applied(), "{report:?}");
+    assert!(took < deadline, "{took:?}");
+    assert_eq!(world.all_subnet_acls().await, before);
+    assert!(world.steadfast_acls().await.is_empty());
+
+    let injected = proxy.injected();
+    let counted: u64 = options
+        .calls
+        .endpoint_calls()
+        .iter()
+        .map(|c| c.errors)
+        .sum();
+    eprintln!(
+        "injected {injected} error(s), clients counted {counted}; rollback took {took:?} in {} attempt(s); {:?}",
+        report.attempts,
+        proxy.counts()
+    );
+    assert!(injected > 0, "{:?}", proxy.counts());
+    assert_eq!(counted, injected, "every injected error is counted");
+    assert_eq!(proxy.carried_out("ec2:CreateNetworkAcl"), 1);
+    assert_eq!(proxy.carried_out("ec2:DeleteNetworkAcl"), 1);
+}

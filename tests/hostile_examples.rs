@@ -1,38 +1,143 @@
-//! The Kubernetes examples of `experiments/sandbox/` under the sandbox's `--hostile` preset
-//! (10% 500/503/504, 5% APF 429, watches closed after 3–8 s, seeded): each ends with the same
-//! exit code as on a friendly sandbox, its measured availability within 0.5 percentage points,
-//! and leaves nothing behind.
+//! Every fault example of `experiments/sandbox/` on a friendly and on a hostile control plane,
+//! side by side: the hostile sandbox runs the `--hostile` preset (10% 500/503/504, 5% APF 429,
+//! watches closed after 3–8 s, seeded) and steadfast reaches moto through a proxy that throttles
+//! 10% of the calls and fails 2% more with 500/503 (seeded). Each example must end with the
+//! same exit code as on the friendly side, its availability within 0.5 percentage points, and
+//! leave nothing behind; no firing may act twice on a target, and no AWS write may be carried
+//! out more often than on the friendly side (one deny-all ACL per partition, not two).
+//!
+//! The two sides are separate worlds (sandbox, moto, proxy) and run each example at the same
+//! time, so the test takes about as long as running the examples once.
+//! `STEADFAST_HOSTILE_EXAMPLES=pod-kill.yaml,az-partition.yaml` limits it to some of them.
 
 mod support;
 
 #[path = "support/world.rs"]
 mod world;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use steadfast::sandbox::HostileSpec;
+use support::aws_proxy::{ActionCounts, AwsHostility, AwsProxy};
 use support::sandbox::{both, repo};
-use world::start_world_with;
+use world::{World, start_world_with};
 
-/// An example lasts about 45 s; retries under hostility add a little.
-const RUN_LIMIT: Duration = Duration::from_secs(180);
+/// The longest example lasts a minute plus its windows and recovery; retries add a little.
+const RUN_LIMIT: Duration = Duration::from_secs(240);
 
-/// The examples that only need the Kubernetes API.
-const EXAMPLES: [&str; 2] = ["pod-kill.yaml", "pod-evict.yaml"];
+/// Experiments that are not fault runs.
+const NOT_RUNS: [&str; 2] = ["topology.yaml", "steady-state.yaml"];
 
-/// Runs `example` in state namespace `namespace`; its exit code and `web` availability.
-async fn run(world: &world::World, example: &str, namespace: &str) -> (Option<i32>, f64, String) {
+/// Largest availability difference allowed between the two sides, in ratio (0.005 = 0.5 pp).
+const TOLERANCE: f64 = 0.005;
+
+/// Examples whose availability varies more than [`TOLERANCE`] between two *friendly* runs, with
+/// the difference allowed for them. In `az-partition` a third of the traffic fails until the
+/// cut-off nodes' leases lapse, and where the partition falls in the 2 s lease-renew cycle (and
+/// the cloud link's 500 ms poll) moves that by up to a second: friendly runs measured 92.17%,
+/// 92.29%, 92.72% and 93.24%, two friendly sides side by side 0.52 pp apart.
+const NOISY: [(&str, f64); 1] = [("az-partition.yaml", 0.015)];
+
+/// AWS calls that change something: each must be carried out as often as on the friendly side.
+const AWS_WRITES: [&str; 7] = [
+    "ec2:CreateNetworkAcl",
+    "ec2:ReplaceNetworkAclAssociation",
+    "ec2:DeleteNetworkAcl",
+    "ec2:StopInstances",
+    "ec2:StartInstances",
+    "ec2:TerminateInstances",
+    "autoscaling:TerminateInstanceInAutoScalingGroup",
+];
+
+/// One side of the comparison.
+struct Side {
+    world: World,
+    proxy: AwsProxy,
+    hostile: bool,
+}
+
+/// What one run of an example came to.
+struct Run {
+    exit: Option<i32>,
+    availability: f64,
+    report: Value,
+    output: String,
+    took: Duration,
+    /// Misbehaviours the sandbox injected during the run.
+    kube_injected: u64,
+    /// What the AWS proxy did during the run, per action.
+    aws: BTreeMap<String, ActionCounts>,
+    /// What was still damaged after the bounded wait, if anything.
+    damage: Option<String>,
+}
+
+/// Total misbehaviours the sandbox injected since hostility was turned on (`/metrics` itself
+/// is spared).
+async fn injected(world: &World) -> u64 {
+    let request = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    let text = world
+        .kube
+        .request_text(request)
+        .await
+        .expect("/metrics answers");
+    text.lines()
+        .filter(|l| l.starts_with("steadfast_sandbox_hostile_injected_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
+        .sum()
+}
+
+fn delta(
+    after: BTreeMap<String, ActionCounts>,
+    before: &BTreeMap<String, ActionCounts>,
+) -> BTreeMap<String, ActionCounts> {
+    after
+        .into_iter()
+        .map(|(action, a)| {
+            let b = before.get(&action).copied().unwrap_or_default();
+            let d = ActionCounts {
+                throttled: a.throttled - b.throttled,
+                server_errors: a.server_errors - b.server_errors,
+                delayed: a.delayed - b.delayed,
+                carried_out: a.carried_out - b.carried_out,
+                refused: a.refused - b.refused,
+            };
+            (action, d)
+        })
+        .filter(|(_, d)| *d != ActionCounts::default())
+        .collect()
+}
+
+/// Runs `example` on `side` in state namespace `namespace`, then waits for it to heal.
+async fn run(side: &Side, example: &str, namespace: &str) -> Run {
+    let world = &side.world;
     world.namespace(namespace).await;
     let reports = world.dir.path().join(format!("reports-{namespace}"));
     let path = format!("experiments/sandbox/{example}");
     let mut command = world.command(&["run", &path, "--seed", "11"], namespace);
     command
         .env("STEADFAST_REPORTS_DIR", &reports)
+        .env("AWS_ENDPOINT_URL", &side.proxy.endpoint)
         .kill_on_drop(true);
-    let output = tokio::time::timeout(RUN_LIMIT, command.output())
-        .await
+    let aws_before = side.proxy.counts();
+    if side.hostile {
+        world.sandbox.set_hostile(Some(HostileSpec::preset(3)));
+    }
+    let started = Instant::now();
+    let output = tokio::time::timeout(RUN_LIMIT, command.output()).await;
+    let took = started.elapsed();
+    // The counters live with the hostile settings: read them before turning those off.
+    let kube_injected = if side.hostile {
+        injected(world).await
+    } else {
+        0
+    };
+    world.sandbox.set_hostile(None);
+    let output = output
         .unwrap_or_else(|_| panic!("{example} ran longer than {RUN_LIMIT:?}"))
         .expect("the binary starts");
     let report =
@@ -42,23 +147,18 @@ async fn run(world: &world::World, example: &str, namespace: &str) -> (Option<i3
         .and_then(|ps| ps.iter().find(|p| p["name"] == "web"))
         .and_then(|p| p["windows"]["run"]["availability"].as_f64())
         .unwrap_or_else(|| panic!("{example}: web availability in {report}"));
-    (output.status.code(), availability, both(&output))
-}
-
-/// Total misbehaviours the sandbox injected so far.
-async fn injected(world: &world::World) -> u64 {
-    let request = http::Request::get("/metrics")
-        .body(Vec::new())
-        .expect("request");
-    let text = world
-        .kube
-        .request_text(request)
-        .await
-        .expect("/metrics answers under hostility");
-    text.lines()
-        .filter(|l| l.starts_with("steadfast_sandbox_hostile_injected_total{"))
-        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<u64>().ok())
-        .sum()
+    let aws = delta(side.proxy.counts(), &aws_before);
+    let damage = world.restored(Duration::from_secs(60)).await.err();
+    Run {
+        exit: output.status.code(),
+        availability,
+        report,
+        output: both(&output),
+        took,
+        kube_injected,
+        aws,
+        damage,
+    }
 }
 
 fn only_report(dir: &Path) -> Option<Value> {
@@ -66,44 +166,224 @@ fn only_report(dir: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).ok()?).ok()
 }
 
+/// Per fault, the applied targets of each firing (a firing's targets share its time).
+fn applied_per_firing(report: &Value) -> BTreeMap<String, Vec<Vec<String>>> {
+    let mut faults = BTreeMap::new();
+    for fault in report["faults"].as_array().into_iter().flatten() {
+        let mut firings: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for target in fault["targets"].as_array().into_iter().flatten() {
+            if target["effect"] == "applied" {
+                firings
+                    .entry(target["at"].to_string())
+                    .or_default()
+                    .push(target["name"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        faults.insert(
+            fault["name"].as_str().unwrap_or_default().to_owned(),
+            firings.into_values().collect(),
+        );
+    }
+    faults
+}
+
+/// What the hostile run did more than once, or more often than the friendly one.
+fn double_applied(friendly: &Run, hostile: &Run) -> Vec<String> {
+    let mut problems = Vec::new();
+    let most = |run: &Run, fault: &str| {
+        applied_per_firing(&run.report)
+            .get(fault)
+            .map_or(0, |fs| fs.iter().map(Vec::len).max().unwrap_or(0))
+    };
+    for (fault, firings) in applied_per_firing(&hostile.report) {
+        for targets in &firings {
+            let mut unique = targets.clone();
+            unique.sort();
+            unique.dedup();
+            if unique.len() != targets.len() {
+                problems.push(format!("{fault}: one firing acted twice on {targets:?}"));
+            }
+            if targets.len() > most(friendly, &fault) {
+                problems.push(format!(
+                    "{fault}: a firing acted on {targets:?}, more than any friendly firing"
+                ));
+            }
+        }
+    }
+    for action in AWS_WRITES {
+        let carried = |run: &Run| run.aws.get(action).map_or(0, |c| c.carried_out);
+        if carried(hostile) != carried(friendly) {
+            problems.push(format!(
+                "{action} carried out {} time(s) under hostility, {} without",
+                carried(hostile),
+                carried(friendly)
+            ));
+        }
+    }
+    problems
+}
+
+fn examples() -> Vec<String> {
+    let only = std::env::var("STEADFAST_HOSTILE_EXAMPLES").ok();
+    let mut names: Vec<String> = std::fs::read_dir(repo().join("experiments/sandbox"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".yaml") && !NOT_RUNS.contains(&name.as_str()))
+        .filter(|name| {
+            only.as_ref()
+                .is_none_or(|o| o.split(',').any(|x| x == name))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+async fn side(topology: &str, hostile: bool) -> Option<Side> {
+    let world = start_world_with(topology, true).await?;
+    let upstream = world
+        .cloud
+        .as_ref()
+        .expect("linked to moto")
+        .moto
+        .endpoint
+        .clone();
+    let hostility = if hostile {
+        AwsHostility::preset(5)
+    } else {
+        AwsHostility::friendly()
+    };
+    Some(Side {
+        proxy: AwsProxy::start(&upstream, hostility).await,
+        world,
+        hostile,
+    })
+}
+
+fn aws_summary(run: &Run) -> String {
+    let (throttled, errors, delayed) = run.aws.values().fold((0, 0, 0), |(t, e, d), c| {
+        (t + c.throttled, e + c.server_errors, d + c.delayed)
+    });
+    format!("{throttled} throttled, {errors} 5xx, {delayed} delayed")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kubernetes_examples_end_alike_on_a_friendly_and_a_hostile_api_server() {
+async fn every_example_ends_alike_on_a_friendly_and_a_hostile_control_plane() {
     let topology =
         std::fs::read_to_string(repo().join("experiments/sandbox/topology.yaml")).unwrap();
-    let world = start_world_with(&topology, false)
-        .await
-        .expect("a sandbox without cloud needs no tool");
+    let (Some(friendly), Some(hostile)) =
+        tokio::join!(side(&topology, false), side(&topology, true))
+    else {
+        eprintln!("SKIPPED: moto_server is not installed (scripts/setup installs it)");
+        return;
+    };
+    let examples = examples();
+    assert!(!examples.is_empty(), "no example matches");
     let mut failures = Vec::new();
-    for (i, example) in EXAMPLES.iter().enumerate() {
-        let (friendly_exit, friendly, _) = run(&world, example, &format!("friendly-{i}")).await;
-        if let Err(damage) = world.restored(Duration::from_secs(45)).await {
-            failures.push(format!("{example} (friendly): left behind: {damage}"));
-        }
-        world.sandbox.set_hostile(Some(HostileSpec::preset(3)));
-        let started = Instant::now();
-        let (hostile_exit, hostile, output) = run(&world, example, &format!("hostile-{i}")).await;
-        let took = started.elapsed();
-        let injected = injected(&world).await;
-        world.sandbox.set_hostile(None);
-        eprintln!(
-            "{example}: friendly exit {friendly_exit:?} availability {:.3}%, hostile exit {hostile_exit:?} availability {:.3}% in {:.1}s, {injected} injections",
-            friendly * 100.0,
-            hostile * 100.0,
-            took.as_secs_f64()
+    let mut aws_total = 0;
+    for (i, example) in examples.iter().enumerate() {
+        let namespace = format!("hostile-examples-{i}");
+        let (f, h) = tokio::join!(
+            run(&friendly, example, &namespace),
+            run(&hostile, example, &namespace)
         );
-        if friendly_exit != hostile_exit {
+        let control_plane = &h.report["controlPlane"];
+        eprintln!(
+            "{example}: friendly exit {:?} availability {:.3}%; hostile exit {:?} availability {:.3}% in {:.1}s; injected {} on the API server, AWS {}; report: {} API errors, {} retries",
+            f.exit,
+            f.availability * 100.0,
+            h.exit,
+            h.availability * 100.0,
+            h.took.as_secs_f64(),
+            h.kube_injected,
+            aws_summary(&h),
+            control_plane["errors"],
+            control_plane["retries"],
+        );
+        for (action, c) in &h.aws {
+            if c.throttled + c.server_errors + c.delayed > 0 {
+                eprintln!("    aws {action}: {c:?}");
+            }
+        }
+        for e in control_plane["endpoints"].as_array().into_iter().flatten() {
+            eprintln!(
+                "    report {} {}: {} error(s), {} retries",
+                e["api"], e["endpoint"], e["errors"], e["retries"]
+            );
+        }
+        if f.exit != h.exit {
             failures.push(format!(
-                "{example}: exit {hostile_exit:?} under hostility, {friendly_exit:?} without\n{output}"
+                "{example}: exit {:?} under hostility, {:?} without\n--- hostile\n{}\n--- friendly\n{}",
+                h.exit, f.exit, h.output, f.output
             ));
         }
-        if (friendly - hostile).abs() > 0.005 {
+        let tolerance = NOISY
+            .iter()
+            .find(|(name, _)| name == example)
+            .map_or(TOLERANCE, |(_, t)| *t);
+        if (f.availability - h.availability).abs() > tolerance {
             failures.push(format!(
-                "{example}: availability {hostile} under hostility, {friendly} without"
+                "{example}: availability {} under hostility, {} without",
+                h.availability, f.availability
             ));
         }
-        if let Err(damage) = world.restored(Duration::from_secs(45)).await {
-            failures.push(format!("{example} (hostile): left behind: {damage}"));
+        for (name, run) in [("friendly", &f), ("hostile", &h)] {
+            if let Some(damage) = &run.damage {
+                failures.push(format!("{example} ({name}): left behind: {damage}"));
+            }
         }
+        if h.kube_injected == 0 {
+            failures.push(format!("{example}: the API server injected nothing"));
+        }
+        if control_plane["misbehaved"] != true {
+            failures.push(format!(
+                "{example}: the hostile report does not say the control plane misbehaved: {control_plane}"
+            ));
+        }
+        let summary = h.report["verdict"]["summary"].as_str().unwrap_or_default();
+        if !summary.contains("control plane misbehaved") {
+            failures.push(format!("{example}: verdict summary `{summary}`"));
+        }
+        for problem in double_applied(&f, &h) {
+            failures.push(format!("{example}: {problem}"));
+        }
+        // An AWS example makes a handful of calls: at 10% some see no injection. Those that
+        // did must find the errors in the report.
+        let aws_injected: u64 = h.aws.values().map(|c| c.throttled + c.server_errors).sum();
+        aws_total += aws_injected;
+        let aws_reported: u64 = control_plane["endpoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["api"] == "aws")
+            .filter_map(|e| e["errors"].as_u64())
+            .sum();
+        if aws_reported != aws_injected {
+            failures.push(format!(
+                "{example}: the AWS proxy injected {aws_injected} error(s), the report counts {aws_reported}: {control_plane}"
+            ));
+        }
+        if example.starts_with("az-partition") {
+            for (name, run) in [("friendly", &f), ("hostile", &h)] {
+                let created = run
+                    .aws
+                    .get("ec2:CreateNetworkAcl")
+                    .map_or(0, |c| c.carried_out);
+                if created != 1 {
+                    failures.push(format!(
+                        "{example} ({name}): {created} network ACL(s) created, not one"
+                    ));
+                }
+            }
+        }
+    }
+    let aws_examples = examples
+        .iter()
+        .filter(|e| e.starts_with("az-") || e.starts_with("ec2-"))
+        .count();
+    if aws_examples > 0 && aws_total == 0 {
+        failures.push(format!(
+            "the AWS proxy injected nothing over {aws_examples} AWS example(s)"
+        ));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

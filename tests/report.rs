@@ -177,6 +177,7 @@ fn the_report_validates_against_the_committed_schema_and_renders_every_format() 
         cluster: None,
         outcome: &outcome,
         probes,
+        api_calls: Vec::new(),
     });
 
     let text = json::render(&report);
@@ -271,6 +272,7 @@ fn sample_report() -> steadfast::report::Report {
         cluster: None,
         outcome: &outcome,
         probes,
+        api_calls: Vec::new(),
     })
 }
 
@@ -861,4 +863,74 @@ fn a_sandbox_run_pushes_its_metrics_and_writes_its_textfile() {
             recovery.value
         );
     }
+}
+
+#[test]
+fn a_verdict_reached_under_a_misbehaving_control_plane_says_so_in_every_format() {
+    use steadfast::report::model::EndpointCalls;
+    let (spec, _) = parse_experiment("t.yaml", SPEC).unwrap();
+    let store = store();
+    let outcome = outcome(&store, &spec);
+    let mut probes = ProbeData::default();
+    probes.http.insert("web".into(), &store);
+    let calls = |api: &str, endpoint: &str, errors, retries| EndpointCalls {
+        api: api.into(),
+        endpoint: endpoint.into(),
+        errors,
+        retries,
+    };
+    let report = build_report(&ReportInput {
+        spec: &spec,
+        file: Some("t.yaml".into()),
+        cluster: None,
+        outcome: &outcome,
+        probes,
+        api_calls: vec![
+            calls("kubernetes", "delete pods", 2, 0),
+            calls("kubernetes", "list pods", 5, 5),
+            calls("aws", "ec2:CreateNetworkAcl", 1, 1),
+            calls("aws", "ec2:DescribeSubnets", 0, 0),
+        ],
+    });
+
+    let section = report
+        .control_plane
+        .as_ref()
+        .expect("a control plane section");
+    assert!(section.misbehaved);
+    assert_eq!((section.errors, section.retries), (8, 6));
+    assert_eq!(section.endpoints.len(), 3, "{section:?}");
+    assert!(
+        report
+            .verdict
+            .summary
+            .ends_with("reached while the control plane misbehaved (8 API error(s), 6 retries on aws and kubernetes)"),
+        "{}",
+        report.verdict.summary
+    );
+    let text = json::render(&report);
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(manifest().join("reports/schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the committed schema compiles");
+    let instance: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(validator.is_valid(&instance), "{text}");
+    assert_eq!(json::parse(&text).unwrap(), report, "the JSON reads back");
+    let md = steadfast::report::markdown::render(&report);
+    assert!(md.contains("control plane misbehaved"), "{md}");
+    assert!(md.contains("| kubernetes | list pods | 5 | 5 |"), "{md}");
+    assert!(
+        md.contains("| aws | ec2:CreateNetworkAcl | 1 | 1 |"),
+        "{md}"
+    );
+    let html = steadfast::report::html::render(&report);
+    assert!(
+        html.contains("aws ec2:CreateNetworkAcl: 1 error(s), 1 retry"),
+        "the HTML header lists the endpoints"
+    );
+    assert!(
+        sample_report().control_plane.is_none(),
+        "clean calls leave no section"
+    );
 }

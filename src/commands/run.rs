@@ -408,6 +408,7 @@ async fn execute(
         }),
         outcome: &outcome,
         probes: probes.report_data(),
+        api_calls: api_calls(&connected),
     });
     // The rollback is over and decided the verdict: from here nothing changes the exit code.
     // A report that cannot be written is an error on stderr, the summary still goes to stdout.
@@ -438,6 +439,18 @@ async fn execute(
         writeln!(out, "journal: {}", journal_path.display())?;
     }
     Ok(outcome.verdict.exit_status())
+}
+
+/// Errors and retries per endpoint of every client of the run: the Kubernetes one (faults,
+/// watches, undo) and the AWS ones (faults, zone map, undo share the options' counts).
+fn api_calls(connected: &wiring::Connected) -> Vec<crate::report::model::EndpointCalls> {
+    let mut calls = connected
+        .cluster
+        .as_ref()
+        .map(|c| c.kube.retry_counts().endpoint_calls())
+        .unwrap_or_default();
+    calls.extend(connected.aws_options.calls.endpoint_calls());
+    calls
 }
 
 /// Starts the sandbox and runs the demo experiment against it.

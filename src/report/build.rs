@@ -36,6 +36,8 @@ pub struct ReportInput<'a> {
     pub outcome: &'a RunOutcome,
     /// The measurements.
     pub probes: ProbeData<'a>,
+    /// API errors and retries per endpoint, from the Kubernetes and AWS adapters.
+    pub api_calls: Vec<EndpointCalls>,
 }
 
 fn span(w: TimeWindow) -> Span {
@@ -79,6 +81,13 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
 
     let mut verdict = verdict_info(&outcome.verdict);
     if let Some(note) = super::effect::no_impact_note(outcome, &spec.spec.faults, &input.probes) {
+        verdict.summary = format!("{}; {note}", verdict.summary);
+    }
+    let control_plane = super::control_plane::control_plane(&input.api_calls);
+    if let Some(note) = control_plane
+        .as_ref()
+        .and_then(super::control_plane::verdict_note)
+    {
         verdict.summary = format!("{}; {note}", verdict.summary);
     }
     let probes = probe_reports(spec, &input.probes, &named, windows.run);
@@ -217,6 +226,7 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
             applied,
         },
         resilience_score: None,
+        control_plane,
     };
     report.resilience_score = Some(super::score::run_score(&report));
     report

@@ -234,6 +234,15 @@ fn header(out: &mut String, report: &Report) {
         )
     };
     meta("rollback", rollback);
+    if let Some(control_plane) = &report.control_plane {
+        meta(
+            "control plane",
+            format!(
+                "misbehaved: {}",
+                super::control_plane::endpoint_lines(control_plane).join("; ")
+            ),
+        );
+    }
     out.push_str("</dl></header>");
 }
 

@@ -98,6 +98,31 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
+    if let Some(control_plane) = &report.control_plane {
+        let _ = writeln!(
+            out,
+            "\nControl plane: {} API error(s), {} retr{} during the run\n",
+            control_plane.errors,
+            control_plane.retries,
+            if control_plane.retries == 1 {
+                "y"
+            } else {
+                "ies"
+            }
+        );
+        let _ = writeln!(out, "| api | endpoint | errors | retries |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        for e in &control_plane.endpoints {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                e.api,
+                cell(&e.endpoint),
+                e.errors,
+                e.retries
+            );
+        }
+    }
     let rollback = if report.rollback.complete {
         format!(
             "every fault rolled back ({} undo record(s) applied)",

@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod charts;
+pub mod control_plane;
 pub mod effect;
 pub mod escape;
 pub mod history;

@@ -46,6 +46,40 @@ pub struct Report {
     /// Absent in reports written before the score existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resilience_score: Option<f64>,
+    /// API errors and retries per endpoint, when the Kubernetes API or AWS answered with
+    /// throttling, server errors or transport failures during the run. Absent when every call
+    /// was answered cleanly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_plane: Option<ControlPlaneReport>,
+}
+
+/// How the control planes answered: a verdict reached while they misbehaved says so, since
+/// retries stretched what the run did and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControlPlaneReport {
+    /// True when any call was throttled, failed with a server error or did not get an answer.
+    pub misbehaved: bool,
+    /// Error answers over every endpoint.
+    pub errors: u64,
+    /// Attempts after the first over every endpoint.
+    pub retries: u64,
+    /// Each endpoint that saw an error, by API then endpoint.
+    pub endpoints: Vec<EndpointCalls>,
+}
+
+/// What one API endpoint went through in a run.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointCalls {
+    /// `kubernetes` or `aws`.
+    pub api: String,
+    /// `verb resource` for Kubernetes (`delete pods`), `service:Operation` for AWS.
+    pub endpoint: String,
+    /// Throttling, server error and transport failure answers, retried or not.
+    pub errors: u64,
+    /// Attempts after the first.
+    pub retries: u64,
 }
 
 /// The tool that wrote the report.

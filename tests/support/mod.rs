@@ -2,6 +2,7 @@
 //! uses the parts it needs, so the rest would warn as unused there.
 #![allow(dead_code)]
 
+pub mod aws_proxy;
 pub mod moto;
 pub mod ok_server;
 pub mod prometheus;

@@ -20,6 +20,7 @@
 //!   explicit opt-in tag works for every cluster and keeps a mistyped target harmless.
 
 pub mod autoscaling;
+pub mod calls;
 pub mod config;
 pub mod context;
 pub mod ec2;
@@ -28,6 +29,7 @@ pub mod policy;
 pub mod s3;
 
 pub use autoscaling::AutoScaling;
+pub use calls::AwsCallCounts;
 pub use config::{AwsClients, AwsOptions, StaticCredentials};
 pub use context::AwsContext;
 pub use ec2::{AclAssociation, AclFilter, Ec2, NetworkAcl};

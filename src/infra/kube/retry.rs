@@ -72,6 +72,19 @@ impl RetryCounts {
             .clone()
     }
 
+    /// The counts as the report takes them, under API `kubernetes`.
+    pub fn endpoint_calls(&self) -> Vec<crate::report::model::EndpointCalls> {
+        self.snapshot()
+            .into_iter()
+            .map(|(endpoint, c)| crate::report::model::EndpointCalls {
+                api: "kubernetes".to_owned(),
+                endpoint,
+                errors: c.errors,
+                retries: c.retries,
+            })
+            .collect()
+    }
+
     fn add(&self, endpoint: &str, errors: u64, retries: u64) {
         let mut m = self
             .counts
