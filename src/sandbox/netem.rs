@@ -5,6 +5,7 @@
 //! backend ignores a rule past its end, so the effect stops on time even between two kubelet
 //! passes; a removal container takes rules away early.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,25 +51,63 @@ impl PodNetwork {
         let before = self.rules.len();
         self.rules.retain(|a| match (removal, &a.rule) {
             (Removal::Qdisc, NetRule::Delay { .. } | NetRule::Loss { .. }) => false,
-            (Removal::Drop { chain, port }, NetRule::Drop { chain: c, port: p }) => {
-                !(chain == c && port == p)
-            }
+            (
+                Removal::Drop { chain, port, to },
+                NetRule::Drop {
+                    chain: c,
+                    port: p,
+                    to: t,
+                },
+            ) => !(chain == c && port == p && to == t),
             _ => true,
         });
         self.rules.len() != before
     }
 
-    /// What one request meets now. `port` is the backend's port (for port-scoped drops).
-    pub fn judge(&mut self, port: u16) -> Verdict {
+    /// What one request from `peer` to this pod's `port` meets: its answer leaves through the
+    /// pod's root qdisc towards `peer`, so destination-scoped rules apply only when `peer`
+    /// matches one of their destinations (netem on the root acts on egress, as on Linux).
+    pub fn judge_inbound(&mut self, port: u16, peer: SocketAddr) -> Verdict {
+        self.judge(|rule| match rule {
+            NetRule::Delay { to, .. } | NetRule::Loss { to, .. } => {
+                to.is_empty() || to.iter().any(|d| d.matches(peer))
+            }
+            // The request in (INPUT, --dport = our port) or the answer out (OUTPUT, --sport =
+            // our port, or -d matching the peer): either cuts the exchange.
+            NetRule::Drop { port: p, to, .. } if to.is_empty() => p.is_none_or(|p| p == port),
+            NetRule::Drop { to, .. } => to.iter().any(|d| d.matches(peer)),
+        })
+    }
+
+    /// What one call from this pod to `dest` meets: the request leaves through the root qdisc
+    /// towards `dest`; the answer comes back in to an ephemeral port (which no `--dport` or
+    /// `--sport` rule of ours names).
+    pub fn judge_outbound(&mut self, dest: SocketAddr) -> Verdict {
+        self.judge(|rule| match rule {
+            NetRule::Delay { to, .. } | NetRule::Loss { to, .. } => {
+                to.is_empty() || to.iter().any(|d| d.matches(dest))
+            }
+            NetRule::Drop { port: None, to, .. } if to.is_empty() => true,
+            NetRule::Drop { to, .. } => to.iter().any(|d| d.matches(dest)),
+        })
+    }
+
+    /// Combines the active rules `applies` selects.
+    fn judge(&mut self, applies: impl Fn(&NetRule) -> bool) -> Verdict {
         let now = Instant::now();
         let mut v = Verdict::default();
         // Rules past their end stay listed until removed, as a script's own removal expects.
-        for a in self.rules.iter().filter(|a| a.until > now) {
+        for a in self
+            .rules
+            .iter()
+            .filter(|a| a.until > now && applies(&a.rule))
+        {
             match &a.rule {
                 NetRule::Delay {
                     delay,
                     jitter,
                     correlation,
+                    ..
                 } => {
                     let fresh = rand::random::<f64>() * 2.0 - 1.0;
                     let rho = (correlation / 100.0).clamp(0.0, 1.0);
@@ -77,19 +116,14 @@ impl PodNetwork {
                     v.delay += Duration::from_secs_f64(secs);
                     self.last_jitter = draw;
                 }
-                NetRule::Loss { percent } => {
+                NetRule::Loss { percent, .. } => {
                     // A request and its answer each cross the lossy link once; the model drops
                     // the exchange with the stated probability, the share a client sees.
                     if rand::random::<f64>() * 100.0 < *percent {
                         v.lost = true;
                     }
                 }
-                // Either direction cuts a request/answer exchange.
-                NetRule::Drop { port: p, .. } => {
-                    if p.is_none_or(|p| p == port) {
-                        v.blackholed = true;
-                    }
-                }
+                NetRule::Drop { .. } => v.blackholed = true,
             }
         }
         v
