@@ -129,3 +129,78 @@ impl PodNetwork {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::net_script::Chain;
+
+    fn dest(s: &str) -> crate::fault::net_script::Dest {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn scoped_netem_acts_only_on_packets_to_its_destinations() {
+        let mut n = PodNetwork::default();
+        let until = Instant::now() + Duration::from_secs(60);
+        n.apply(
+            NetRule::Delay {
+                delay: Duration::from_millis(200),
+                jitter: Duration::ZERO,
+                correlation: 0.0,
+                to: vec![dest("127.0.0.1/32:9000")],
+            },
+            until,
+        );
+        let api = "127.0.0.1:9000".parse().unwrap();
+        let prober = "127.0.0.1:51000".parse().unwrap();
+        assert_eq!(n.judge_outbound(api).delay, Duration::from_millis(200));
+        assert_eq!(
+            n.judge_outbound("127.0.0.1:9001".parse().unwrap()).delay,
+            Duration::ZERO
+        );
+        // The answer to a prober goes to its ephemeral port: not a listed destination.
+        assert_eq!(n.judge_inbound(8080, prober).delay, Duration::ZERO);
+        assert!(n.remove(&Removal::Qdisc));
+        assert_eq!(n.judge_outbound(api), Verdict::default());
+    }
+
+    #[test]
+    fn unscoped_rules_keep_their_meaning_and_scoped_drops_need_their_exact_removal() {
+        let mut n = PodNetwork::default();
+        let until = Instant::now() + Duration::from_secs(60);
+        let prober = "127.0.0.1:51000".parse().unwrap();
+        n.apply(
+            NetRule::Loss {
+                percent: 100.0,
+                to: vec![],
+            },
+            until,
+        );
+        assert!(n.judge_inbound(8080, prober).lost);
+        assert!(n.judge_outbound("10.0.0.1:80".parse().unwrap()).lost);
+        n.remove(&Removal::Qdisc);
+        let to = vec![dest("10.0.0.0/8")];
+        n.apply(
+            NetRule::Drop {
+                chain: Chain::Output,
+                port: None,
+                to: to.clone(),
+            },
+            until,
+        );
+        assert!(n.judge_outbound("10.1.2.3:80".parse().unwrap()).blackholed);
+        assert!(!n.judge_outbound("127.0.0.1:80".parse().unwrap()).blackholed);
+        assert!(!n.judge_inbound(8080, prober).blackholed);
+        assert!(!n.remove(&Removal::Drop {
+            chain: Chain::Output,
+            port: None,
+            to: vec![],
+        }));
+        assert!(n.remove(&Removal::Drop {
+            chain: Chain::Output,
+            port: None,
+            to,
+        }));
+    }
+}

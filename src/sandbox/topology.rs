@@ -438,6 +438,32 @@ deployments:
     }
 
     #[test]
+    fn an_upstream_must_name_another_deployment_with_a_service() {
+        let with = |up: &str| {
+            GOOD.replace(
+                "disruptionBudget: {minAvailable: 2}}",
+                &format!("disruptionBudget: {{minAvailable: 2}}, backend: {{upstream: {up}}}}}\n  - {{name: api, namespace: shop, replicas: 1, service: {{port: 80}}}}"),
+            )
+        };
+        let ok = Topology::parse(&with("{service: api, on: /checkout}"), "t.yaml").unwrap();
+        assert_eq!(
+            ok.deployments[0].backend.upstream.as_ref().unwrap().path,
+            "/"
+        );
+        for (up, says) in [
+            ("{service: db}", "no deployment `shop/db`"),
+            ("{service: web}", "cannot call itself"),
+            ("{service: api, on: checkout}", "upstream.on"),
+        ] {
+            let err = Topology::parse(&with(up), "t.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("deployments[0].backend.upstream"), "{err}");
+            assert!(err.contains(says), "{up}: {err}");
+        }
+    }
+
+    #[test]
     fn unknown_fields_name_the_file_and_path() {
         let bad = GOOD.replace("replicas: 3", "replicas: 3, replica: 4");
         let err = Topology::parse(&bad, "t.yaml").unwrap_err().to_string();
