@@ -72,6 +72,12 @@ struct Break {
 
 const BREAKS: &[Break] = &[
     Break {
+        find: "        direction: ingress",
+        replace: "        to: {ports: [5432]}\n        direction: ingress",
+        path_ends_with: ".podNetworkBlackhole.to",
+        hint_contains: "direction: egress",
+    },
+    Break {
         find: "service: {namespace: shop, name: api}",
         replace: "cidrs: [10.0.0.0/33]",
         path_ends_with: ".podNetworkLoss.to.cidrs[0]",
