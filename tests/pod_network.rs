@@ -608,3 +608,150 @@ async fn a_blackholed_pod_fails_its_own_probe_until_the_window_ends() {
     }
     sandbox.shutdown().await;
 }
+
+/// The probe's per-interval points from the moment the rule was on every target until the
+/// fault's window ended (injection into 6 pods at the API's rate takes a second or two, and the
+/// "during" window also counts the time before `at`).
+fn while_active<'a>(report: &'a Value, name: &str) -> Vec<&'a Value> {
+    let fault = &report["faults"][0];
+    let on = fault["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["at"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let end = fault["window"]["end"].as_f64().unwrap();
+    probe(report, name)["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            let t = p["t"].as_f64().unwrap();
+            t >= on + 0.5 && t + 0.5 <= end
+        })
+        .collect()
+}
+
+/// Attempts and success ratio while the rule was on.
+fn during(report: &Value, name: &str) -> (u64, f64) {
+    let points = while_active(report, name);
+    let attempts: u64 = points.iter().map(|p| p["attempts"].as_u64().unwrap()).sum();
+    let ok: f64 = points
+        .iter()
+        .map(|p| p["attempts"].as_f64().unwrap() * p["successRatio"].as_f64().unwrap())
+        .sum();
+    (attempts, ok / attempts as f64)
+}
+
+/// Median of the per-interval p50s while the rule was on.
+fn p50_while_active(report: &Value, name: &str) -> f64 {
+    let mut v: Vec<f64> = while_active(report, name)
+        .iter()
+        .filter_map(|p| p["p50Ms"].as_f64())
+        .collect();
+    assert!(v.len() >= 10, "{name}: {} points", v.len());
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_towards_the_api_service_fails_only_the_requests_that_call_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = start_in(dir.path()).await;
+    let (output, report) = run_example(
+        "experiments/sandbox/pod-network-loss-between-services.yaml",
+        dir.path(),
+        sandbox.kubeconfig_path(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    assert_eq!(targets(&report).len(), 6, "{}", report["faults"]);
+    let (attempts, checkout) = during(&report, "checkout");
+    let (direct_attempts, direct) = during(&report, "web");
+    eprintln!(
+        "checkout (calls api): {checkout:.3} of {attempts}; web / (does not): {direct:.3} of {direct_attempts}"
+    );
+    assert!(attempts >= 2000, "{attempts}");
+    assert!((0.65..=0.75).contains(&checkout), "{checkout}");
+    assert!(direct >= 0.99, "{direct}");
+    sandbox.shutdown().await;
+}
+
+/// 200 ms on every web pod towards the api Service only.
+const LATENCY_TO_API: &str = r#"
+apiVersion: steadfast.dev/v1alpha1
+kind: Experiment
+metadata: {name: latency-to-api}
+spec:
+  duration: 20s
+  steadyState:
+    before: 5s
+    after: 3s
+    recoveryTimeout: 30s
+    probes:
+      - name: checkout
+        http: {service: {namespace: shop, name: web, path: /checkout}, rate: 20/s, timeout: 2s, newConnectionPerRequest: true}
+      - name: web
+        http: {service: {namespace: shop, name: web, path: /}, rate: 20/s, timeout: 2s, newConnectionPerRequest: true}
+  faults:
+    - name: slow-to-api
+      at: 1s
+      for: 12s
+      podNetworkLatency:
+        target: {namespaces: [shop], selector: app=web, mode: all}
+        delay: 200ms
+        to:
+          service: {namespace: shop, name: api}
+  targets:
+    - {probe: web, availability: ">= 99%"}
+  safety:
+    allowNamespaces: [shop]
+    maxPods: 6
+    maxPercent: 100%
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_towards_the_api_service_slows_only_the_requests_that_call_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = start_in(dir.path()).await;
+    let file = dir.path().join("latency-to-api.yaml");
+    std::fs::write(&file, LATENCY_TO_API).unwrap();
+    let (output, report) = run_example(
+        file.to_str().unwrap(),
+        dir.path(),
+        sandbox.kubeconfig_path(),
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", both(&output));
+    // The destinations were resolved before acting and recorded: api's ClusterIP on port 80
+    // and its 3 ready endpoints.
+    let journal = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap();
+    assert!(journal.contains("\"destinations\""), "{journal}");
+    let p50 = |name: &str, w: &str| {
+        if w == "during" {
+            return p50_while_active(&report, name);
+        }
+        probe(&report, name)["windows"][w]["latencyMs"]["p50"]
+            .as_f64()
+            .unwrap()
+    };
+    let rise = |name: &str| p50(name, "during") - p50(name, "before");
+    eprintln!(
+        "checkout p50 {:.1} -> {:.1} ms (+{:.1}); web / p50 {:.1} -> {:.1} ms (+{:.1})",
+        p50("checkout", "before"),
+        p50("checkout", "during"),
+        rise("checkout"),
+        p50("web", "before"),
+        p50("web", "during"),
+        rise("web"),
+    );
+    assert!(
+        (180.0..=220.0).contains(&rise("checkout")),
+        "{}\n{}\n{}",
+        rise("checkout"),
+        report["faults"],
+        probe(&report, "checkout")["series"]
+    );
+    assert!(rise("web").abs() < 20.0, "{}", rise("web"));
+    sandbox.shutdown().await;
+}

@@ -72,6 +72,30 @@ struct Break {
 
 const BREAKS: &[Break] = &[
     Break {
+        find: "        direction: ingress",
+        replace: "        to: {ports: [5432]}\n        direction: ingress",
+        path_ends_with: ".podNetworkBlackhole.to",
+        hint_contains: "direction: egress",
+    },
+    Break {
+        find: "service: {namespace: shop, name: api}",
+        replace: "cidrs: [10.0.0.0/33]",
+        path_ends_with: ".podNetworkLoss.to.cidrs[0]",
+        hint_contains: "IPv4 range",
+    },
+    Break {
+        find: "service: {namespace: shop, name: api}",
+        replace: "service: {namespace: shop, name: \"\"}",
+        path_ends_with: ".podNetworkLoss.to.service",
+        hint_contains: "name: api",
+    },
+    Break {
+        find: "service: {namespace: shop, name: api}",
+        replace: "ports: [0]",
+        path_ends_with: ".podNetworkLoss.to.ports[0]",
+        hint_contains: "5432",
+    },
+    Break {
         find: "delay: 200ms",
         replace: "delay: 0ms",
         path_ends_with: ".podNetworkLatency.delay",

@@ -195,48 +195,60 @@ pub fn kube_fault(spec: &FaultSpec, context: &KubeFaultContext) -> Option<Arc<dy
             delay: s.delay.get(),
             jitter: s.jitter.get(),
             correlation: s.correlation.map_or(0.0, |c| c.value()),
+            to: Vec::new(),
         };
-        return Some(Arc::new(PodNetworkFault::new(
-            name,
-            crate::spec::FaultKind::PodNetworkLatency,
-            s.target.clone(),
-            rule,
-            spec.for_.get(),
-            s.image.clone(),
-            ctx,
-        )));
+        return Some(Arc::new(
+            PodNetworkFault::new(
+                name,
+                crate::spec::FaultKind::PodNetworkLatency,
+                s.target.clone(),
+                rule,
+                spec.for_.get(),
+                s.image.clone(),
+                ctx,
+            )
+            .with_destinations(s.to.clone()),
+        ));
     }
     if let Some(s) = &spec.pod_network_blackhole {
         let chain = match s.direction {
             crate::spec::fault::TrafficDirection::Ingress => super::net_script::Chain::Input,
             crate::spec::fault::TrafficDirection::Egress => super::net_script::Chain::Output,
         };
-        return Some(Arc::new(PodNetworkFault::new(
-            name,
-            crate::spec::FaultKind::PodNetworkBlackhole,
-            s.target.clone(),
-            NetRule::Drop {
-                chain,
-                port: s.port,
-            },
-            spec.for_.get(),
-            s.image.clone(),
-            ctx,
-        )));
+        return Some(Arc::new(
+            PodNetworkFault::new(
+                name,
+                crate::spec::FaultKind::PodNetworkBlackhole,
+                s.target.clone(),
+                NetRule::Drop {
+                    chain,
+                    port: s.port,
+                    to: Vec::new(),
+                },
+                spec.for_.get(),
+                s.image.clone(),
+                ctx,
+            )
+            .with_destinations(s.to.clone()),
+        ));
     }
     if let Some(s) = &spec.pod_network_loss {
         let rule = NetRule::Loss {
             percent: s.percent.value(),
+            to: Vec::new(),
         };
-        return Some(Arc::new(PodNetworkFault::new(
-            name,
-            crate::spec::FaultKind::PodNetworkLoss,
-            s.target.clone(),
-            rule,
-            spec.for_.get(),
-            s.image.clone(),
-            ctx,
-        )));
+        return Some(Arc::new(
+            PodNetworkFault::new(
+                name,
+                crate::spec::FaultKind::PodNetworkLoss,
+                s.target.clone(),
+                rule,
+                spec.for_.get(),
+                s.image.clone(),
+                ctx,
+            )
+            .with_destinations(s.to.clone()),
+        ));
     }
     None
 }

@@ -17,6 +17,7 @@ pub mod healing;
 pub mod kube_confirm;
 pub mod kube_context;
 pub mod kube_undo;
+pub mod net_destinations;
 pub mod net_script;
 pub mod node_cordon;
 pub mod node_drain;

@@ -7,7 +7,16 @@
 //! running `<remove>` alone. `<apply>` and `<remove>` are real `tc`/`iptables` command lines:
 //! `tc qdisc add dev eth0 root netem delay 200ms 20ms 25%`, `tc qdisc add dev eth0 root netem
 //! loss 30%`, `iptables -A INPUT -p tcp --dport 8080 -j DROP`, and their `del`/`-D` forms.
+//!
+//! A rule restricted to destinations (`to:`) is written as Chaos Mesh and FIS write it: for tc, a
+//! `prio` root qdisc with a fourth band no priority maps to, netem on that band, and one `u32`
+//! filter per destination (`match ip dst <cidr>`, `match ip dport <port> 0xffff`) steering
+//! matching packets into it; for iptables, one `-d <cidr> -p tcp --dport <port>` rule per
+//! destination. `tc qdisc del dev eth0 root` still takes the whole tree away.
 
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::str::FromStr;
 use std::time::Duration;
 
 /// The interface the rules go on: a pod's network namespace names its interface `eth0`.
@@ -31,6 +40,114 @@ impl Chain {
     }
 }
 
+/// An IPv4 address range, `a.b.c.d/n` (tc's `u32 match ip dst` is IPv4 only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ipv4Cidr {
+    /// The network address (host bits cleared).
+    pub addr: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub prefix: u8,
+}
+
+impl Ipv4Cidr {
+    /// The /32 of one address.
+    pub fn host(addr: Ipv4Addr) -> Self {
+        Self { addr, prefix: 32 }
+    }
+
+    fn mask(self) -> u32 {
+        if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        }
+    }
+
+    /// Whether `ip` lies in the range.
+    pub fn contains(self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(v4) => u32::from(v4) & self.mask() == u32::from(self.addr) & self.mask(),
+            IpAddr::V6(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Ipv4Cidr {
+    type Err = String;
+
+    /// `a.b.c.d/n` or a bare address (a /32).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s.split_once('/').unwrap_or((s, "32"));
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IPv4 address or CIDR"))?;
+        let prefix: u8 = p
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| format!("`{s}` has no prefix length in 0..=32"))?;
+        let c = Self { addr, prefix };
+        Ok(Self {
+            addr: Ipv4Addr::from(u32::from(addr) & c.mask()),
+            prefix,
+        })
+    }
+}
+
+/// One destination a rule is restricted to: an address range, a TCP/UDP port, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Dest {
+    /// Destination addresses; any if none.
+    pub cidr: Option<Ipv4Cidr>,
+    /// Destination port; any if none.
+    pub port: Option<u16>,
+}
+
+impl Dest {
+    /// Whether a packet to `to` matches.
+    pub fn matches(&self, to: std::net::SocketAddr) -> bool {
+        self.cidr.is_none_or(|c| c.contains(to.ip())) && self.port.is_none_or(|p| p == to.port())
+    }
+
+    /// The compact form recorded in undo records: `10.0.0.5/32:80`, `10.0.0.0/16`, `:5432`.
+    pub fn render(&self) -> String {
+        let c = self.cidr.map(|c| c.to_string()).unwrap_or_default();
+        match self.port {
+            Some(p) => format!("{c}:{p}"),
+            None => c,
+        }
+    }
+}
+
+impl FromStr for Dest {
+    type Err = String;
+
+    /// Reads [`Dest::render`]'s form.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (c, p) = match s.rsplit_once(':') {
+            Some((c, p)) => (
+                c,
+                Some(
+                    p.parse::<u16>()
+                        .map_err(|_| format!("`{s}`: `{p}` is not a port"))?,
+                ),
+            ),
+            None => (s, None),
+        };
+        let cidr = if c.is_empty() { None } else { Some(c.parse()?) };
+        if cidr.is_none() && p.is_none() {
+            return Err("an empty destination".into());
+        }
+        Ok(Self { cidr, port: p })
+    }
+}
+
 /// One network rule.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NetRule {
@@ -42,19 +159,46 @@ pub enum NetRule {
         jitter: Duration,
         /// How much each jitter draw leans on the previous one, 0..=100.
         correlation: f64,
+        /// Only packets to these destinations; all egress if empty.
+        to: Vec<Dest>,
     },
     /// `netem loss <percent>%`.
     Loss {
         /// Share of packets dropped, 0..=100.
         percent: f64,
+        /// Only packets to these destinations; all egress if empty.
+        to: Vec<Dest>,
     },
-    /// `iptables -A <chain> [-p tcp --dport <port>] -j DROP`.
+    /// `iptables -A <chain> [-p tcp --dport <port>] -j DROP`, or with `to`, one
+    /// `iptables -A OUTPUT -d <cidr> -p tcp --dport <port> -j DROP` per destination.
     Drop {
         /// Which direction.
         chain: Chain,
         /// Only this TCP port (destination for INPUT, source for OUTPUT); all traffic if none.
         port: Option<u16>,
+        /// Only packets to these destinations (OUTPUT only, without `port`).
+        to: Vec<Dest>,
     },
+}
+
+impl NetRule {
+    /// The destinations the rule is restricted to.
+    pub fn to(&self) -> &[Dest] {
+        match self {
+            NetRule::Delay { to, .. } | NetRule::Loss { to, .. } | NetRule::Drop { to, .. } => to,
+        }
+    }
+
+    /// The same rule restricted to `to`.
+    #[must_use]
+    pub fn with_to(mut self, dests: Vec<Dest>) -> Self {
+        match &mut self {
+            NetRule::Delay { to, .. } | NetRule::Loss { to, .. } | NetRule::Drop { to, .. } => {
+                *to = dests;
+            }
+        }
+        self
+    }
 }
 
 /// Which family of rule a removal takes away.
@@ -68,6 +212,8 @@ pub enum Removal {
         chain: Chain,
         /// Its port, as added.
         port: Option<u16>,
+        /// Its destinations, as added.
+        to: Vec<Dest>,
     },
 }
 
@@ -108,40 +254,99 @@ fn percent(p: f64) -> String {
     format!("{s}%")
 }
 
-/// The command that adds `rule`.
-pub fn apply_command(rule: &NetRule) -> String {
+/// The handle of the `prio` root qdisc of a destination-scoped netem rule.
+const PRIO_ROOT: &str = "root handle 1: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1";
+/// The band no priority maps to: only filtered packets reach its netem.
+const NETEM_PARENT: &str = "parent 1:4 handle 40:";
+
+fn netem_args(rule: &NetRule) -> String {
     match rule {
         NetRule::Delay {
             delay,
             jitter,
             correlation,
+            ..
         } => format!(
-            "tc qdisc add dev {DEVICE} root netem delay {} {} {}",
+            "netem delay {} {} {}",
             tc_time(*delay),
             tc_time(*jitter),
             percent(*correlation)
         ),
-        NetRule::Loss { percent: p } => {
-            format!("tc qdisc add dev {DEVICE} root netem loss {}", percent(*p))
-        }
-        NetRule::Drop { chain, port } => iptables("-A", *chain, *port),
+        NetRule::Loss { percent: p, .. } => format!("netem loss {}", percent(*p)),
+        NetRule::Drop { .. } => String::new(),
     }
 }
 
-fn iptables(op: &str, chain: Chain, port: Option<u16>) -> String {
+fn u32_filter(d: &Dest) -> String {
+    let mut m = String::new();
+    if let Some(c) = d.cidr {
+        m.push_str(&format!(" match ip dst {c}"));
+    }
+    if let Some(p) = d.port {
+        m.push_str(&format!(" match ip dport {p} 0xffff"));
+    }
+    format!("tc filter add dev {DEVICE} parent 1: protocol ip prio 1 u32{m} flowid 1:4")
+}
+
+/// The commands that add `rule`, in order.
+pub fn apply_commands(rule: &NetRule) -> Vec<String> {
+    match rule {
+        NetRule::Delay { to, .. } | NetRule::Loss { to, .. } if to.is_empty() => {
+            vec![format!(
+                "tc qdisc add dev {DEVICE} root {}",
+                netem_args(rule)
+            )]
+        }
+        NetRule::Delay { to, .. } | NetRule::Loss { to, .. } => {
+            let mut v = vec![
+                format!("tc qdisc add dev {DEVICE} {PRIO_ROOT}"),
+                format!(
+                    "tc qdisc add dev {DEVICE} {NETEM_PARENT} {}",
+                    netem_args(rule)
+                ),
+            ];
+            v.extend(to.iter().map(u32_filter));
+            v
+        }
+        NetRule::Drop { chain, port, to } => iptables("-A", *chain, *port, to),
+    }
+}
+
+/// The commands that add `rule`, joined as the script writes them.
+pub fn apply_command(rule: &NetRule) -> String {
+    apply_commands(rule).join("; ")
+}
+
+fn iptables(op: &str, chain: Chain, port: Option<u16>, to: &[Dest]) -> Vec<String> {
+    if !to.is_empty() {
+        return to
+            .iter()
+            .map(|d| {
+                let mut m = String::new();
+                if let Some(c) = d.cidr {
+                    m.push_str(&format!(" -d {c}"));
+                }
+                if let Some(p) = d.port {
+                    m.push_str(&format!(" -p tcp --dport {p}"));
+                }
+                format!("iptables {op} {}{m} -j DROP", chain.name())
+            })
+            .collect();
+    }
     let port = match (chain, port) {
         (_, None) => String::new(),
         (Chain::Input, Some(p)) => format!(" -p tcp --dport {p}"),
         (Chain::Output, Some(p)) => format!(" -p tcp --sport {p}"),
     };
-    format!("iptables {op} {}{port} -j DROP", chain.name())
+    vec![format!("iptables {op} {}{port} -j DROP", chain.name())]
 }
 
-/// The command that takes `rule` away again.
+/// The command that takes `rule` away again (all of it: the whole qdisc tree, every iptables
+/// line).
 pub fn remove_command(rule: &NetRule) -> String {
     match rule {
         NetRule::Delay { .. } | NetRule::Loss { .. } => format!("tc qdisc del dev {DEVICE} root"),
-        NetRule::Drop { chain, port } => iptables("-D", *chain, *port),
+        NetRule::Drop { chain, port, to } => iptables("-D", *chain, *port, to).join("; "),
     }
 }
 
@@ -174,59 +379,228 @@ pub fn parse(command: &[String]) -> Result<Vec<Step>, ScriptError> {
             });
         }
     };
-    script
+    let lines: Vec<&str> = script
         .split(';')
         .map(str::trim)
         .filter(|c| !c.is_empty())
-        .map(parse_command)
-        .collect()
+        .collect();
+    let mut steps: Vec<Step> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        i += 1;
+        match parse_command(line)? {
+            Line::Step(step) => push_merged(&mut steps, step),
+            Line::PrioRoot => {
+                let err = |reason: &str| ScriptError {
+                    command: line.to_owned(),
+                    reason: reason.to_owned(),
+                };
+                let Some(Line::NetemChild(rule)) =
+                    lines.get(i).map(|l| parse_command(l)).transpose()?
+                else {
+                    return Err(err(
+                        "a prio root must be followed by `tc qdisc add dev <dev> parent 1:4 handle 40: netem ...`",
+                    ));
+                };
+                i += 1;
+                let mut to = Vec::new();
+                while let Some(Line::Filter(d)) =
+                    lines.get(i).map(|l| parse_command(l)).transpose()?
+                {
+                    to.push(d);
+                    i += 1;
+                }
+                if to.is_empty() {
+                    return Err(err(
+                        "a prio root with netem on band 1:4 needs at least one u32 filter to 1:4",
+                    ));
+                }
+                steps.push(Step::Apply(rule.with_to(to)));
+            }
+            Line::NetemChild(_) | Line::Filter(_) => {
+                return Err(ScriptError {
+                    command: line.to_owned(),
+                    reason:
+                        "only valid right after `tc qdisc add dev <dev> root handle 1: prio ...`"
+                            .into(),
+                });
+            }
+        }
+    }
+    Ok(steps)
 }
 
-fn parse_command(line: &str) -> Result<Step, ScriptError> {
+/// Consecutive `iptables` lines of one chain with `-d`/`--dport` matches make one rule.
+fn push_merged(steps: &mut Vec<Step>, step: Step) {
+    match (steps.last_mut(), step) {
+        (
+            Some(Step::Apply(NetRule::Drop {
+                chain: c,
+                port: None,
+                to,
+            })),
+            Step::Apply(NetRule::Drop {
+                chain,
+                port: None,
+                to: more,
+            }),
+        )
+        | (
+            Some(Step::Remove(Removal::Drop {
+                chain: c,
+                port: None,
+                to,
+            })),
+            Step::Remove(Removal::Drop {
+                chain,
+                port: None,
+                to: more,
+            }),
+        ) if *c == chain && !to.is_empty() && !more.is_empty() => to.extend(more),
+        (_, step) => steps.push(step),
+    }
+}
+
+/// One command line, before destination-scoped rules are grouped.
+enum Line {
+    Step(Step),
+    /// `tc qdisc add dev <dev> root handle 1: prio bands 4 priomap ...`
+    PrioRoot,
+    /// `tc qdisc add dev <dev> parent 1:4 handle 40: netem ...`
+    NetemChild(NetRule),
+    /// `tc filter add dev <dev> parent 1: protocol ip prio 1 u32 match ... flowid 1:4`
+    Filter(Dest),
+}
+
+fn parse_filter(rest: &[&str]) -> Result<Dest, String> {
+    let mut d = Dest {
+        cidr: None,
+        port: None,
+    };
+    let mut words = rest;
+    loop {
+        match words {
+            ["match", "ip", "dst", c, more @ ..] if d.cidr.is_none() => {
+                d.cidr = Some(c.parse()?);
+                words = more;
+            }
+            ["match", "ip", "dport", p, "0xffff", more @ ..] if d.port.is_none() => {
+                d.port = Some(p.parse().map_err(|_| format!("`{p}` is not a port"))?);
+                words = more;
+            }
+            ["flowid", "1:4"] if d.cidr.is_some() || d.port.is_some() => return Ok(d),
+            _ => {
+                return Err(
+                    "expected `u32 [match ip dst <cidr>] [match ip dport <port> 0xffff] flowid 1:4`"
+                        .into(),
+                );
+            }
+        }
+    }
+}
+
+fn parse_iptables_matches(chain: Chain, rest: &[&str]) -> Result<(Option<u16>, Vec<Dest>), String> {
+    match rest {
+        ["-j", "DROP"] => Ok((None, Vec::new())),
+        ["-p", "tcp", flag @ ("--dport" | "--sport"), p, "-j", "DROP"] => {
+            let port: u16 = p.parse().map_err(|_| "not a port number".to_owned())?;
+            match (chain, *flag) {
+                (Chain::Input, "--dport") | (Chain::Output, "--sport") => Ok((Some(port), Vec::new())),
+                // Egress to a destination port: a `to: {ports: [...]}` rule.
+                (Chain::Output, _) => Ok((
+                    None,
+                    vec![Dest {
+                        cidr: None,
+                        port: Some(port),
+                    }],
+                )),
+                (Chain::Input, _) => Err("INPUT matches --dport".into()),
+            }
+        }
+        ["-d", c, more @ ..] if chain == Chain::Output => {
+            let cidr = Some(c.parse::<Ipv4Cidr>()?);
+            let port = match more {
+                ["-j", "DROP"] => None,
+                ["-p", "tcp", "--dport", p, "-j", "DROP"] => {
+                    Some(p.parse().map_err(|_| "not a port number".to_owned())?)
+                }
+                _ => return Err("expected `-d <cidr> [-p tcp --dport <port>] -j DROP`".into()),
+            };
+            Ok((None, vec![Dest { cidr, port }]))
+        }
+        _ => Err(
+            "expected `[-p tcp --dport|--sport <port>] -j DROP` or, on OUTPUT, `-d <cidr> [-p tcp --dport <port>] -j DROP`"
+                .into(),
+        ),
+    }
+}
+
+fn parse_command(line: &str) -> Result<Line, ScriptError> {
     let err = |reason: &str| ScriptError {
         command: line.to_owned(),
         reason: reason.to_owned(),
     };
     let words: Vec<&str> = line.split_whitespace().collect();
+    let step = |s| Ok(Line::Step(s));
     match words.as_slice() {
         ["sleep", n] => n
             .parse::<f64>()
             .ok()
             .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| Step::Sleep(Duration::from_secs_f64(s)))
+            .map(|s| Line::Step(Step::Sleep(Duration::from_secs_f64(s))))
             .ok_or_else(|| err("sleep needs a number of seconds")),
-        ["tc", "qdisc", "del", "dev", _, "root"] => Ok(Step::Remove(Removal::Qdisc)),
-        ["tc", "qdisc", "add", "dev", _, "root", "netem", rest @ ..] => {
-            parse_netem(rest).map(Step::Apply).map_err(|r| err(&r))
+        ["tc", "qdisc", "del", "dev", _, "root"] => step(Step::Remove(Removal::Qdisc)),
+        ["tc", "qdisc", "add", "dev", _, "root", "netem", rest @ ..] => parse_netem(rest)
+            .map(|r| Line::Step(Step::Apply(r)))
+            .map_err(|r| err(&r)),
+        ["tc", "qdisc", "add", "dev", _, rest @ ..] if rest.join(" ") == PRIO_ROOT => {
+            Ok(Line::PrioRoot)
         }
+        [
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            _,
+            "parent",
+            "1:4",
+            "handle",
+            "40:",
+            "netem",
+            rest @ ..,
+        ] => parse_netem(rest).map(Line::NetemChild).map_err(|r| err(&r)),
+        [
+            "tc",
+            "filter",
+            "add",
+            "dev",
+            _,
+            "parent",
+            "1:",
+            "protocol",
+            "ip",
+            "prio",
+            _,
+            "u32",
+            rest @ ..,
+        ] => parse_filter(rest).map(Line::Filter).map_err(|r| err(&r)),
         ["iptables", op @ ("-A" | "-D"), chain, rest @ ..] => {
             let chain = match *chain {
                 "INPUT" => Chain::Input,
                 "OUTPUT" => Chain::Output,
                 _ => return Err(err("only the INPUT and OUTPUT chains are modelled")),
             };
-            let port = match rest {
-                ["-j", "DROP"] => None,
-                ["-p", "tcp", flag @ ("--dport" | "--sport"), p, "-j", "DROP"] => {
-                    let wanted = if chain == Chain::Input {
-                        "--dport"
-                    } else {
-                        "--sport"
-                    };
-                    if *flag != wanted {
-                        return Err(err("INPUT matches --dport, OUTPUT --sport"));
-                    }
-                    Some(p.parse().map_err(|_| err("not a port number"))?)
-                }
-                _ => return Err(err("expected `[-p tcp --dport|--sport <port>] -j DROP`")),
-            };
-            Ok(if *op == "-A" {
-                Step::Apply(NetRule::Drop { chain, port })
+            let (port, to) = parse_iptables_matches(chain, rest).map_err(|r| err(&r))?;
+            step(if *op == "-A" {
+                Step::Apply(NetRule::Drop { chain, port, to })
             } else {
-                Step::Remove(Removal::Drop { chain, port })
+                Step::Remove(Removal::Drop { chain, port, to })
             })
         }
-        _ => Err(err("not a tc netem, iptables DROP or sleep command")),
+        _ => Err(err(
+            "not a tc netem, tc u32 filter, iptables DROP or sleep command",
+        )),
     }
 }
 
@@ -264,10 +638,12 @@ fn parse_netem(args: &[&str]) -> Result<NetRule, String> {
                 delay,
                 jitter: jitter.unwrap_or_default(),
                 correlation: correlation.unwrap_or(0.0),
+                to: Vec::new(),
             })
         }
         ["loss", p] | ["loss", "random", p] => Ok(NetRule::Loss {
             percent: parse_percent(p)?,
+            to: Vec::new(),
         }),
         _ => Err("only `netem delay <time> [<jitter> [<correlation>%]]` and `netem loss <p>%` are modelled".into()),
     }
@@ -292,27 +668,102 @@ mod tests {
             delay: Duration::from_millis(200),
             jitter: Duration::from_micros(1500),
             correlation: 25.0,
+            to: vec![],
         });
-        roundtrip(NetRule::Loss { percent: 30.0 });
+        roundtrip(NetRule::Loss {
+            percent: 30.0,
+            to: vec![],
+        });
         roundtrip(NetRule::Drop {
             chain: Chain::Input,
             port: Some(8080),
+            to: vec![],
         });
         roundtrip(NetRule::Drop {
             chain: Chain::Output,
             port: None,
+            to: vec![],
         });
         assert_eq!(
             window_script(
                 &NetRule::Delay {
                     delay: Duration::from_millis(200),
                     jitter: Duration::ZERO,
-                    correlation: 0.0
+                    correlation: 0.0,
+                    to: vec![],
                 },
                 Duration::from_secs(30)
             ),
             "tc qdisc add dev eth0 root netem delay 200ms 0ms 0%; sleep 30; tc qdisc del dev eth0 root"
         );
+    }
+
+    fn dests() -> Vec<Dest> {
+        vec![
+            "10.96.0.10/32:80".parse().unwrap(),
+            "10.244.1.7/32:8080".parse().unwrap(),
+            "10.244.2.0/24".parse().unwrap(),
+            ":5432".parse().unwrap(),
+        ]
+    }
+
+    #[test]
+    fn destination_scoped_scripts_read_back() {
+        roundtrip(NetRule::Delay {
+            delay: Duration::from_millis(200),
+            jitter: Duration::ZERO,
+            correlation: 0.0,
+            to: dests(),
+        });
+        roundtrip(NetRule::Loss {
+            percent: 30.0,
+            to: dests(),
+        });
+        roundtrip(NetRule::Drop {
+            chain: Chain::Output,
+            port: None,
+            to: dests(),
+        });
+        let rule = NetRule::Loss {
+            percent: 30.0,
+            to: dests()[..2].to_vec(),
+        };
+        assert_eq!(
+            window_script(&rule, Duration::from_secs(30)),
+            "tc qdisc add dev eth0 root handle 1: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1; \
+             tc qdisc add dev eth0 parent 1:4 handle 40: netem loss 30%; \
+             tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.96.0.10/32 match ip dport 80 0xffff flowid 1:4; \
+             tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.244.1.7/32 match ip dport 8080 0xffff flowid 1:4; \
+             sleep 30; tc qdisc del dev eth0 root"
+        );
+        let drop = NetRule::Drop {
+            chain: Chain::Output,
+            port: None,
+            to: vec![dests()[2], dests()[3]],
+        };
+        assert_eq!(
+            apply_command(&drop),
+            "iptables -A OUTPUT -d 10.244.2.0/24 -j DROP; iptables -A OUTPUT -p tcp --dport 5432 -j DROP"
+        );
+        assert_eq!(
+            remove_command(&drop),
+            "iptables -D OUTPUT -d 10.244.2.0/24 -j DROP; iptables -D OUTPUT -p tcp --dport 5432 -j DROP"
+        );
+    }
+
+    #[test]
+    fn destinations_match_address_and_port() {
+        let d: Dest = "10.0.0.0/8:80".parse().unwrap();
+        assert!(d.matches("10.1.2.3:80".parse().unwrap()));
+        assert!(!d.matches("10.1.2.3:81".parse().unwrap()));
+        assert!(!d.matches("11.0.0.1:80".parse().unwrap()));
+        assert_eq!(
+            "10.1.2.3/8".parse::<Ipv4Cidr>().unwrap().to_string(),
+            "10.0.0.0/8"
+        );
+        assert!("10.0.0.0/33".parse::<Ipv4Cidr>().is_err());
+        assert!("::1/128".parse::<Ipv4Cidr>().is_err());
+        assert!("".parse::<Dest>().is_err());
     }
 
     #[test]
@@ -327,9 +778,13 @@ mod tests {
                 Step::Apply(NetRule::Delay {
                     delay: Duration::from_secs(1),
                     jitter: Duration::ZERO,
-                    correlation: 0.0
+                    correlation: 0.0,
+                    to: vec![],
                 }),
-                Step::Apply(NetRule::Loss { percent: 2.5 }),
+                Step::Apply(NetRule::Loss {
+                    percent: 2.5,
+                    to: vec![],
+                }),
             ]
         );
     }
@@ -342,9 +797,17 @@ mod tests {
             "tc qdisc add dev eth0 root netem loss 130%",
             "iptables -A FORWARD -j DROP",
             "sleep forever",
+            // Half a destination-scoped tree, or filters the model does not read.
+            "tc qdisc add dev eth0 root handle 1: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1",
+            "tc qdisc add dev eth0 root handle 1: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1; tc qdisc add dev eth0 parent 1:4 handle 40: netem loss 5%",
+            "tc qdisc add dev eth0 parent 1:4 handle 40: netem loss 5%",
+            "tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.0.0.1/32 flowid 1:4",
+            "tc qdisc add dev eth0 root handle 1: prio bands 4 priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1; tc qdisc add dev eth0 parent 1:4 handle 40: netem loss 5%; tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip src 10.0.0.1/32 flowid 1:4",
+            "iptables -A INPUT -d 10.0.0.1/32 -j DROP",
+            "iptables -A OUTPUT -d 10.0.0.1/32 -p udp --dport 53 -j DROP",
         ] {
             let e = parse(&container_command(bad)).unwrap_err();
-            assert!(bad.starts_with(&e.command), "{e}");
+            assert!(bad.contains(&e.command), "{e}");
         }
         assert!(parse(&["tc".into(), "qdisc".into()]).is_err());
     }

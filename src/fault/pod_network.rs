@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use serde_json::{Value, json};
 
 use crate::fault::kube_context::{KubeFaultContext, api, undo_records};
+use crate::fault::net_destinations;
 use crate::fault::net_script::{self, NetRule};
 use crate::fault::pod_kill::{plan_pods, pod_targets};
 use crate::fault::{
@@ -21,7 +22,7 @@ use crate::fault::{
 };
 use crate::infra::kube::KubeClient;
 use crate::spec::FaultKind;
-use crate::spec::fault::PodTargetSpec;
+use crate::spec::fault::{DestinationSpec, PodTargetSpec};
 
 /// The Linux capability `tc` and `iptables` need; Pod Security `baseline` and `restricted`
 /// refuse it.
@@ -36,6 +37,7 @@ pub struct PodNetworkFault {
     rule: NetRule,
     window: Duration,
     image: String,
+    to: Option<DestinationSpec>,
     context: KubeFaultContext,
 }
 
@@ -57,8 +59,16 @@ impl PodNetworkFault {
             rule,
             window,
             image,
+            to: None,
             context,
         }
+    }
+
+    /// Restricts the rule to the destinations `to` names, resolved when planned.
+    #[must_use]
+    pub fn with_destinations(mut self, to: Option<DestinationSpec>) -> Self {
+        self.to = to;
+        self
     }
 
     /// Name of the ephemeral container of one firing: short (a DNS label) and unique per run,
@@ -98,7 +108,13 @@ impl Fault for PodNetworkFault {
         let mut plan =
             plan_pods(&self.context, &self.name, self.kind, &self.target, firing).await?;
         let container = Self::container_name(run_id, &self.name, firing);
-        let command = net_script::container_command(&net_script::remove_command(&self.rule));
+        let dests = match &self.to {
+            Some(to) => net_destinations::resolve(&self.context.kube, to).await?,
+            None => Vec::new(),
+        };
+        let rule = self.rule.clone().with_to(dests.clone());
+        let destinations: Vec<String> = dests.iter().map(net_script::Dest::render).collect();
+        let command = net_script::container_command(&net_script::remove_command(&rule));
         let actions = pod_targets(&plan)
             .map(|(t, ns)| UndoAction::RemovePodNetworkRule {
                 namespace: ns.to_owned(),
@@ -107,6 +123,7 @@ impl Fault for PodNetworkFault {
                 removal: format!("{container}-undo"),
                 image: self.image.clone(),
                 command: command.clone(),
+                destinations: destinations.clone(),
             })
             .collect();
         plan.undo = undo_records(run_id, &self.name, firing, actions);
@@ -114,18 +131,26 @@ impl Fault for PodNetworkFault {
     }
 
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {
-        let script = net_script::window_script(&self.rule, self.window);
         let mut effects = Vec::new();
         for record in &plan.undo {
             let UndoAction::RemovePodNetworkRule {
                 namespace,
                 pod,
                 container: name,
+                destinations,
                 ..
             } = &record.action
             else {
                 continue;
             };
+            // The destinations as recorded before acting, so the rule is exactly what the undo
+            // record removes.
+            let dests = destinations
+                .iter()
+                .map(|d| d.parse::<net_script::Dest>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| FaultError::Refused(format!("recorded destination: {e}")))?;
+            let script = net_script::window_script(&self.rule.clone().with_to(dests), self.window);
             let Some(target) = plan
                 .targets
                 .iter()
@@ -196,6 +221,7 @@ impl Undoer for PodNetworkUndoer {
             removal,
             image,
             command,
+            ..
         } = &record.action
         else {
             return Err(FaultError::Refused(format!(

@@ -81,6 +81,10 @@ pub enum UndoAction {
         image: String,
         /// Its command (`sh -c '<remove>'`).
         command: Vec<String>,
+        /// The destinations `to:` resolved to when planned (`10.96.0.10/32:80`, `:5432`);
+        /// the rule matches only these. Empty: all traffic.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        destinations: Vec<String>,
     },
 }
 

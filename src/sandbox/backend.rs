@@ -26,8 +26,22 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::cluster::BehaviourCell;
-use super::netem::NetworkCell;
+use super::cluster::{BehaviourCell, Shared, Upstream};
+use super::netem::{NetworkCell, Verdict};
+
+/// The call a backend makes to another Service's pod on each request (the topology's
+/// `backend.upstream`).
+#[derive(Debug, Clone)]
+pub(crate) struct UpstreamCall {
+    /// What to call, and on which requests.
+    pub upstream: Upstream,
+    /// Where its ready endpoints are published.
+    pub shared: std::sync::Weak<Shared>,
+}
+
+/// How long an upstream call may take before the caller gives up and answers 502 (a client
+/// timeout, as an application would set).
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a backend runs, as reported in its headers and metrics.
 #[derive(Debug, Clone)]
@@ -52,6 +66,7 @@ struct Ctx {
     partitioned: Arc<AtomicBool>,
     powered_off: PowerCell,
     network: NetworkCell,
+    upstream: Option<UpstreamCall>,
     port: u16,
     counters: Counters,
 }
@@ -89,6 +104,7 @@ impl Backend {
         partitioned: Arc<AtomicBool>,
         powered_off: PowerCell,
         network: NetworkCell,
+        upstream: Option<UpstreamCall>,
     ) -> std::io::Result<Self> {
         let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
         std_listener.set_nonblocking(true)?;
@@ -103,6 +119,7 @@ impl Backend {
             partitioned,
             powered_off,
             network,
+            upstream,
             port: addr.port(),
             // Both codes start at zero so rates exist before the first error.
             counters: Counters {
@@ -193,7 +210,7 @@ async fn serve(
             _ = tokio::time::sleep(REBIND_RETRY), if retry => {}
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = accept(listener.as_ref()) => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else { continue };
                 let ctx = ctx.clone();
                 let drain = drain.clone();
                 conns.spawn(async move {
@@ -202,7 +219,7 @@ async fn serve(
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                     let svc_ctx = ctx.clone();
-                    let svc = service_fn(move |req| handle(req, svc_ctx.clone()));
+                    let svc = service_fn(move |req| handle(req, svc_ctx.clone(), peer));
                     let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
                     tokio::pin!(conn);
                     tokio::select! {
@@ -238,28 +255,79 @@ impl std::error::Error for Lost {}
 /// How long a blackholed request waits before looking at the rules again.
 const BLACKHOLE_RECHECK: Duration = Duration::from_millis(50);
 
-async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Full<Bytes>>, Lost> {
+/// Waits out a blackhole (as TCP retransmits would), then the verdict's delay; `Err` when the
+/// exchange is lost.
+async fn cross(
+    ctx: &Ctx,
+    judge: impl Fn(&mut super::netem::PodNetwork) -> Verdict,
+) -> Result<(), Lost> {
+    let verdict = loop {
+        let v = judge(&mut ctx.network.lock().unwrap_or_else(|e| e.into_inner()));
+        if !v.blackholed {
+            break v;
+        }
+        tokio::time::sleep(BLACKHOLE_RECHECK).await;
+    };
+    if !verdict.delay.is_zero() {
+        tokio::time::sleep(verdict.delay).await;
+    }
+    if verdict.lost { Err(Lost) } else { Ok(()) }
+}
+
+/// Whether a request to `path` makes the upstream call: `on` itself or a path below it.
+fn calls_upstream(on: &str, path: &str) -> bool {
+    on == "/"
+        || path == on
+        || path
+            .strip_prefix(on)
+            .is_some_and(|rest| on.ends_with('/') || rest.starts_with('/'))
+}
+
+/// One call to a ready pod of the upstream Service, through this pod's egress rules; whether it
+/// was answered with a success.
+async fn call_upstream(ctx: &Ctx, up: &UpstreamCall) -> bool {
+    let Some(shared) = up.shared.upgrade() else {
+        return false;
+    };
+    let (ns, svc) = &up.upstream.service;
+    let endpoints = shared.ready_endpoints(ns, svc);
+    drop(shared);
+    if endpoints.is_empty() {
+        return false;
+    }
+    let dest = endpoints[rand::random_range(0..endpoints.len())].addr;
+    let call = async {
+        // The request leaves through our root qdisc towards `dest`.
+        cross(ctx, |n| n.judge_outbound(dest)).await.ok()?;
+        let stream = tokio::net::TcpStream::connect(dest).await.ok()?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        let req = Request::get(up.upstream.path.as_str())
+            .header(http::header::HOST, dest.to_string())
+            .body(http_body_util::Empty::<Bytes>::new())
+            .ok()?;
+        let resp = sender.send_request(req).await.ok()?;
+        Some(resp.status().is_success())
+    };
+    matches!(
+        tokio::time::timeout(UPSTREAM_TIMEOUT, call).await,
+        Ok(Some(true))
+    )
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    ctx: Arc<Ctx>,
+    peer: SocketAddr,
+) -> Result<Response<Full<Bytes>>, Lost> {
     while ctx.partitioned.load(Ordering::Relaxed) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if req.uri().path() != "/metrics" {
-        let verdict = loop {
-            let v = ctx
-                .network
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .judge(ctx.port);
-            if !v.blackholed {
-                break v;
-            }
-            tokio::time::sleep(BLACKHOLE_RECHECK).await;
-        };
-        if !verdict.delay.is_zero() {
-            tokio::time::sleep(verdict.delay).await;
-        }
-        if verdict.lost {
-            return Err(Lost);
-        }
+        // The answer leaves through our root qdisc towards `peer`.
+        cross(&ctx, |n| n.judge_inbound(ctx.port, peer)).await?;
     }
     if req.uri().path() == "/metrics" {
         return Ok(text_response(
@@ -272,7 +340,15 @@ async fn handle(req: Request<Incoming>, ctx: Arc<Ctx>) -> Result<Response<Full<B
     if !behaviour.latency.is_zero() {
         tokio::time::sleep(behaviour.latency).await;
     }
-    let code: u16 = if behaviour.error_rate > 0.0 && rand::random::<f64>() < behaviour.error_rate {
+    let upstream_ok = match &ctx.upstream {
+        Some(up) if calls_upstream(&up.upstream.on, req.uri().path()) => {
+            call_upstream(&ctx, up).await
+        }
+        _ => true,
+    };
+    let code: u16 = if !upstream_ok {
+        502
+    } else if behaviour.error_rate > 0.0 && rand::random::<f64>() < behaviour.error_rate {
         500
     } else {
         200

@@ -42,6 +42,17 @@ pub(crate) struct NodeRuntime {
 /// `(namespace, name)` of a Service.
 pub(crate) type ServiceKey = (String, String);
 
+/// The call a Deployment's backends make to another Service (the topology's `backend.upstream`).
+#[derive(Debug, Clone)]
+pub(crate) struct Upstream {
+    /// `(namespace, name)` of the Service called.
+    pub service: ServiceKey,
+    /// Path requested from it.
+    pub path: String,
+    /// Requests under this path make the call.
+    pub on: String,
+}
+
 /// A ready endpoint as the load balancers see it.
 #[derive(Debug, Clone)]
 pub(crate) struct LbEndpoint {
@@ -107,6 +118,8 @@ pub(crate) struct Shared {
     pub instance_type: String,
     /// Backend behaviour per `(namespace, deployment)`.
     pub behaviours: Mutex<HashMap<(String, String), BehaviourCell>>,
+    /// The Service each `(namespace, deployment)`'s backends call.
+    pub upstreams: Mutex<HashMap<(String, String), Upstream>>,
     /// Simulated machine state per node name.
     pub nodes: Mutex<HashMap<String, NodeRuntime>>,
     /// Ready endpoints per `(namespace, service)`, published by the endpoint controller.
@@ -132,6 +145,7 @@ impl Shared {
             region,
             instance_type,
             behaviours: Mutex::new(HashMap::new()),
+            upstreams: Mutex::new(HashMap::new()),
             nodes: Mutex::new(HashMap::new()),
             endpoints: RwLock::new(HashMap::new()),
             lb_addrs: Mutex::new(HashMap::new()),
@@ -176,6 +190,12 @@ impl Shared {
         m.entry((ns.to_string(), deployment.to_string()))
             .or_default()
             .clone()
+    }
+
+    /// The Service a Deployment's backends call, if any.
+    pub fn upstream(&self, ns: &str, deployment: &str) -> Option<Upstream> {
+        let m = self.upstreams.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&(ns.to_string(), deployment.to_string())).cloned()
     }
 
     /// A snapshot of one node's runtime state.

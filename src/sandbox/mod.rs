@@ -350,6 +350,21 @@ impl Sandbox {
                     error_rate: d.backend.error_rate,
                 },
             );
+            if let Some(u) = &d.backend.upstream {
+                let ns = u.namespace.clone().unwrap_or_else(|| d.namespace.clone());
+                self.shared
+                    .upstreams
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        (d.namespace.clone(), d.name.clone()),
+                        cluster::Upstream {
+                            service: (ns, u.service.clone()),
+                            path: u.path.clone(),
+                            on: u.on.clone(),
+                        },
+                    );
+            }
             let mut deploy = json!({
                 "metadata": {"name": d.name, "labels": labels},
                 "spec": {

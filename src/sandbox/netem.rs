@@ -5,6 +5,7 @@
 //! backend ignores a rule past its end, so the effect stops on time even between two kubelet
 //! passes; a removal container takes rules away early.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,25 +51,63 @@ impl PodNetwork {
         let before = self.rules.len();
         self.rules.retain(|a| match (removal, &a.rule) {
             (Removal::Qdisc, NetRule::Delay { .. } | NetRule::Loss { .. }) => false,
-            (Removal::Drop { chain, port }, NetRule::Drop { chain: c, port: p }) => {
-                !(chain == c && port == p)
-            }
+            (
+                Removal::Drop { chain, port, to },
+                NetRule::Drop {
+                    chain: c,
+                    port: p,
+                    to: t,
+                },
+            ) => !(chain == c && port == p && to == t),
             _ => true,
         });
         self.rules.len() != before
     }
 
-    /// What one request meets now. `port` is the backend's port (for port-scoped drops).
-    pub fn judge(&mut self, port: u16) -> Verdict {
+    /// What one request from `peer` to this pod's `port` meets: its answer leaves through the
+    /// pod's root qdisc towards `peer`, so destination-scoped rules apply only when `peer`
+    /// matches one of their destinations (netem on the root acts on egress, as on Linux).
+    pub fn judge_inbound(&mut self, port: u16, peer: SocketAddr) -> Verdict {
+        self.judge(|rule| match rule {
+            NetRule::Delay { to, .. } | NetRule::Loss { to, .. } => {
+                to.is_empty() || to.iter().any(|d| d.matches(peer))
+            }
+            // The request in (INPUT, --dport = our port) or the answer out (OUTPUT, --sport =
+            // our port, or -d matching the peer): either cuts the exchange.
+            NetRule::Drop { port: p, to, .. } if to.is_empty() => p.is_none_or(|p| p == port),
+            NetRule::Drop { to, .. } => to.iter().any(|d| d.matches(peer)),
+        })
+    }
+
+    /// What one call from this pod to `dest` meets: the request leaves through the root qdisc
+    /// towards `dest`; the answer comes back in to an ephemeral port (which no `--dport` or
+    /// `--sport` rule of ours names).
+    pub fn judge_outbound(&mut self, dest: SocketAddr) -> Verdict {
+        self.judge(|rule| match rule {
+            NetRule::Delay { to, .. } | NetRule::Loss { to, .. } => {
+                to.is_empty() || to.iter().any(|d| d.matches(dest))
+            }
+            NetRule::Drop { port: None, to, .. } if to.is_empty() => true,
+            NetRule::Drop { to, .. } => to.iter().any(|d| d.matches(dest)),
+        })
+    }
+
+    /// Combines the active rules `applies` selects.
+    fn judge(&mut self, applies: impl Fn(&NetRule) -> bool) -> Verdict {
         let now = Instant::now();
         let mut v = Verdict::default();
         // Rules past their end stay listed until removed, as a script's own removal expects.
-        for a in self.rules.iter().filter(|a| a.until > now) {
+        for a in self
+            .rules
+            .iter()
+            .filter(|a| a.until > now && applies(&a.rule))
+        {
             match &a.rule {
                 NetRule::Delay {
                     delay,
                     jitter,
                     correlation,
+                    ..
                 } => {
                     let fresh = rand::random::<f64>() * 2.0 - 1.0;
                     let rho = (correlation / 100.0).clamp(0.0, 1.0);
@@ -77,21 +116,91 @@ impl PodNetwork {
                     v.delay += Duration::from_secs_f64(secs);
                     self.last_jitter = draw;
                 }
-                NetRule::Loss { percent } => {
+                NetRule::Loss { percent, .. } => {
                     // A request and its answer each cross the lossy link once; the model drops
                     // the exchange with the stated probability, the share a client sees.
                     if rand::random::<f64>() * 100.0 < *percent {
                         v.lost = true;
                     }
                 }
-                // Either direction cuts a request/answer exchange.
-                NetRule::Drop { port: p, .. } => {
-                    if p.is_none_or(|p| p == port) {
-                        v.blackholed = true;
-                    }
-                }
+                NetRule::Drop { .. } => v.blackholed = true,
             }
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fault::net_script::Chain;
+
+    fn dest(s: &str) -> crate::fault::net_script::Dest {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn scoped_netem_acts_only_on_packets_to_its_destinations() {
+        let mut n = PodNetwork::default();
+        let until = Instant::now() + Duration::from_secs(60);
+        n.apply(
+            NetRule::Delay {
+                delay: Duration::from_millis(200),
+                jitter: Duration::ZERO,
+                correlation: 0.0,
+                to: vec![dest("127.0.0.1/32:9000")],
+            },
+            until,
+        );
+        let api = "127.0.0.1:9000".parse().unwrap();
+        let prober = "127.0.0.1:51000".parse().unwrap();
+        assert_eq!(n.judge_outbound(api).delay, Duration::from_millis(200));
+        assert_eq!(
+            n.judge_outbound("127.0.0.1:9001".parse().unwrap()).delay,
+            Duration::ZERO
+        );
+        // The answer to a prober goes to its ephemeral port: not a listed destination.
+        assert_eq!(n.judge_inbound(8080, prober).delay, Duration::ZERO);
+        assert!(n.remove(&Removal::Qdisc));
+        assert_eq!(n.judge_outbound(api), Verdict::default());
+    }
+
+    #[test]
+    fn unscoped_rules_keep_their_meaning_and_scoped_drops_need_their_exact_removal() {
+        let mut n = PodNetwork::default();
+        let until = Instant::now() + Duration::from_secs(60);
+        let prober = "127.0.0.1:51000".parse().unwrap();
+        n.apply(
+            NetRule::Loss {
+                percent: 100.0,
+                to: vec![],
+            },
+            until,
+        );
+        assert!(n.judge_inbound(8080, prober).lost);
+        assert!(n.judge_outbound("10.0.0.1:80".parse().unwrap()).lost);
+        n.remove(&Removal::Qdisc);
+        let to = vec![dest("10.0.0.0/8")];
+        n.apply(
+            NetRule::Drop {
+                chain: Chain::Output,
+                port: None,
+                to: to.clone(),
+            },
+            until,
+        );
+        assert!(n.judge_outbound("10.1.2.3:80".parse().unwrap()).blackholed);
+        assert!(!n.judge_outbound("127.0.0.1:80".parse().unwrap()).blackholed);
+        assert!(!n.judge_inbound(8080, prober).blackholed);
+        assert!(!n.remove(&Removal::Drop {
+            chain: Chain::Output,
+            port: None,
+            to: vec![],
+        }));
+        assert!(n.remove(&Removal::Drop {
+            chain: Chain::Output,
+            port: None,
+            to,
+        }));
     }
 }

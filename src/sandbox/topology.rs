@@ -178,6 +178,33 @@ pub struct BackendSpec {
     /// Fraction of requests answered with 500, 0.0..=1.0.
     #[serde(default)]
     pub error_rate: f64,
+    /// A call each request makes to another Service's pod before answering.
+    #[serde(default)]
+    pub upstream: Option<UpstreamSpec>,
+}
+
+/// Pod-to-pod traffic: each request to a backend under the path `on` makes a real loopback HTTP
+/// call to a ready pod of this Service and answers 502 when that call fails, so network rules
+/// between pods (`to:`) have traffic to act on. Other paths are answered without the call, so a
+/// prober can tell the pod's own latency from its dependency's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UpstreamSpec {
+    /// The Service called: a deployment of the topology with a `service`.
+    pub service: String,
+    /// Its namespace; defaults to the caller's.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Path requested from it.
+    #[serde(default = "default_upstream_path")]
+    pub path: String,
+    /// Requests to this path or below it make the call; default `/` (every request).
+    #[serde(default = "default_upstream_path")]
+    pub on: String,
+}
+
+fn default_upstream_path() -> String {
+    "/".into()
 }
 
 /// Timing resolved from the file and Kubernetes' defaults.
@@ -332,6 +359,30 @@ impl Topology {
                     d.backend.error_rate
                 ));
             }
+            if let Some(u) = &d.backend.upstream {
+                let ns = u.namespace.as_deref().unwrap_or(&d.namespace);
+                let called = self
+                    .deployments
+                    .iter()
+                    .find(|o| o.name == u.service && o.namespace == ns && o.service.is_some());
+                if called.is_none() {
+                    p.push(format!(
+                        "deployments[{i}].backend.upstream.service: no deployment `{ns}/{}` with a service in this topology; name one that has `service:`",
+                        u.service
+                    ));
+                } else if u.service == d.name && ns == d.namespace {
+                    p.push(format!(
+                        "deployments[{i}].backend.upstream.service: a deployment cannot call itself; name another one"
+                    ));
+                }
+                for (field, v) in [("path", &u.path), ("on", &u.on)] {
+                    if !v.starts_with('/') {
+                        p.push(format!(
+                            "deployments[{i}].backend.upstream.{field}: `{v}` must start with `/`"
+                        ));
+                    }
+                }
+            }
             if let Some(b) = &d.disruption_budget
                 && b.min_available.is_some() == b.max_unavailable.is_some()
             {
@@ -384,6 +435,32 @@ deployments:
         assert_eq!(timing.lease_renew_interval, Duration::from_secs(2));
         assert_eq!(timing.toleration, Duration::from_secs(300));
         assert_eq!(Topology::pod_labels(&t.deployments[0])["app"], "web");
+    }
+
+    #[test]
+    fn an_upstream_must_name_another_deployment_with_a_service() {
+        let with = |up: &str| {
+            GOOD.replace(
+                "disruptionBudget: {minAvailable: 2}}",
+                &format!("disruptionBudget: {{minAvailable: 2}}, backend: {{upstream: {up}}}}}\n  - {{name: api, namespace: shop, replicas: 1, service: {{port: 80}}}}"),
+            )
+        };
+        let ok = Topology::parse(&with("{service: api, on: /checkout}"), "t.yaml").unwrap();
+        assert_eq!(
+            ok.deployments[0].backend.upstream.as_ref().unwrap().path,
+            "/"
+        );
+        for (up, says) in [
+            ("{service: db}", "no deployment `shop/db`"),
+            ("{service: web}", "cannot call itself"),
+            ("{service: api, on: checkout}", "upstream.on"),
+        ] {
+            let err = Topology::parse(&with(up), "t.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("deployments[0].backend.upstream"), "{err}");
+            assert!(err.contains(says), "{up}: {err}");
+        }
     }
 
     #[test]

@@ -429,6 +429,53 @@ fn default_network_image() -> String {
     DEFAULT_NETWORK_IMAGE.to_owned()
 }
 
+/// Destinations a pod network rule is restricted to (`to:`): the union of the addresses of
+/// `pods`, `service`, `zone` and `cidrs`, each narrowed to `ports` when given. Resolved to
+/// CIDRs and ports when the fault is planned, and recorded in its undo record.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct DestinationSpec {
+    /// Pods, by namespaces and label selector: their pod IPs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<DestinationPodsSpec>,
+    /// A Service: its ClusterIP on its ports, and its ready endpoints' IPs on their ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceRefSpec>,
+    /// A zone (`topology.kubernetes.io/zone`): the `spec.podCIDRs` of its Ready nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+    /// IPv4 ranges, e.g. `10.0.0.0/16`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cidrs: Vec<String>,
+    /// Destination ports; alone, any address on these ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<u16>,
+}
+
+/// Destination pods of a `to:`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct DestinationPodsSpec {
+    /// Namespaces to look in.
+    pub namespaces: Vec<String>,
+    /// Pod label selector, e.g. `app=db`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+}
+
+/// A Service by namespace and name.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(deny_unknown_fields)]
+pub struct ServiceRefSpec {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
 /// Add latency to pods' traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -444,6 +491,9 @@ pub struct PodNetworkLatencySpec {
     /// How much each jitter draw depends on the previous one, e.g. `25%`. Default 0%.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub correlation: Option<Percent>,
+    /// Only traffic to these destinations; all of it if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DestinationSpec>,
     /// Image of the ephemeral container; needs sh, sleep, tc and iptables.
     /// Default `nicolaka/netshoot:v0.13`.
     #[serde(default = "default_network_image")]
@@ -459,6 +509,9 @@ pub struct PodNetworkLossSpec {
     pub target: PodTargetSpec,
     /// Share of packets lost, e.g. `30%`.
     pub percent: Percent,
+    /// Only traffic to these destinations; all of it if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DestinationSpec>,
     /// Image of the ephemeral container; needs sh, sleep, tc and iptables.
     /// Default `nicolaka/netshoot:v0.13`.
     #[serde(default = "default_network_image")]
@@ -490,6 +543,9 @@ pub struct PodNetworkBlackholeSpec {
     /// Default: all traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// Only traffic to these destinations; all of it if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DestinationSpec>,
     /// Image of the ephemeral container; needs sh, sleep, tc and iptables.
     /// Default `nicolaka/netshoot:v0.13`.
     #[serde(default = "default_network_image")]

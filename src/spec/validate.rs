@@ -536,6 +536,7 @@ impl Validator {
                     "make jitter at most delay",
                 );
             }
+            self.destinations(&format!("{at}.to"), latency.to.as_ref());
             self.image(&format!("{at}.image"), &latency.image);
         }
         if let Some(blackhole) = &fault.pod_network_blackhole {
@@ -547,6 +548,22 @@ impl Validator {
                     "port 0 matches no traffic",
                     "name the pod's port, e.g. port: 8080, or drop `port` to cut all traffic",
                 );
+            }
+            if let Some(to) = &blackhole.to {
+                if blackhole.direction != crate::spec::fault::TrafficDirection::Egress {
+                    self.error(
+                        format!("{at}.to"),
+                        "`to:` names destinations, which only egress traffic has",
+                        "add `direction: egress`, or drop `to:` and use `port` for ingress",
+                    );
+                } else if blackhole.port.is_some() {
+                    self.error(
+                        format!("{at}.port"),
+                        "`port` (the pod's own source port) cannot be combined with `to:`",
+                        "put destination ports in `to.ports` and drop `port`",
+                    );
+                }
+                self.destinations(&format!("{at}.to"), Some(to));
             }
             self.image(&format!("{at}.image"), &blackhole.image);
         }
@@ -560,7 +577,63 @@ impl Validator {
                     "e.g. percent: 30%",
                 );
             }
+            self.destinations(&format!("{at}.to"), loss.to.as_ref());
             self.image(&format!("{at}.image"), &loss.image);
+        }
+    }
+
+    fn destinations(&mut self, path: &str, to: Option<&crate::spec::fault::DestinationSpec>) {
+        let Some(to) = to else { return };
+        if to.pods.is_none()
+            && to.service.is_none()
+            && to.zone.is_none()
+            && to.cidrs.is_empty()
+            && to.ports.is_empty()
+        {
+            self.error(
+                path,
+                "`to:` names no destination",
+                "add one of pods, service, zone, cidrs or ports, or drop `to:`",
+            );
+        }
+        if let Some(p) = &to.pods
+            && p.namespaces.is_empty()
+        {
+            self.error(
+                format!("{path}.pods.namespaces"),
+                "no namespace to look for destination pods in",
+                "add e.g. `namespaces: [shop]`",
+            );
+        }
+        if let Some(s) = &to.service
+            && (s.namespace.trim().is_empty() || s.name.trim().is_empty())
+        {
+            self.error(
+                format!("{path}.service"),
+                "the Service needs a namespace and a name",
+                "e.g. `service: {namespace: shop, name: api}`",
+            );
+        }
+        if let Some(z) = &to.zone {
+            self.zone(&format!("{path}.zone"), z);
+        }
+        for (i, c) in to.cidrs.iter().enumerate() {
+            if let Err(e) = c.parse::<crate::fault::net_script::Ipv4Cidr>() {
+                self.error(
+                    format!("{path}.cidrs[{i}]"),
+                    e,
+                    "write an IPv4 range, e.g. 10.0.0.0/16 (tc u32 and these rules are IPv4 only)",
+                );
+            }
+        }
+        for (i, p) in to.ports.iter().enumerate() {
+            if *p == 0 {
+                self.error(
+                    format!("{path}.ports[{i}]"),
+                    "port 0 matches no traffic",
+                    "name the destination port, e.g. 5432",
+                );
+            }
         }
     }
 

@@ -567,6 +567,7 @@ pub async fn pod_network_latency_and_early_removal(env: &Env) {
             delay: Duration::from_millis(100),
             jitter: Duration::ZERO,
             correlation: 0.0,
+            to: vec![],
         },
         Duration::from_secs(60),
         steadfast::spec::fault::DEFAULT_NETWORK_IMAGE.into(),

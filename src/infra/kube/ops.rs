@@ -3,7 +3,8 @@
 //! [`super::rbac::RULES`].
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -73,6 +74,40 @@ impl KubeClient {
             None => "pods".to_owned(),
         };
         self.list_all(&api, &list_params(label, field), &what).await
+    }
+
+    /// Lists the Services of a namespace (listing, not getting, since that is the verb the
+    /// role already grants for snapshots).
+    ///
+    /// # Errors
+    /// The API's error.
+    pub async fn list_services(&self, namespace: &str) -> Result<Vec<Service>, KubeError> {
+        let api: Api<Service> = Api::namespaced(self.raw().clone(), namespace);
+        self.list_all(
+            &api,
+            &list_params(None, None),
+            &format!("services in {namespace}"),
+        )
+        .await
+    }
+
+    /// Lists the EndpointSlices of one Service.
+    ///
+    /// # Errors
+    /// The API's error.
+    pub async fn list_endpoint_slices(
+        &self,
+        namespace: &str,
+        service: &str,
+    ) -> Result<Vec<EndpointSlice>, KubeError> {
+        let api: Api<EndpointSlice> = Api::namespaced(self.raw().clone(), namespace);
+        let label = format!("kubernetes.io/service-name={service}");
+        self.list_all(
+            &api,
+            &list_params(Some(&label), None),
+            &format!("endpointslices of {namespace}/{service}"),
+        )
+        .await
     }
 
     /// Reads one pod; `None` when it does not exist.

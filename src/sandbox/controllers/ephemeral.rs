@@ -180,9 +180,14 @@ fn removes(removal: &Removal, rule: &net_script::NetRule) -> bool {
     use net_script::NetRule;
     match (removal, rule) {
         (Removal::Qdisc, NetRule::Delay { .. } | NetRule::Loss { .. }) => true,
-        (Removal::Drop { chain, port }, NetRule::Drop { chain: c, port: p }) => {
-            chain == c && port == p
-        }
+        (
+            Removal::Drop { chain, port, to },
+            NetRule::Drop {
+                chain: c,
+                port: p,
+                to: t,
+            },
+        ) => chain == c && port == p && to == t,
         _ => false,
     }
 }

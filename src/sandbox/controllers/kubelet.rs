@@ -265,6 +265,12 @@ impl Kubelets {
             rt.partitioned.clone(),
             rt.powered_off.clone(),
             network.clone(),
+            shared
+                .upstream(&ns, &workload)
+                .map(|upstream| crate::sandbox::backend::UpstreamCall {
+                    upstream,
+                    shared: Arc::downgrade(shared),
+                }),
         ) {
             Ok(b) => b,
             Err(e) => {
