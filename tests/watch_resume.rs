@@ -261,7 +261,7 @@ async fn observers_see_every_pod_change_once_across_closes_and_relists() {
     observer.await.expect("readiness observer ends");
 
     let relists = gone_answers(&raw).await;
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     println!(
         "watch resume: {CHANGES} changes, {closes} forced closes, {relists} resumes told 410 Gone; readiness: {} transitions recorded for {} in truth ({} reports); healing: {} of {KILLS} kills disrupted, {} replaced; {:.1?}",
         seen.transitions.len(),

@@ -9,7 +9,6 @@
 //! [`DEFAULT_LIMIT`], compacted when needed, and an entry that still does not fit is refused.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use k8s_openapi::api::core::v1::ConfigMap;
