@@ -11,6 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// A generator whose every output is fixed by its seed.
+#[derive(Debug, Clone)]
 pub struct SeededRng(ChaCha8Rng);
 
 impl SeededRng {
@@ -38,6 +39,11 @@ impl SeededRng {
                 return x % bound;
             }
         }
+    }
+
+    /// A uniform draw from `[0, 1)`: the top 53 bits of one output, as many as an `f64` holds.
+    pub fn unit(&mut self) -> f64 {
+        (self.0.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// `count` distinct indices of `0..total` (all of them when `count >= total`), in the

@@ -4,18 +4,44 @@
 //! Each rule carries its own end: the instant its ephemeral container's `sleep` runs out. The
 //! backend ignores a rule past its end, so the effect stops on time even between two kubelet
 //! passes; a removal container takes rules away early.
+//!
+//! Each rule draws its loss and jitter from its own stream, seeded by the rule's parameters: the
+//! n-th exchange under a rule meets the same fate on every run. Two runs of one experiment (a
+//! friendly and a hostile control plane, say) then differ by what they did, not by the dice.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::fault::net_script::{NetRule, Removal};
+use crate::plan::seeded::SeededRng;
 
-/// One active rule and when it ends.
+/// One active rule, when it ends, and its draws.
 #[derive(Debug, Clone)]
 struct Active {
     rule: NetRule,
     until: Instant,
+    draws: SeededRng,
+}
+
+/// The stream of a rule: the same parameters give the same draws.
+fn stream(rule: &NetRule) -> SeededRng {
+    const NETEM: u64 = 0x6e65_7465_6d00_0000;
+    let key = match rule {
+        NetRule::Delay {
+            delay,
+            jitter,
+            correlation,
+            ..
+        } => {
+            (delay.as_nanos() as u64)
+                ^ (jitter.as_nanos() as u64).rotate_left(21)
+                ^ correlation.to_bits().rotate_left(42)
+        }
+        NetRule::Loss { percent, .. } => percent.to_bits(),
+        NetRule::Drop { .. } => 0,
+    };
+    SeededRng::new(NETEM ^ key)
 }
 
 /// The rules of one pod, and the last jitter draw (netem correlates successive draws).
@@ -43,7 +69,8 @@ impl PodNetwork {
     /// Adds `rule` until `until`. Like `tc qdisc add` on a root that has one, a second netem
     /// rule replaces neither: delay and loss add up.
     pub fn apply(&mut self, rule: NetRule, until: Instant) {
-        self.rules.push(Active { rule, until });
+        let draws = stream(&rule);
+        self.rules.push(Active { rule, until, draws });
     }
 
     /// Takes rules away; returns whether any was there (tc and iptables fail otherwise).
@@ -99,7 +126,7 @@ impl PodNetwork {
         // Rules past their end stay listed until removed, as a script's own removal expects.
         for a in self
             .rules
-            .iter()
+            .iter_mut()
             .filter(|a| a.until > now && applies(&a.rule))
         {
             match &a.rule {
@@ -109,7 +136,7 @@ impl PodNetwork {
                     correlation,
                     ..
                 } => {
-                    let fresh = rand::random::<f64>() * 2.0 - 1.0;
+                    let fresh = a.draws.unit() * 2.0 - 1.0;
                     let rho = (correlation / 100.0).clamp(0.0, 1.0);
                     let draw = rho * self.last_jitter + (1.0 - rho) * fresh;
                     let secs = (delay.as_secs_f64() + draw * jitter.as_secs_f64()).max(0.0);
@@ -119,7 +146,7 @@ impl PodNetwork {
                 NetRule::Loss { percent, .. } => {
                     // A request and its answer each cross the lossy link once; the model drops
                     // the exchange with the stated probability, the share a client sees.
-                    if rand::random::<f64>() * 100.0 < *percent {
+                    if a.draws.unit() * 100.0 < *percent {
                         v.lost = true;
                     }
                 }
@@ -202,5 +229,26 @@ mod tests {
             port: None,
             to,
         }));
+    }
+
+    #[test]
+    fn a_loss_rule_loses_the_same_exchanges_on_every_run_and_about_its_share() {
+        let fates = || {
+            let mut n = PodNetwork::default();
+            let until = Instant::now() + Duration::from_secs(60);
+            let rule = NetRule::Loss {
+                percent: 30.0,
+                to: vec![],
+            };
+            n.apply(rule, until);
+            let prober = "127.0.0.1:51000".parse().unwrap();
+            (0..2_000)
+                .map(|_| n.judge_inbound(8080, prober).lost)
+                .collect::<Vec<bool>>()
+        };
+        let first = fates();
+        assert_eq!(first, fates());
+        let lost = first.iter().filter(|l| **l).count();
+        assert!((540..=660).contains(&lost), "{lost} of 2000 lost at 30%");
     }
 }
