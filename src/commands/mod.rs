@@ -12,6 +12,7 @@ pub mod plan;
 pub mod probe;
 pub mod progress;
 pub(crate) mod publish;
+mod recovery;
 pub mod report;
 pub mod rollback;
 pub mod run;

@@ -5,68 +5,20 @@
 
 use std::io::Write;
 
+use super::recovery::ReportLines;
 use crate::cli::RollbackArgs;
 use crate::exit::ExitStatus;
-use crate::fault::{RollbackOutcome, UndoRecord};
 use crate::infra::aws::{AwsClients, AwsOptions};
 use crate::infra::cluster::{ConfigMapJournal, LeaseLock, state_namespace};
 use crate::infra::wiring::CompositeUndoer;
 use crate::journal::{
-    FileJournal, Journal, JournalMirror, RetryPolicy, UndoApplier, UndoReport,
-    default_journal_path, pending, pending_records, read_entries, settle,
+    JournalMirror, LiveLock, LockRule, Pending, Recovery, RetryPolicy, default_journal_path,
+    pending, read_entries, recover,
 };
 
 /// The cluster's copy of the journal in the state namespace.
 pub fn cluster_mirror(client: kube::Client) -> ConfigMapJournal {
     ConfigMapJournal::new(client, &state_namespace())
-}
-
-/// Applies `records` newest first with the shared [`UndoApplier`], printing a line per record;
-/// true when every one is undone. A record that was applied but could not be journaled is
-/// reported and counts as applied: applying it again later finds it restored.
-///
-/// # Errors
-/// When output fails.
-pub async fn apply(
-    records: &[UndoRecord],
-    applier: &UndoApplier<'_>,
-    out: &mut dyn Write,
-) -> std::io::Result<bool> {
-    let mut written = Ok(());
-    let complete = applier
-        .apply_all(records, |record, report| {
-            if written.is_ok() {
-                written = print_report(out, record, report);
-            }
-        })
-        .await;
-    written.map(|()| complete)
-}
-
-fn print_report(
-    out: &mut dyn Write,
-    record: &UndoRecord,
-    report: &UndoReport,
-) -> std::io::Result<()> {
-    let detail = match &report.result {
-        Ok(RollbackOutcome::Restored { detail }) => format!("restored: {detail}"),
-        Ok(RollbackOutcome::AlreadyRestored { detail }) => format!("already restored: {detail}"),
-        Err(error) => format!("FAILED: {error}"),
-    };
-    let tries = match report.attempts {
-        1 => String::new(),
-        n => format!(" (after {n} attempts)"),
-    };
-    writeln!(
-        out,
-        "{} ({}): {detail}{tries}",
-        record.id,
-        record.action.describe()
-    )?;
-    if let Some(err) = &report.unjournaled {
-        writeln!(out, "{}: could not journal this: {err}", record.id)?;
-    }
-    Ok(())
 }
 
 /// Replays the journal.
@@ -89,53 +41,49 @@ pub async fn run(args: &RollbackArgs, out: &mut dyn Write) -> anyhow::Result<Exi
         let cluster = super::cluster_of(&args.cluster);
         let options = cluster.kube_options();
         let kube = crate::infra::kube::KubeClient::connect(&options).await?;
-        let mirror = (!args.no_cluster_journal).then(|| cluster_mirror(kube.raw().clone()));
-        let found = pending_records(
-            &path,
-            mirror.as_ref().map(|m| m as &dyn JournalMirror),
-            args.from_cluster,
-        )
-        .await?;
-        if let Some(mirror) = &mirror {
-            settle(mirror, &found.settled).await;
-        }
-        if args.from_cluster && found.records.len() > found.local {
-            // Another machine's records: refuse while a run holds the lock, they may be its own.
-            let lock = LeaseLock::new(kube.raw().clone(), &state_namespace());
-            if let Some((holder, expires)) = lock.live_holder().await? {
-                eprintln!(
-                    "error: another run holds the lock: {holder} (until {expires}); the cluster's pending undo records may be its own\nhint: wait for it to finish, or `steadfast halt` to make it stop and roll back"
-                );
-                return Ok(ExitStatus::Invalid);
-            }
-        }
-        let place = mirror.as_ref().map(JournalMirror::place);
+        let mirror = (!args.no_cluster_journal)
+            .then(|| Box::new(cluster_mirror(kube.raw().clone())) as Box<dyn JournalMirror>);
+        let found = recover::find(&path, mirror, args.from_cluster).await?;
+        // Another machine's records are refused while a run holds the lock: they may be its own.
+        let lock = LeaseLock::new(kube.raw().clone(), &state_namespace());
         let undoer = CompositeUndoer::new(Some(kube), AwsOptions::from_spec(None));
-        let file = FileJournal::open(&path)?;
-        let journal = match mirror {
-            Some(mirror) => Journal::mirrored(file, Box::new(mirror)),
-            None => Journal::local(file),
-        };
-        if found.records.is_empty() {
-            writeln!(
-                out,
-                "nothing pending in {} or {}",
-                path.display(),
-                place.unwrap_or_default()
-            )?;
-        } else {
+        let place = found.journal().mirror_place();
+        let header = |found: &Pending| {
             let mut origin = format!("{} in {}", found.local, path.display());
             if let (true, Some(place)) = (args.from_cluster, &place) {
                 origin.push_str(&format!(", {} in {place}", found.cluster));
             }
-            writeln!(
-                out,
+            Some(format!(
                 "{} pending undo record(s) ({origin})",
                 found.records.len()
-            )?;
-            let policy = RetryPolicy::within(args.undo_deadline.into());
-            let applier = UndoApplier::new(&undoer, &journal, policy);
-            complete = apply(&found.records, &applier, out).await?;
+            ))
+        };
+        let mut lines = ReportLines::new(&mut *out, header);
+        let recovery = found
+            .recover(
+                &undoer,
+                RetryPolicy::within(args.undo_deadline.into()),
+                Some(&lock as &dyn LiveLock),
+                LockRule::ClusterRecords,
+                &mut lines,
+            )
+            .await;
+        lines.finish()?;
+        match recovery? {
+            Recovery::Refused(held) => {
+                eprintln!(
+                    "error: another run holds the lock: {} (until {}); the cluster's pending undo records may be its own\nhint: wait for it to finish, or `steadfast halt` to make it stop and roll back",
+                    held.holder, held.expires
+                );
+                return Ok(ExitStatus::Invalid);
+            }
+            Recovery::Nothing => writeln!(
+                out,
+                "nothing pending in {} or {}",
+                path.display(),
+                place.as_deref().unwrap_or_default()
+            )?,
+            Recovery::Applied { complete: all, .. } => complete = all,
         }
     }
     if let Some(region) = &args.sweep_region {
@@ -148,50 +96,4 @@ pub async fn run(args: &RollbackArgs, out: &mut dyn Write) -> anyhow::Result<Exi
     } else {
         ExitStatus::RollbackIncomplete
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::journal::DEFAULT_UNDO_DEADLINE;
-    use crate::journal::rollback::tests::FlakyUndoer;
-
-    #[tokio::test(start_paused = true)]
-    async fn rollback_retries_an_undo_whose_first_attempts_fail_as_the_engine_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("journal.jsonl");
-        let file = FileJournal::open(&path).unwrap();
-        let record = UndoRecord {
-            id: "r/cordon/0/0".into(),
-            run_id: "r".into(),
-            fault: "cordon".into(),
-            action: crate::fault::UndoAction::Uncordon {
-                node: "node-1".into(),
-            },
-            created_at: chrono::Utc::now(),
-        };
-        file.append(&crate::journal::JournalEntry::Undo(record.clone()))
-            .unwrap();
-        let journal = Journal::local(file);
-        let undoer = FlakyUndoer::failing_first(4);
-        let applier = UndoApplier::new(
-            &undoer,
-            &journal,
-            RetryPolicy::within(DEFAULT_UNDO_DEADLINE),
-        );
-        let mut out = Vec::new();
-
-        let complete = apply(&pending(&read_entries(&path).unwrap()), &applier, &mut out)
-            .await
-            .unwrap();
-
-        let printed = String::from_utf8(out).unwrap();
-        assert!(complete, "{printed}");
-        assert_eq!(undoer.attempts(&record.id), 5);
-        assert!(
-            printed.contains("restored: uncordoned (after 5 attempts)"),
-            "{printed}"
-        );
-        assert!(pending(&read_entries(&path).unwrap()).is_empty());
-    }
 }

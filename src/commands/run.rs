@@ -20,8 +20,8 @@ use crate::infra::kube::{pod_security, preflight};
 use crate::infra::local_state;
 use crate::infra::wiring::{self, ClusterArgs, CompositeUndoer};
 use crate::journal::{
-    FileJournal, Journal, JournalMirror, RetryPolicy, UndoApplier, default_journal_path,
-    pending_records, settle,
+    FindError, JournalMirror, LiveLock, LockRule, Recovery, RetryPolicy, default_journal_path,
+    recover,
 };
 use crate::report::model::ClusterInfo;
 use crate::report::{ReportInput, build_report, write_all};
@@ -200,7 +200,7 @@ async fn execute(
     let mirror = kube
         .clone()
         .filter(|_| !args.no_cluster_journal)
-        .map(|kube| ConfigMapJournal::new(kube, &namespace));
+        .map(|kube| Box::new(ConfigMapJournal::new(kube, &namespace)) as Box<dyn JournalMirror>);
     if kube.is_none() {
         warn!(
             "no cluster: the run lock ({}), halt switch ({}) and journal ({}) are local to this machine this time",
@@ -209,79 +209,75 @@ async fn execute(
             journal_path.display()
         );
     }
-    let left = match pending_records(
-        &journal_path,
-        mirror.as_ref().map(|m| m as &dyn JournalMirror),
-        true,
-    )
-    .await
-    {
-        Ok(left) => left,
-        Err(err) => {
+    let found = match recover::find(&journal_path, mirror, true).await {
+        Ok(found) => found,
+        Err(FindError::Read(err)) => {
             eprintln!(
                 "error: cannot read the journal: {err:#}\nhint: a run must be able to journal its undo; pass --no-cluster-journal to keep it on local disk only"
             );
             return Ok(ExitStatus::Invalid);
         }
-    };
-    if let Some(mirror) = &mirror {
-        settle(mirror, &left.settled).await;
-    }
-    let place = mirror.as_ref().map(JournalMirror::place);
-    let local = FileJournal::open(&journal_path)?;
-    let journal = match mirror {
-        Some(mirror) => Journal::mirrored(local, Box::new(mirror)),
-        None => Journal::local(local),
+        Err(FindError::Open(err)) => return Err(err.into()),
     };
     let undo_retry = RetryPolicy::within(args.undo_deadline.into());
-    if !left.records.is_empty() {
-        if !args.recover_first {
-            let mut wheres = Vec::new();
-            if left.local > 0 {
-                wheres.push(format!("{} in {}", left.local, journal_path.display()));
-            }
-            if let (true, Some(place)) = (left.cluster > 0, &place) {
-                wheres.push(format!("{} in {place}", left.cluster));
-            }
-            eprintln!(
-                "error: undo records of an earlier run are pending ({})\nhint: run `steadfast rollback{}` first, or pass --recover-first",
-                wheres.join(", "),
-                if left.cluster > left.local {
-                    " --from-cluster"
-                } else {
-                    ""
-                }
-            );
-            return Ok(ExitStatus::Invalid);
+    let left = found.pending();
+    if !left.records.is_empty() && !args.recover_first {
+        let mut wheres = Vec::new();
+        if left.local > 0 {
+            wheres.push(format!("{} in {}", left.local, journal_path.display()));
         }
-        // Records in the cluster's copy may be a live run's on another machine: never undo
-        // them under its feet. Without a cluster every record is this machine's own.
-        let live = match &kube {
-            Some(kube) => LeaseLock::new(kube.clone(), &namespace).live_holder().await,
-            None => Ok(None),
-        };
-        match live {
-            Ok(None) => {}
-            Ok(Some((holder, expires))) => {
-                eprintln!(
-                    "error: another run holds the lock: {holder} (until {expires}); the pending undo records may be its own\nhint: wait for it to finish, or `steadfast halt` to make it stop and roll back"
-                );
-                return Ok(ExitStatus::Invalid);
-            }
-            Err(err) => {
-                eprintln!("error: {err}");
-                return Ok(ExitStatus::Invalid);
-            }
+        if let (true, Some(place)) = (left.cluster > 0, found.journal().mirror_place()) {
+            wheres.push(format!("{} in {place}", left.cluster));
         }
+        eprintln!(
+            "error: undo records of an earlier run are pending ({})\nhint: run `steadfast rollback{}` first, or pass --recover-first",
+            wheres.join(", "),
+            if left.cluster > left.local {
+                " --from-cluster"
+            } else {
+                ""
+            }
+        );
+        return Ok(ExitStatus::Invalid);
+    }
+    // Records in the cluster's copy may be a live run's on another machine: never undo them
+    // under its feet. Without a cluster every record is this machine's own.
+    let live = kube.clone().map(|kube| LeaseLock::new(kube, &namespace));
+    let mut lines = super::recovery::ReportLines::new(&mut *out, |left| {
         info!(
             records = left.records.len(),
             "recovering: applying the undo an earlier run left pending"
         );
-        let applier = UndoApplier::new(&undoer, &journal, undo_retry);
-        if !crate::commands::rollback::apply(&left.records, &applier, out).await? {
-            return Ok(ExitStatus::RollbackIncomplete);
+        None
+    });
+    let recovery = found
+        .recover(
+            &undoer,
+            undo_retry,
+            live.as_ref().map(|lock| lock as &dyn LiveLock),
+            LockRule::AnyRecords,
+            &mut lines,
+        )
+        .await;
+    lines.finish()?;
+    match recovery {
+        Ok(Recovery::Nothing | Recovery::Applied { complete: true, .. }) => {}
+        Ok(Recovery::Applied {
+            complete: false, ..
+        }) => return Ok(ExitStatus::RollbackIncomplete),
+        Ok(Recovery::Refused(held)) => {
+            eprintln!(
+                "error: another run holds the lock: {} (until {}); the pending undo records may be its own\nhint: wait for it to finish, or `steadfast halt` to make it stop and roll back",
+                held.holder, held.expires
+            );
+            return Ok(ExitStatus::Invalid);
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            return Ok(ExitStatus::Invalid);
         }
     }
+    let journal = found.into_journal();
 
     let seed = args.seed.or(spec.spec.seed).unwrap_or_else(rand::random);
     let origin = tokio::time::Instant::now();

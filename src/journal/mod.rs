@@ -8,6 +8,7 @@
 pub mod file;
 pub mod mirror;
 pub mod pending;
+pub mod recover;
 pub mod rollback;
 pub mod writer;
 
@@ -17,6 +18,9 @@ use serde::{Deserialize, Serialize};
 pub use file::{FileJournal, JournalError, default_journal_path, read_entries};
 pub use mirror::{JournalMirror, MirrorError};
 pub use pending::{Pending, pending_records, settle};
+pub use recover::{
+    FindError, Found, LiveLock, LockHeld, LockRule, LockUnreadable, Recovery, RecoveryObserver,
+};
 pub use rollback::{DEFAULT_UNDO_DEADLINE, RetryPolicy, UndoApplier, UndoReport};
 pub use writer::Journal;
 

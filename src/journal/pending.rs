@@ -1,5 +1,5 @@
 //! What is left to undo, from the local journal and the cluster's copy of it, for
-//! `steadfast rollback` and `run --recover-first` alike.
+//! [`super::recover`].
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -77,7 +77,7 @@ pub async fn settle(mirror: &dyn JournalMirror, settled: &[JournalEntry]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Mutex;
 
     use async_trait::async_trait;
@@ -88,8 +88,9 @@ mod tests {
     use crate::fault::{RollbackOutcome, UndoAction};
     use crate::journal::{FileJournal, MirrorError};
 
+    /// A mirror in memory.
     #[derive(Default)]
-    struct MemoryMirror(Mutex<Vec<JournalEntry>>);
+    pub(crate) struct MemoryMirror(Mutex<Vec<JournalEntry>>);
 
     #[async_trait]
     impl JournalMirror for MemoryMirror {

@@ -32,6 +32,11 @@ impl Journal {
         self.file.path()
     }
 
+    /// The mirror, when there is one.
+    pub fn mirror(&self) -> Option<&dyn JournalMirror> {
+        self.mirror.as_deref()
+    }
+
     /// Where the mirror lives, when there is one.
     pub fn mirror_place(&self) -> Option<String> {
         self.mirror.as_ref().map(|m| m.place())

@@ -13,6 +13,7 @@ use kube::{Api, Client};
 
 use super::{API_TIMEOUT, timed};
 use crate::engine::{LockError, RunLock};
+use crate::journal::{LiveLock, LockHeld, LockUnreadable};
 
 /// The Lease's name.
 pub const LEASE_NAME: &str = "steadfast-run-lock";
@@ -90,20 +91,21 @@ async fn bounded<T>(
     }
 }
 
-impl LeaseLock {
-    /// Who holds the lock now and until when, without taking it: a recovery checks this before
-    /// it undoes records that may belong to a run still going.
-    ///
-    /// # Errors
-    /// When the Lease cannot be read.
-    pub async fn live_holder(&self) -> Result<Option<(String, String)>, LockError> {
+/// Who holds the lock now and until when, without taking it: a recovery checks this before it
+/// undoes records that may belong to a run still going.
+#[async_trait]
+impl LiveLock for LeaseLock {
+    async fn live_holder(&self) -> Result<Option<LockHeld>, LockUnreadable> {
         let lease = timed("read the run lock", self.api.get_opt(LEASE_NAME))
             .await
-            .map_err(LockError::Store)?;
+            .map_err(|err| LockUnreadable(LockError::Store(err).to_string()))?;
         Ok(lease
             .as_ref()
             .and_then(live_holder)
-            .map(|(holder, expires)| (holder, expires.to_string())))
+            .map(|(holder, expires)| LockHeld {
+                holder,
+                expires: expires.to_string(),
+            }))
     }
 }
 
