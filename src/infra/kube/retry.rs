@@ -6,11 +6,13 @@
 //! is a finding, until it happened to pass), so this layer retries only what is safe:
 //! - reads (GET: get, list, the start of a watch) on 429, 500, 502, 503, 504 and transport
 //!   errors, with jittered exponential backoff (429 waits for `Retry-After`);
-//! - evictions on a 429 *without* a `DisruptionBudget` cause: APF refused them before they were
-//!   carried out, so re-issuing is harmless. A budget refusal is passed on untouched.
+//! - writes (evictions, patches, deletes, creates) on a 429 *without* a `DisruptionBudget`
+//!   cause only: API Priority and Fairness refuses a request before it is carried out, so
+//!   re-issuing it is harmless, as client-go does. A budget refusal is passed on untouched.
 //!
-//! Writes are never re-issued here: a timed-out DELETE may have happened, and a second one could
-//! hit a replacement. Callers re-read and decide (see `delete_pod`).
+//! Writes are never re-issued after a server or transport error: a timed-out DELETE may have
+//! happened, and a second one could hit a replacement. Callers re-read and decide (see
+//! `delete_pod`).
 //!
 //! It sits outside the [`super::ratelimit::ThrottleLayer`], so every retry waits for, and
 //! spends, a token of the run's rate limit like any other request.
@@ -141,17 +143,13 @@ pub struct Retry<S: Service<Request<Body>>> {
 enum Kind {
     /// A read: retried on throttling, server and transport errors.
     Read,
-    /// An eviction: retried on APF throttling only.
-    Eviction,
-    /// Anything else: passed through.
+    /// Anything else: retried on APF throttling only.
     Write,
 }
 
-fn kind(method: &Method, uri: &Uri) -> Kind {
+fn kind(method: &Method) -> Kind {
     if *method == Method::GET {
         Kind::Read
-    } else if *method == Method::POST && uri.path().ends_with("/eviction") {
-        Kind::Eviction
     } else {
         Kind::Write
     }
@@ -260,17 +258,14 @@ where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let kind = kind(request.method(), request.uri());
-    let template = match kind {
-        Kind::Write => None,
-        _ => request.body().try_clone().map(|body| Template {
-            method: request.method().clone(),
-            uri: request.uri().clone(),
-            version: request.version(),
-            headers: request.headers().clone(),
-            body,
-        }),
-    };
+    let kind = kind(request.method());
+    let template = request.body().try_clone().map(|body| Template {
+        method: request.method().clone(),
+        uri: request.uri().clone(),
+        version: request.version(),
+        headers: request.headers().clone(),
+        body,
+    });
     let endpoint = ApiAccess::of_request(request.method(), request.uri())
         .map(|a| format!("{} {}", a.verb, a.resource))
         .unwrap_or_else(|| format!("{} {}", request.method(), request.uri().path()));
@@ -459,7 +454,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn evictions_are_retried_on_apf_throttling_only_and_writes_never() {
+    async fn writes_are_retried_on_apf_throttling_only() {
         let limiter = Arc::new(super::super::ratelimit::RateLimiter::new(1000, 1000));
         let eviction = "/api/v1/namespaces/shop/pods/web-1/eviction";
         let apf = vec![(429, APF, Some(1))];
@@ -477,6 +472,12 @@ mod tests {
             exchange(&limiter, Method::POST, eviction, failed).await,
             (503, 1)
         );
+        let cordon = vec![(429, APF, Some(1))];
+        assert_eq!(
+            exchange(&limiter, Method::PATCH, "/api/v1/nodes/n", cordon).await,
+            (200, 2),
+            "APF refused the patch before carrying it out"
+        );
         let delete = vec![(504, "{}", None)];
         assert_eq!(
             exchange(
@@ -491,17 +492,10 @@ mod tests {
     }
 
     #[test]
-    fn only_reads_and_evictions_are_retried() {
-        let uri = |p: &str| p.parse::<Uri>().unwrap_or_default();
-        assert_eq!(kind(&Method::GET, &uri("/api/v1/nodes")), Kind::Read);
-        assert_eq!(
-            kind(&Method::POST, &uri("/api/v1/namespaces/a/pods/p/eviction")),
-            Kind::Eviction
-        );
-        assert_eq!(
-            kind(&Method::DELETE, &uri("/api/v1/namespaces/a/pods/p")),
-            Kind::Write
-        );
-        assert_eq!(kind(&Method::PATCH, &uri("/api/v1/nodes/n")), Kind::Write);
+    fn reads_and_writes_are_told_apart_by_method() {
+        assert_eq!(kind(&Method::GET), Kind::Read);
+        for write in [Method::POST, Method::DELETE, Method::PATCH, Method::PUT] {
+            assert_eq!(kind(&write), Kind::Write, "{write}");
+        }
     }
 }
