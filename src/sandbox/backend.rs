@@ -290,12 +290,10 @@ async fn call_upstream(ctx: &Ctx, up: &UpstreamCall) -> bool {
         return false;
     };
     let (ns, svc) = &up.upstream.service;
-    let endpoints = shared.ready_endpoints(ns, svc);
-    drop(shared);
-    if endpoints.is_empty() {
+    let Some(dest) = shared.pick_endpoint(ns, svc).map(|e| e.addr) else {
         return false;
-    }
-    let dest = endpoints[rand::random_range(0..endpoints.len())].addr;
+    };
+    drop(shared);
     let call = async {
         // The request leaves through our root qdisc towards `dest`.
         cross(ctx, |n| n.judge_outbound(dest)).await.ok()?;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::store::Store;
-use super::topology::Timing;
+use super::topology::{ProxyMode, Timing};
 
 /// How a Deployment's backends answer; read on every request, so changes apply at once.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -128,6 +128,10 @@ pub(crate) struct Shared {
     pub lb_addrs: Mutex<HashMap<(String, String), SocketAddr>>,
     /// Load balancer counters.
     pub lb_metrics: LbMetrics,
+    /// How Services pick an endpoint per connection.
+    pub proxy_mode: ProxyMode,
+    /// Connections picked so far per Service, the turn of [`ProxyMode::Ipvs`].
+    turns: Mutex<HashMap<ServiceKey, usize>>,
     /// Authentication and (optional) RBAC of API requests.
     pub auth: super::rbac::Auth,
     /// Hostile mode, when on; replaced whole by `Sandbox::set_hostile`.
@@ -150,6 +154,8 @@ impl Shared {
             endpoints: RwLock::new(HashMap::new()),
             lb_addrs: Mutex::new(HashMap::new()),
             lb_metrics: LbMetrics::default(),
+            proxy_mode: ProxyMode::default(),
+            turns: Mutex::new(HashMap::new()),
             auth: super::rbac::Auth::default(),
             hostile: RwLock::new(None),
             watch_closer: Mutex::new(tokio_util::sync::CancellationToken::new()),
@@ -223,10 +229,84 @@ impl Shared {
     }
 
     /// Ready endpoints of a Service.
+    /// The endpoint a new connection to Service `ns/svc` goes to, `None` without any.
+    pub fn pick_endpoint(&self, ns: &str, svc: &str) -> Option<LbEndpoint> {
+        let endpoints = self.ready_endpoints(ns, svc);
+        if endpoints.is_empty() {
+            return None;
+        }
+        let index = match self.proxy_mode {
+            ProxyMode::Iptables => rand::random_range(0..endpoints.len()),
+            ProxyMode::Ipvs => {
+                let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
+                let turn = turns.entry((ns.to_owned(), svc.to_owned())).or_default();
+                *turn = turn.wrapping_add(1);
+                (*turn - 1) % endpoints.len()
+            }
+        };
+        Some(endpoints[index].clone())
+    }
+
     pub fn ready_endpoints(&self, ns: &str, svc: &str) -> Arc<Vec<LbEndpoint>> {
         let m = self.endpoints.read().unwrap_or_else(|e| e.into_inner());
         m.get(&(ns.to_string(), svc.to_string()))
             .cloned()
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::sandbox::topology::TimingSpec;
+
+    fn shared_with_endpoints(mode: ProxyMode, pods: usize) -> Shared {
+        let mut shared = Shared::new(
+            TimingSpec::default().resolve(),
+            "us-east-1".into(),
+            "m5.large".into(),
+            16,
+        );
+        shared.proxy_mode = mode;
+        let endpoints = (0..pods)
+            .map(|i| LbEndpoint {
+                pod: format!("web-{i}"),
+                addr: SocketAddr::from(([127, 0, 0, 1], 10_000 + i as u16)),
+            })
+            .collect();
+        shared
+            .endpoints
+            .write()
+            .unwrap()
+            .insert(("shop".into(), "web".into()), Arc::new(endpoints));
+        shared
+    }
+
+    fn shares(shared: &Shared, connections: usize) -> BTreeMap<String, usize> {
+        let mut shares = BTreeMap::new();
+        for _ in 0..connections {
+            let pick = shared.pick_endpoint("shop", "web").expect("an endpoint");
+            *shares.entry(pick.pod).or_default() += 1;
+        }
+        shares
+    }
+
+    #[test]
+    fn ipvs_mode_gives_every_endpoint_the_same_share_and_iptables_mode_samples() {
+        let ipvs = shares(&shared_with_endpoints(ProxyMode::Ipvs, 6), 600);
+        assert_eq!(ipvs.len(), 6, "{ipvs:?}");
+        assert!(ipvs.values().all(|n| *n == 100), "{ipvs:?}");
+
+        let iptables = shares(&shared_with_endpoints(ProxyMode::Iptables, 6), 6_000);
+        assert_eq!(iptables.len(), 6, "{iptables:?}");
+        assert!(
+            iptables.values().all(|n| (800..1_200).contains(n)),
+            "{iptables:?}"
+        );
+
+        let empty = shared_with_endpoints(ProxyMode::Ipvs, 0);
+        assert!(empty.pick_endpoint("shop", "web").is_none());
     }
 }

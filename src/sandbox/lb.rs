@@ -1,5 +1,5 @@
-//! A Service's data path, modelled on kube-proxy in iptables mode: each client **connection** is
-//! sent to one ready endpoint picked at random and stays there; requests on it are counted by
+//! A Service's data path, modelled on kube-proxy: each client **connection** is sent to one
+//! ready endpoint, picked at random (iptables mode) or in turn (IPVS), and stays there; requests on it are counted by
 //! pod and status code. When the backend closes the connection (it is shutting down), the client
 //! connection is closed too, so the client reconnects and lands on another endpoint.
 
@@ -69,14 +69,12 @@ async fn accept_loop(
             accepted = listener.accept() => {
                 let Ok((client, _)) = accepted else { continue };
                 shared.lb_metrics.connections.fetch_add(1, Ordering::Relaxed);
-                let endpoints = shared.ready_endpoints(&ns, &name);
-                if endpoints.is_empty() {
+                let Some(pick) = shared.pick_endpoint(&ns, &name) else {
                     // kube-proxy rejects connections to a Service without endpoints.
                     shared.lb_metrics.no_endpoint.fetch_add(1, Ordering::Relaxed);
                     drop(client);
                     continue;
-                }
-                let pick = endpoints[rand::random_range(0..endpoints.len())].clone();
+                };
                 conns.spawn(proxy_connection(client, pick.addr, pick.pod, shared.clone(), ns.clone(), name.clone(), cancel.clone()));
             }
         }

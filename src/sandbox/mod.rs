@@ -224,6 +224,7 @@ impl Sandbox {
             options.watch_history,
         );
         shared.auth.enforce = enforce;
+        shared.proxy_mode = topology.proxy_mode;
         shared.auth.admin_token = options.bearer_token.clone();
         shared.hostile = std::sync::RwLock::new(
             topology

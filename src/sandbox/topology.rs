@@ -56,6 +56,23 @@ pub struct Topology {
     /// server (see `src/sandbox/hostile.rs`); absent, the API server behaves.
     #[serde(default)]
     pub hostile: Option<HostileSpec>,
+    /// How Services spread connections over their ready endpoints, as kube-proxy's
+    /// `--proxy-mode` does.
+    #[serde(default)]
+    pub proxy_mode: ProxyMode,
+}
+
+/// How a Service picks the endpoint of each new connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ProxyMode {
+    /// At random, as iptables (and nftables) mode does: each backend's share varies from run to
+    /// run by sampling alone.
+    #[default]
+    Iptables,
+    /// In turn, as IPVS mode with its default `rr` scheduler does: shares are exact, so two runs
+    /// differ only by what changed in the cluster.
+    Ipvs,
 }
 
 /// How the sandbox's API server authorizes requests.
