@@ -2,12 +2,21 @@
 //! side by side: the hostile sandbox runs the `--hostile` preset (10% 500/503/504, 5% APF 429,
 //! watches closed after 3–8 s, seeded) and steadfast reaches moto through a proxy that throttles
 //! 10% of the calls and fails 2% more with 500/503 (seeded). Each example must end with the
-//! same exit code as on the friendly side, its availability within 0.5 percentage points, and
-//! leave nothing behind; no firing may act twice on a target, and no AWS write may be carried
-//! out more often than on the friendly side (one deny-all ACL per partition, not two).
+//! same exit code as on the friendly side, its availability while the faults held within 0.5
+//! percentage points (see [`held_availability`]), and leave nothing behind; no firing may act
+//! twice on a target, and no AWS write may be carried out more often than on the friendly side
+//! (one deny-all ACL per partition, not two).
 //!
 //! The two sides are separate worlds (sandbox, moto, proxy) and run each example at the same
-//! time, so the test takes about as long as running the examples once.
+//! time, so the test takes about as long as running the examples once. Both run the shipped
+//! topology with two changes that take chance out of the data path, so the availability of the
+//! two sides differs by what the control plane did:
+//! - `proxyMode: ipvs`: Services spread connections in turn rather than at random (at random,
+//!   a blackholed pod's share of 500 connections alone varies by about ±0.6 pp from run to run);
+//! - `leaseRenewInterval: 250ms` (2 s shipped): a zone cut off or a node stopped loses traffic
+//!   until its lease lapses, and where the cut falls in the renew cycle moved that by up to the
+//!   interval (friendly `az-partition` runs measured 91.82% to 93.45%).
+//!
 //! `STEADFAST_HOSTILE_EXAMPLES=pod-kill.yaml,az-partition.yaml` limits it to some of them.
 
 mod support;
@@ -34,13 +43,6 @@ const NOT_RUNS: [&str; 2] = ["topology.yaml", "steady-state.yaml"];
 /// Largest availability difference allowed between the two sides, in ratio (0.005 = 0.5 pp).
 const TOLERANCE: f64 = 0.005;
 
-/// Examples whose availability varies more than [`TOLERANCE`] between two *friendly* runs, with
-/// the difference allowed for them. In `az-partition` a third of the traffic fails until the
-/// cut-off nodes' leases lapse, and where the partition falls in the 2 s lease-renew cycle (and
-/// the cloud link's 500 ms poll) moves that by up to a second: friendly runs measured 92.17%,
-/// 92.29%, 92.72% and 93.24%, two friendly sides side by side 0.52 pp apart.
-const NOISY: [(&str, f64); 1] = [("az-partition.yaml", 0.015)];
-
 /// AWS calls that change something: each must be carried out as often as on the friendly side.
 const AWS_WRITES: [&str; 7] = [
     "ec2:CreateNetworkAcl",
@@ -62,7 +64,10 @@ struct Side {
 /// What one run of an example came to.
 struct Run {
     exit: Option<i32>,
+    /// The web probe's availability while the faults held.
     availability: f64,
+    /// The web probe's availability over the whole run, printed for comparison.
+    run_availability: f64,
     report: Value,
     output: String,
     took: Duration,
@@ -142,16 +147,17 @@ async fn run(side: &Side, example: &str, namespace: &str) -> Run {
         .expect("the binary starts");
     let report =
         only_report(&reports).unwrap_or_else(|| panic!("{example}: no report\n{}", both(&output)));
-    let availability = report["probes"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["name"] == "web"))
-        .and_then(|p| p["windows"]["run"]["availability"].as_f64())
+    let run_availability = web(&report)["windows"]["run"]["availability"]
+        .as_f64()
         .unwrap_or_else(|| panic!("{example}: web availability in {report}"));
+    let availability = held_availability(&report)
+        .unwrap_or_else(|| panic!("{example}: no web traffic while the faults held: {report}"));
     let aws = delta(side.proxy.counts(), &aws_before);
     let damage = world.restored(Duration::from_secs(60)).await.err();
     Run {
         exit: output.status.code(),
         availability,
+        run_availability,
         report,
         output: both(&output),
         took,
@@ -159,6 +165,50 @@ async fn run(side: &Side, example: &str, namespace: &str) -> Run {
         aws,
         damage,
     }
+}
+
+/// The web probe of a report.
+fn web(report: &Value) -> &Value {
+    report["probes"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "web"))
+        .unwrap_or(&Value::Null)
+}
+
+/// The web probe's availability from the first action of any fault to the end of the last
+/// fault's window, from the probe's half-second series (every interval that overlaps the span).
+///
+/// Not the whole run: a throttled control plane makes the hostile run longer (a 429 waits its
+/// `Retry-After` of a second; the network examples ran 1.7–3.7 s longer), and all of that extra
+/// time is healthy traffic that dilutes the run's availability by up to 0.7 pp though the fault
+/// did the same damage (76 failed requests on each side of one blackhole run). A lasting fault
+/// holds for its whole `for` from its first action, so the spans are equally long.
+fn held_availability(report: &Value) -> Option<f64> {
+    let faults = report["faults"].as_array()?;
+    let start = faults
+        .iter()
+        .flat_map(|f| f["targets"].as_array().into_iter().flatten())
+        .filter_map(|t| t["at"].as_f64())
+        .fold(f64::INFINITY, f64::min);
+    let end = faults
+        .iter()
+        .filter_map(|f| f["window"]["end"].as_f64())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let series = web(report)["series"].as_array()?;
+    let (mut attempts, mut successes) = (0.0, 0.0);
+    for (i, point) in series.iter().enumerate() {
+        let from = point["t"].as_f64()?;
+        let to = series
+            .get(i + 1)
+            .and_then(|p| p["t"].as_f64())
+            .unwrap_or(from + 0.5);
+        if to > start && from < end {
+            let n = point["attempts"].as_f64()?;
+            attempts += n;
+            successes += n * point["successRatio"].as_f64().unwrap_or(0.0);
+        }
+    }
+    (attempts > 0.0).then(|| successes / attempts)
 }
 
 fn only_report(dir: &Path) -> Option<Value> {
@@ -187,6 +237,17 @@ fn applied_per_firing(report: &Value) -> BTreeMap<String, Vec<Vec<String>>> {
     faults
 }
 
+/// Whether a PodDisruptionBudget refused any of `fault`'s actions in `run`.
+fn budget_refused(run: &Run, fault: &str) -> bool {
+    run.report["faults"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["name"] == fault)
+        .flat_map(|f| f["targets"].as_array().into_iter().flatten())
+        .any(|t| t["effect"] == "blockedByBudget")
+}
+
 /// What the hostile run did more than once, or more often than the friendly one.
 fn double_applied(friendly: &Run, hostile: &Run) -> Vec<String> {
     let mut problems = Vec::new();
@@ -203,7 +264,10 @@ fn double_applied(friendly: &Run, hostile: &Run) -> Vec<String> {
             if unique.len() != targets.len() {
                 problems.push(format!("{fault}: one firing acted twice on {targets:?}"));
             }
-            if targets.len() > most(friendly, &fault) {
+            // Where a budget refused evictions, how many get through depends on time: an
+            // eviction retried after a server error may find the first evicted pod's
+            // replacement Ready and the budget free again, as on a real cluster.
+            if targets.len() > most(friendly, &fault) && !budget_refused(friendly, &fault) {
                 problems.push(format!(
                     "{fault}: a firing acted on {targets:?}, more than any friendly firing"
                 ));
@@ -259,6 +323,39 @@ async fn side(topology: &str, hostile: bool) -> Option<Side> {
     })
 }
 
+/// Where the time of a run went: its length, the web probe's attempts and failures, and each
+/// fault's window and first action, so a difference in availability can be traced.
+fn timing(report: &Value) -> String {
+    let run = &web(report)["windows"]["run"];
+    let span = |w: &Value| {
+        let (s, e) = (
+            w["start"].as_f64().unwrap_or(0.0),
+            w["end"].as_f64().unwrap_or(0.0),
+        );
+        format!("{s:.2}-{e:.2}s")
+    };
+    let mut line = format!(
+        "run {}, web {} attempts, {} successes",
+        span(&report["windows"]["run"]),
+        run["attempts"],
+        run["successes"],
+    );
+    for fault in report["faults"].as_array().into_iter().flatten() {
+        let first = fault["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["at"].as_f64())
+            .fold(f64::INFINITY, f64::min);
+        line.push_str(&format!(
+            "; {} window {}, first action {first:.2}s",
+            fault["name"].as_str().unwrap_or_default(),
+            span(&fault["window"])
+        ));
+    }
+    line
+}
+
 fn aws_summary(run: &Run) -> String {
     let (throttled, errors, delayed) = run.aws.values().fold((0, 0, 0), |(t, e, d), c| {
         (t + c.throttled, e + c.server_errors, d + c.delayed)
@@ -268,8 +365,15 @@ fn aws_summary(run: &Run) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_example_ends_alike_on_a_friendly_and_a_hostile_control_plane() {
-    let topology =
+    let mut topology =
         std::fs::read_to_string(repo().join("experiments/sandbox/topology.yaml")).unwrap();
+    topology.push_str("\nproxyMode: ipvs\n");
+    let shipped_renew = "leaseRenewInterval: 2s";
+    assert!(
+        topology.contains(shipped_renew),
+        "the shipped topology changed"
+    );
+    topology = topology.replace(shipped_renew, "leaseRenewInterval: 250ms");
     let (Some(friendly), Some(hostile)) =
         tokio::join!(side(&topology, false), side(&topology, true))
     else {
@@ -288,17 +392,22 @@ async fn every_example_ends_alike_on_a_friendly_and_a_hostile_control_plane() {
         );
         let control_plane = &h.report["controlPlane"];
         eprintln!(
-            "{example}: friendly exit {:?} availability {:.3}%; hostile exit {:?} availability {:.3}% in {:.1}s; injected {} on the API server, AWS {}; report: {} API errors, {} retries",
+            "{example}: friendly exit {:?} availability {:.3}% (run {:.3}%); hostile exit {:?} availability {:.3}% (run {:.3}%) in {:.1}s; injected {} on the API server, AWS {}; report: {} API errors, {} retries",
             f.exit,
             f.availability * 100.0,
+            f.run_availability * 100.0,
             h.exit,
             h.availability * 100.0,
+            h.run_availability * 100.0,
             h.took.as_secs_f64(),
             h.kube_injected,
             aws_summary(&h),
             control_plane["errors"],
             control_plane["retries"],
         );
+        for (name, run) in [("friendly", &f), ("hostile", &h)] {
+            eprintln!("    {name}: {}", timing(&run.report));
+        }
         for (action, c) in &h.aws {
             if c.throttled + c.server_errors + c.delayed > 0 {
                 eprintln!("    aws {action}: {c:?}");
@@ -316,13 +425,9 @@ async fn every_example_ends_alike_on_a_friendly_and_a_hostile_control_plane() {
                 h.exit, f.exit, h.output, f.output
             ));
         }
-        let tolerance = NOISY
-            .iter()
-            .find(|(name, _)| name == example)
-            .map_or(TOLERANCE, |(_, t)| *t);
-        if (f.availability - h.availability).abs() > tolerance {
+        if (f.availability - h.availability).abs() > TOLERANCE {
             failures.push(format!(
-                "{example}: availability {} under hostility, {} without",
+                "{example}: availability while the faults held {} under hostility, {} without",
                 h.availability, f.availability
             ));
         }

@@ -77,19 +77,7 @@ fn print_report(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fault::UndoAction;
-
-    fn record(id: &str) -> UndoRecord {
-        UndoRecord {
-            id: id.into(),
-            run_id: "r".into(),
-            fault: "cordon".into(),
-            action: UndoAction::Uncordon {
-                node: "node-1".into(),
-            },
-            created_at: chrono::Utc::now(),
-        }
-    }
+    use crate::journal::rollback::tests::record;
 
     #[test]
     fn each_record_gets_its_line_after_the_header_and_an_unjournaled_one_says_so() {

@@ -122,6 +122,15 @@ pub struct Engine<'a> {
     pub options: EngineOptions,
 }
 
+/// What one firing left for the timeline.
+#[derive(Debug, Default)]
+struct Fired {
+    /// Ids of its undo records, rolled back at the end of its window.
+    ids: Vec<String>,
+    /// When it first acted, as an offset from the origin; `None` when it did not.
+    acted: Option<Duration>,
+}
+
 struct State {
     events: Vec<Event>,
     undo: Vec<(UndoRecord, bool)>,
@@ -526,11 +535,20 @@ impl Engine<'_> {
             {
                 next += 1;
                 let scheduled = phase_start + firing.at;
-                let ids = self
+                let Fired { ids, acted } = self
                     .fire(state, firing.fault, firing.firing, scheduled)
                     .await;
                 if let Some(at) = firing.rollback_at {
-                    pending_rollbacks.push((at, ids));
+                    // A lasting fault holds for its whole `for` from its first action: retries
+                    // against a throttling control plane delay its start, not shorten it.
+                    let held = at.saturating_sub(firing.at);
+                    let acted = acted.map_or(at, |t| t.saturating_sub(phase_start) + held);
+                    let rollback_at = at.max(acted);
+                    let name = &self.spec.spec.faults[firing.fault].name;
+                    if let Some(window) = windows.faults.get_mut(name) {
+                        window.end = window.end.max(phase_start + rollback_at);
+                    }
+                    pending_rollbacks.push((rollback_at, ids));
                 }
             }
         }
@@ -543,8 +561,7 @@ impl Engine<'_> {
         }
     }
 
-    /// Plans, journals and injects one firing due at `scheduled`; returns the ids of its undo
-    /// records.
+    /// Plans, journals and injects one firing due at `scheduled`.
     #[instrument(skip_all, fields(fault = %self.spec.spec.faults[index].name, firing))]
     async fn fire(
         &self,
@@ -552,10 +569,10 @@ impl Engine<'_> {
         index: usize,
         firing: u32,
         scheduled: Duration,
-    ) -> Vec<String> {
+    ) -> Fired {
         let spec = &self.spec.spec.faults[index];
         let Some(fault) = self.faults.get(index).cloned() else {
-            return Vec::new();
+            return Fired::default();
         };
         let plan = match fault.plan(&self.options.run_id, firing).await {
             Ok(plan) => plan,
@@ -574,7 +591,7 @@ impl Engine<'_> {
                         reason: err.to_string(),
                     },
                 );
-                return Vec::new();
+                return Fired::default();
             }
         };
         // The undo must be durable before anything changes.
@@ -591,10 +608,11 @@ impl Engine<'_> {
                     state,
                     format!("cannot write the journal, refusing to inject: {err}"),
                 );
-                return Vec::new();
+                return Fired::default();
             }
         }
         let ids: Vec<String> = plan.undo.iter().map(|r| r.id.clone()).collect();
+        let mut acted = None;
         let injected_at = self.now();
         match fault.inject(&plan).await {
             Ok(injection) => {
@@ -603,6 +621,7 @@ impl Engine<'_> {
                     scheduled,
                     actions: self.offsets(injection.effects.iter().map(|e| e.at)),
                 };
+                acted = timing.actions.iter().min().copied();
                 self.record_injection(state, &plan, &injection, firing, timing);
                 let timeout = self.spec.spec.steady_state.recovery_timeout.get() + spec.for_.get();
                 effects::spawn(
@@ -643,7 +662,7 @@ impl Engine<'_> {
                 );
             }
         }
-        ids
+        Fired { ids, acted }
     }
 
     /// Wall-clock instants as offsets from the origin.

@@ -13,7 +13,8 @@ pub struct FiringPlan {
     pub firing: u32,
     /// Offset from the start of the fault phase.
     pub at: Duration,
-    /// When this firing's changes are rolled back (lasting faults: at + for).
+    /// When this firing's changes are rolled back at the earliest (lasting faults: at + for;
+    /// later by as much as the injection itself took).
     pub rollback_at: Option<Duration>,
 }
 

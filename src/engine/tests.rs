@@ -641,6 +641,29 @@ async fn an_instant_fault_keeps_its_window_open_for_self_healing() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_lasting_fault_that_acts_late_still_holds_for_its_whole_for() {
+    let mut rig = Rig::new(false);
+    // The cordon is due at 10 s but its injection takes 3 s (retries against a throttling API).
+    Arc::get_mut(&mut rig.fault).unwrap().delay = Duration::from_secs(3);
+    let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
+    let rolled = outcome
+        .events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::RolledBack { .. }))
+        .expect("a rollback")
+        .at;
+    assert!(
+        (rolled.as_secs_f64() - 23.0).abs() < 0.6,
+        "held 10 s from when it acted at 13 s, not cut to 7 s: {rolled:?}"
+    );
+    let window = outcome.windows.faults["cordon"];
+    assert!(
+        (window.end.as_secs_f64() - 23.0).abs() < 0.6,
+        "the fault's window ends with its rollback: {window:?}"
+    );
+}
+
 /// Records what the engine shows.
 #[derive(Default)]
 struct Recorder {

@@ -85,7 +85,7 @@ pub(crate) mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::fault::{RollbackOutcome, UndoAction};
+    use crate::fault::RollbackOutcome;
     use crate::journal::{FileJournal, MirrorError};
 
     /// A mirror in memory.
@@ -107,15 +107,7 @@ pub(crate) mod tests {
     }
 
     fn undo(id: &str) -> JournalEntry {
-        JournalEntry::Undo(UndoRecord {
-            id: id.into(),
-            run_id: "r".into(),
-            fault: "cordon".into(),
-            action: UndoAction::Uncordon {
-                node: "node-1".into(),
-            },
-            created_at: Utc::now(),
-        })
+        JournalEntry::Undo(crate::journal::rollback::tests::record(id))
     }
 
     #[tokio::test]

@@ -177,25 +177,11 @@ impl Found {
 mod tests {
     use std::sync::Mutex;
 
-    use chrono::Utc;
-
     use super::*;
-    use crate::fault::{RollbackOutcome, UndoAction};
+    use crate::fault::RollbackOutcome;
     use crate::journal::pending::tests::MemoryMirror;
-    use crate::journal::rollback::tests::FlakyUndoer;
+    use crate::journal::rollback::tests::{FlakyUndoer, record};
     use crate::journal::{DEFAULT_UNDO_DEADLINE, JournalEntry, pending, read_entries};
-
-    fn record(id: &str) -> UndoRecord {
-        UndoRecord {
-            id: id.into(),
-            run_id: "r".into(),
-            fault: "cordon".into(),
-            action: UndoAction::Uncordon {
-                node: "node-1".into(),
-            },
-            created_at: Utc::now(),
-        }
-    }
 
     /// A lock that answers as told and counts how often it was asked.
     struct FakeLock {

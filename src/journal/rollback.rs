@@ -236,7 +236,8 @@ pub(crate) mod tests {
         }
     }
 
-    fn record(id: &str) -> UndoRecord {
+    /// An uncordon record of run `r`: the undo the journal tests pass around.
+    pub(crate) fn record(id: &str) -> UndoRecord {
         UndoRecord {
             id: id.into(),
             run_id: "r".into(),

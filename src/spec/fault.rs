@@ -17,8 +17,10 @@ pub struct FaultSpec {
     /// Offset from the start of the fault phase. Default 0s.
     #[serde(default)]
     pub at: DurationSpec,
-    /// How long the fault lasts before it is rolled back. Instant faults (podKill, podEvict,
-    /// ec2Terminate) use it as the window in which `every` repeats them. Default 30s.
+    /// How long the fault lasts before it is rolled back, counted from its first action (a
+    /// control plane that makes the injection retry delays the rollback as much). Instant
+    /// faults (podKill, podEvict, ec2Terminate) use it as the window in which `every` repeats
+    /// them. Default 30s.
     #[serde(rename = "for", default = "default_for")]
     pub for_: DurationSpec,
     /// Repeat the fault this often within its window (instant faults only).
