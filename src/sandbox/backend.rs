@@ -26,8 +26,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::cluster::{BehaviourCell, Shared, Upstream};
-use super::netem::{NetworkCell, Verdict};
+use super::cluster::{BehaviourCell, ServicePeers, Shared, Upstream};
+use super::netem::{Lane, NetworkCell, Verdict};
 
 /// The call a backend makes to another Service's pod on each request (the topology's
 /// `backend.upstream`).
@@ -67,6 +67,8 @@ struct Ctx {
     powered_off: PowerCell,
     network: NetworkCell,
     upstream: Option<UpstreamCall>,
+    /// Tells exchanges routed by a Service from direct ones (see [`Lane`]).
+    service_peers: ServicePeers,
     port: u16,
     counters: Counters,
 }
@@ -105,6 +107,7 @@ impl Backend {
         powered_off: PowerCell,
         network: NetworkCell,
         upstream: Option<UpstreamCall>,
+        service_peers: ServicePeers,
     ) -> std::io::Result<Self> {
         let std_listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
         std_listener.set_nonblocking(true)?;
@@ -120,6 +123,7 @@ impl Backend {
             powered_off,
             network,
             upstream,
+            service_peers,
             port: addr.port(),
             // Both codes start at zero so rates exist before the first error.
             counters: Counters {
@@ -325,7 +329,17 @@ async fn handle(
     }
     if req.uri().path() != "/metrics" {
         // The answer leaves through our root qdisc towards `peer`.
-        cross(&ctx, |n| n.judge_inbound(ctx.port, peer)).await?;
+        let lane = if ctx
+            .service_peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&peer)
+        {
+            Lane::Service
+        } else {
+            Lane::Direct
+        };
+        cross(&ctx, |n| n.judge_inbound(ctx.port, peer, lane)).await?;
     }
     if req.uri().path() == "/metrics" {
         return Ok(text_response(

@@ -1,6 +1,6 @@
 //! State shared by the API server, the controllers and the data path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -17,6 +17,10 @@ pub struct BackendBehaviour {
     /// Fraction of requests answered with 500, 0.0..=1.0.
     pub error_rate: f64,
 }
+
+/// Local addresses of the connections Service load balancers hold open to backends, so a
+/// backend can tell traffic routed by a Service from direct traffic.
+pub(crate) type ServicePeers = Arc<Mutex<HashSet<SocketAddr>>>;
 
 /// A behaviour cell shared by every backend of one Deployment.
 pub(crate) type BehaviourCell = Arc<RwLock<BackendBehaviour>>;
@@ -130,6 +134,8 @@ pub(crate) struct Shared {
     pub lb_metrics: LbMetrics,
     /// How Services pick an endpoint per connection.
     pub proxy_mode: ProxyMode,
+    /// Where the load balancers' connections to backends come from.
+    pub service_peers: ServicePeers,
     /// Connections picked so far per Service, the turn of [`ProxyMode::Ipvs`].
     turns: Mutex<HashMap<ServiceKey, usize>>,
     /// Authentication and (optional) RBAC of API requests.
@@ -155,6 +161,7 @@ impl Shared {
             lb_addrs: Mutex::new(HashMap::new()),
             lb_metrics: LbMetrics::default(),
             proxy_mode: ProxyMode::default(),
+            service_peers: ServicePeers::default(),
             turns: Mutex::new(HashMap::new()),
             auth: super::rbac::Auth::default(),
             hostile: RwLock::new(None),

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span};
 
-use super::cluster::Shared;
+use super::cluster::{ServicePeers, Shared};
 
 /// Time allowed to open a connection to a backend.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -51,6 +51,34 @@ impl LoadBalancer {
         let task =
             tokio::spawn(accept_loop(listener, shared, ns, name, cancel.clone()).instrument(span));
         Ok(Self { addr, cancel, task })
+    }
+}
+
+/// A load balancer's connection to a backend, known to the backends while it is open.
+struct ServicePeer {
+    peers: ServicePeers,
+    local: SocketAddr,
+}
+
+impl ServicePeer {
+    fn register(peers: &ServicePeers, local: SocketAddr) -> Self {
+        peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(local);
+        Self {
+            peers: peers.clone(),
+            local,
+        }
+    }
+}
+
+impl Drop for ServicePeer {
+    fn drop(&mut self) {
+        self.peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.local);
     }
 }
 
@@ -96,6 +124,10 @@ async fn proxy_connection(
         debug!(%backend, "backend connection failed; closing client connection");
         return;
     };
+    let _peer = stream
+        .local_addr()
+        .ok()
+        .map(|local| ServicePeer::register(&shared.service_peers, local));
     let Ok((sender, backend_conn)) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
     else {

@@ -16,16 +16,27 @@ use std::time::{Duration, Instant};
 use crate::fault::net_script::{NetRule, Removal};
 use crate::plan::seeded::SeededRng;
 
-/// One active rule, when it ends, and its draws.
+/// Where an exchange came from, each with its own draws: the `k`-th request a Service routes to
+/// a pod then meets the same fate on every run, however direct traffic (per-endpoint probes,
+/// other pods) interleaves with it. Every exchange still meets the rule's odds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// Routed by a Service load balancer.
+    Service,
+    /// Sent to the pod's address, or by the pod itself.
+    Direct,
+}
+
+/// One active rule, when it ends, and its draws per [`Lane`].
 #[derive(Debug, Clone)]
 struct Active {
     rule: NetRule,
     until: Instant,
-    draws: SeededRng,
+    draws: [SeededRng; 2],
 }
 
-/// The stream of a rule: the same parameters give the same draws.
-fn stream(rule: &NetRule) -> SeededRng {
+/// The stream of a rule on `lane`: the same parameters give the same draws.
+fn stream(rule: &NetRule, lane: Lane) -> SeededRng {
     const NETEM: u64 = 0x6e65_7465_6d00_0000;
     let key = match rule {
         NetRule::Delay {
@@ -41,14 +52,19 @@ fn stream(rule: &NetRule) -> SeededRng {
         NetRule::Loss { percent, .. } => percent.to_bits(),
         NetRule::Drop { .. } => 0,
     };
-    SeededRng::new(NETEM ^ key)
+    let lane = match lane {
+        Lane::Service => 0x5e,
+        Lane::Direct => 0xd1,
+    };
+    SeededRng::new(NETEM ^ key ^ lane)
 }
 
-/// The rules of one pod, and the last jitter draw (netem correlates successive draws).
+/// The rules of one pod, and the last jitter draw per [`Lane`] (netem correlates successive
+/// draws).
 #[derive(Debug, Default)]
 pub(crate) struct PodNetwork {
     rules: Vec<Active>,
-    last_jitter: f64,
+    last_jitter: [f64; 2],
 }
 
 /// What a request meets on its way in and out.
@@ -69,7 +85,7 @@ impl PodNetwork {
     /// Adds `rule` until `until`. Like `tc qdisc add` on a root that has one, a second netem
     /// rule replaces neither: delay and loss add up.
     pub fn apply(&mut self, rule: NetRule, until: Instant) {
-        let draws = stream(&rule);
+        let draws = [stream(&rule, Lane::Service), stream(&rule, Lane::Direct)];
         self.rules.push(Active { rule, until, draws });
     }
 
@@ -94,8 +110,8 @@ impl PodNetwork {
     /// What one request from `peer` to this pod's `port` meets: its answer leaves through the
     /// pod's root qdisc towards `peer`, so destination-scoped rules apply only when `peer`
     /// matches one of their destinations (netem on the root acts on egress, as on Linux).
-    pub fn judge_inbound(&mut self, port: u16, peer: SocketAddr) -> Verdict {
-        self.judge(|rule| match rule {
+    pub fn judge_inbound(&mut self, port: u16, peer: SocketAddr, lane: Lane) -> Verdict {
+        self.judge(lane, |rule| match rule {
             NetRule::Delay { to, .. } | NetRule::Loss { to, .. } => {
                 to.is_empty() || to.iter().any(|d| d.matches(peer))
             }
@@ -110,7 +126,7 @@ impl PodNetwork {
     /// towards `dest`; the answer comes back in to an ephemeral port (which no `--dport` or
     /// `--sport` rule of ours names).
     pub fn judge_outbound(&mut self, dest: SocketAddr) -> Verdict {
-        self.judge(|rule| match rule {
+        self.judge(Lane::Direct, |rule| match rule {
             NetRule::Delay { to, .. } | NetRule::Loss { to, .. } => {
                 to.is_empty() || to.iter().any(|d| d.matches(dest))
             }
@@ -120,9 +136,10 @@ impl PodNetwork {
     }
 
     /// Combines the active rules `applies` selects.
-    fn judge(&mut self, applies: impl Fn(&NetRule) -> bool) -> Verdict {
+    fn judge(&mut self, lane: Lane, applies: impl Fn(&NetRule) -> bool) -> Verdict {
         let now = Instant::now();
         let mut v = Verdict::default();
+        let lane = lane as usize;
         // Rules past their end stay listed until removed, as a script's own removal expects.
         for a in self
             .rules
@@ -136,17 +153,17 @@ impl PodNetwork {
                     correlation,
                     ..
                 } => {
-                    let fresh = a.draws.unit() * 2.0 - 1.0;
+                    let fresh = a.draws[lane].unit() * 2.0 - 1.0;
                     let rho = (correlation / 100.0).clamp(0.0, 1.0);
-                    let draw = rho * self.last_jitter + (1.0 - rho) * fresh;
+                    let draw = rho * self.last_jitter[lane] + (1.0 - rho) * fresh;
                     let secs = (delay.as_secs_f64() + draw * jitter.as_secs_f64()).max(0.0);
                     v.delay += Duration::from_secs_f64(secs);
-                    self.last_jitter = draw;
+                    self.last_jitter[lane] = draw;
                 }
                 NetRule::Loss { percent, .. } => {
                     // A request and its answer each cross the lossy link once; the model drops
                     // the exchange with the stated probability, the share a client sees.
-                    if a.draws.unit() * 100.0 < *percent {
+                    if a.draws[lane].unit() * 100.0 < *percent {
                         v.lost = true;
                     }
                 }
@@ -187,7 +204,10 @@ mod tests {
             Duration::ZERO
         );
         // The answer to a prober goes to its ephemeral port: not a listed destination.
-        assert_eq!(n.judge_inbound(8080, prober).delay, Duration::ZERO);
+        assert_eq!(
+            n.judge_inbound(8080, prober, Lane::Direct).delay,
+            Duration::ZERO
+        );
         assert!(n.remove(&Removal::Qdisc));
         assert_eq!(n.judge_outbound(api), Verdict::default());
     }
@@ -204,7 +224,7 @@ mod tests {
             },
             until,
         );
-        assert!(n.judge_inbound(8080, prober).lost);
+        assert!(n.judge_inbound(8080, prober, Lane::Direct).lost);
         assert!(n.judge_outbound("10.0.0.1:80".parse().unwrap()).lost);
         n.remove(&Removal::Qdisc);
         let to = vec![dest("10.0.0.0/8")];
@@ -218,7 +238,7 @@ mod tests {
         );
         assert!(n.judge_outbound("10.1.2.3:80".parse().unwrap()).blackholed);
         assert!(!n.judge_outbound("127.0.0.1:80".parse().unwrap()).blackholed);
-        assert!(!n.judge_inbound(8080, prober).blackholed);
+        assert!(!n.judge_inbound(8080, prober, Lane::Direct).blackholed);
         assert!(!n.remove(&Removal::Drop {
             chain: Chain::Output,
             port: None,
@@ -243,12 +263,38 @@ mod tests {
             n.apply(rule, until);
             let prober = "127.0.0.1:51000".parse().unwrap();
             (0..2_000)
-                .map(|_| n.judge_inbound(8080, prober).lost)
+                .map(|_| n.judge_inbound(8080, prober, Lane::Direct).lost)
                 .collect::<Vec<bool>>()
         };
         let first = fates();
         assert_eq!(first, fates());
         let lost = first.iter().filter(|l| **l).count();
         assert!((540..=660).contains(&lost), "{lost} of 2000 lost at 30%");
+    }
+
+    #[test]
+    fn direct_traffic_does_not_change_the_fate_of_service_routed_requests() {
+        let fates = |direct_between: usize| {
+            let mut n = PodNetwork::default();
+            let until = Instant::now() + Duration::from_secs(60);
+            let rule = NetRule::Loss {
+                percent: 30.0,
+                to: vec![],
+            };
+            n.apply(rule, until);
+            let peer = "127.0.0.1:51000".parse().unwrap();
+            (0..500)
+                .map(|_| {
+                    for _ in 0..direct_between {
+                        n.judge_inbound(8080, peer, Lane::Direct);
+                    }
+                    n.judge_inbound(8080, peer, Lane::Service).lost
+                })
+                .collect::<Vec<bool>>()
+        };
+        let alone = fates(0);
+        assert_eq!(alone, fates(3), "per-endpoint probes interleaved");
+        let lost = alone.iter().filter(|l| **l).count();
+        assert!((110..=190).contains(&lost), "{lost} of 500 lost at 30%");
     }
 }

@@ -271,6 +271,7 @@ impl Kubelets {
                     upstream,
                     shared: Arc::downgrade(shared),
                 }),
+            shared.service_peers.clone(),
         ) {
             Ok(b) => b,
             Err(e) => {
