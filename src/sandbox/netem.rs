@@ -251,16 +251,21 @@ mod tests {
         }));
     }
 
+    /// A pod losing `percent` of its exchanges for the next minute.
+    fn lossy(percent: f64) -> PodNetwork {
+        let mut n = PodNetwork::default();
+        let rule = NetRule::Loss {
+            percent,
+            to: vec![],
+        };
+        n.apply(rule, Instant::now() + Duration::from_secs(60));
+        n
+    }
+
     #[test]
     fn a_loss_rule_loses_the_same_exchanges_on_every_run_and_about_its_share() {
         let fates = || {
-            let mut n = PodNetwork::default();
-            let until = Instant::now() + Duration::from_secs(60);
-            let rule = NetRule::Loss {
-                percent: 30.0,
-                to: vec![],
-            };
-            n.apply(rule, until);
+            let mut n = lossy(30.0);
             let prober = "127.0.0.1:51000".parse().unwrap();
             (0..2_000)
                 .map(|_| n.judge_inbound(8080, prober, Lane::Direct).lost)
@@ -275,13 +280,7 @@ mod tests {
     #[test]
     fn direct_traffic_does_not_change_the_fate_of_service_routed_requests() {
         let fates = |direct_between: usize| {
-            let mut n = PodNetwork::default();
-            let until = Instant::now() + Duration::from_secs(60);
-            let rule = NetRule::Loss {
-                percent: 30.0,
-                to: vec![],
-            };
-            n.apply(rule, until);
+            let mut n = lossy(30.0);
             let peer = "127.0.0.1:51000".parse().unwrap();
             (0..500)
                 .map(|_| {
