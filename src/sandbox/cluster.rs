@@ -235,7 +235,6 @@ impl Shared {
         v
     }
 
-    /// Ready endpoints of a Service.
     /// The endpoint a new connection to Service `ns/svc` goes to, `None` without any.
     pub fn pick_endpoint(&self, ns: &str, svc: &str) -> Option<LbEndpoint> {
         let endpoints = self.ready_endpoints(ns, svc);
@@ -247,13 +246,15 @@ impl Shared {
             ProxyMode::Ipvs => {
                 let mut turns = self.turns.lock().unwrap_or_else(|e| e.into_inner());
                 let turn = turns.entry((ns.to_owned(), svc.to_owned())).or_default();
+                let index = *turn % endpoints.len();
                 *turn = turn.wrapping_add(1);
-                (*turn - 1) % endpoints.len()
+                index
             }
         };
         Some(endpoints[index].clone())
     }
 
+    /// Ready endpoints of a Service.
     pub fn ready_endpoints(&self, ns: &str, svc: &str) -> Arc<Vec<LbEndpoint>> {
         let m = self.endpoints.read().unwrap_or_else(|e| e.into_inner());
         m.get(&(ns.to_string(), svc.to_string()))

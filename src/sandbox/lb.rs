@@ -1,6 +1,6 @@
 //! A Service's data path, modelled on kube-proxy: each client **connection** is sent to one
-//! ready endpoint, picked at random (iptables mode) or in turn (IPVS), and stays there; requests on it are counted by
-//! pod and status code. When the backend closes the connection (it is shutting down), the client
+//! ready endpoint, picked at random (iptables mode) or in turn (IPVS), and stays there;
+//! requests on it are counted by pod and status code. When the backend closes the connection (it is shutting down), the client
 //! connection is closed too, so the client reconnects and lands on another endpoint.
 
 use std::net::SocketAddr;
