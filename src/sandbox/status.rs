@@ -111,6 +111,15 @@ impl ApiError {
         )
     }
 
+    /// 410 for a `continue` token whose snapshot is gone, in kube-apiserver's words.
+    pub fn continue_expired() -> Self {
+        Self::new(
+            410,
+            "Expired",
+            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".to_owned(),
+        )
+    }
+
     /// 415 for a patch type the server does not understand.
     pub fn unsupported_media(ct: &str) -> Self {
         Self::new(

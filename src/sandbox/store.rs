@@ -4,10 +4,13 @@
 //! Like etcd behind kube-apiserver, each write bumps the revision and emits one change; a watch
 //! that asks for a revision older than the history answers 410 Gone so the client relists.
 //! Changes are broadcast while the lock is held, so a watch that subscribes under the same lock
-//! sees every change after its snapshot exactly once.
+//! sees every change after its snapshot exactly once. A paged list is served from one snapshot
+//! taken at its first page, as etcd's MVCC serves kube-apiserver: its pages add up to the state
+//! at one revision, so a watch from that revision misses nothing.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
@@ -54,6 +57,32 @@ pub(crate) struct Change {
 
 type Key = (String, String);
 
+/// How long a paged list's snapshot serves its `continue` tokens: kube-apiserver compacts etcd
+/// every 5 minutes, after which a token answers 410 Expired.
+const SNAPSHOT_TTL: Duration = Duration::from_secs(300);
+/// Most snapshots kept at once; the oldest goes first.
+const MAX_SNAPSHOTS: usize = 64;
+
+/// The rest of a paged list, as it was at its first page.
+struct Snapshot {
+    rv: u64,
+    /// Objects after the first page, in key order.
+    items: Vec<(Key, Obj)>,
+    taken: Instant,
+}
+
+/// Where a paged list goes on: its snapshot and the last key served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Continue {
+    /// The snapshot's number.
+    pub snapshot: u64,
+    /// The last key already served.
+    pub after: Key,
+}
+
+/// One page of a list: objects, the revision they show, and where the next page starts.
+pub(crate) type Page = (Vec<Obj>, u64, Option<Continue>);
+
 /// A stored object; shared between the store, its history and readers, so lists are cheap.
 pub(crate) type Obj = Arc<Value>;
 
@@ -64,6 +93,8 @@ struct Inner {
     history: VecDeque<Arc<Change>>,
     truncated_at: u64,
     next_uid: u64,
+    snapshots: BTreeMap<u64, Snapshot>,
+    next_snapshot: u64,
 }
 
 /// Replayed changes, the current revision and a receiver for what follows.
@@ -138,6 +169,8 @@ impl Store {
                 history: VecDeque::new(),
                 truncated_at: 1,
                 next_uid: 1,
+                snapshots: BTreeMap::new(),
+                next_snapshot: 1,
             }),
             tx,
             changed: Notify::new(),
@@ -199,43 +232,73 @@ impl Store {
         self.transaction(|t| (t.list(storage, ns), t.inner.rv))
     }
 
-    /// Objects of a bucket after `after` (exclusive), at most `limit`, with the list revision
-    /// and whether more remain.
+    /// Up to `limit` objects of a bucket (one namespace or all) that `keep` accepts, in key
+    /// order. A first page that leaves objects out snapshots the rest, and every `continue` from
+    /// it is served from that snapshot; a snapshot gone (too old, or pushed out) is 410 Expired.
+    ///
+    /// # Errors
+    /// 410 Expired for a `continue` whose snapshot is gone.
     pub fn page(
         &self,
         storage: &str,
         ns: Option<&str>,
-        after: Option<&(String, String)>,
+        from: Option<&Continue>,
         mut keep: impl FnMut(&Value) -> bool,
         limit: usize,
-    ) -> (Vec<Obj>, u64, bool) {
-        self.transaction(|t| {
-            let rv = t.inner.rv;
-            let Some(bucket) = t.inner.buckets.get(storage) else {
-                return (Vec::new(), rv, false);
-            };
-            let mut out = Vec::new();
-            let range: Box<dyn Iterator<Item = (&Key, &Obj)>> = match after {
-                Some(k) => Box::new(bucket.range((
-                    std::ops::Bound::Excluded(k.clone()),
-                    std::ops::Bound::Unbounded,
-                ))),
-                None => Box::new(bucket.iter()),
-            };
-            for ((ons, _), v) in range {
-                if ns.is_some_and(|n| n != ons) {
-                    continue;
-                }
-                if !keep(v) {
-                    continue;
-                }
-                if out.len() == limit {
-                    return (out, rv, true);
-                }
-                out.push(v.clone());
-            }
-            (out, rv, false)
-        })
+    ) -> Result<Page, ApiError> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        inner
+            .snapshots
+            .retain(|_, s| now.duration_since(s.taken) < SNAPSHOT_TTL);
+        if let Some(from) = from {
+            let snapshot = inner
+                .snapshots
+                .get(&from.snapshot)
+                .ok_or_else(ApiError::continue_expired)?;
+            let start = snapshot.items.partition_point(|(k, _)| k <= &from.after);
+            let (out, last) = take_page(
+                snapshot.items[start..].iter().map(|(k, v)| (k, v)),
+                &mut keep,
+                limit,
+            );
+            let next = last.map(|after| Continue {
+                snapshot: from.snapshot,
+                after,
+            });
+            return Ok((out, snapshot.rv, next));
+        }
+        let rv = inner.rv;
+        let Some(bucket) = inner.buckets.get(storage) else {
+            return Ok((Vec::new(), rv, None));
+        };
+        let in_ns = |k: &&Key| ns.is_none_or(|n| n == k.0);
+        let (out, last) = take_page(bucket.iter().filter(|(k, _)| in_ns(k)), &mut keep, limit);
+        let Some(after) = last else {
+            return Ok((out, rv, None));
+        };
+        let items: Vec<(Key, Obj)> = bucket
+            .range((
+                std::ops::Bound::Excluded(after.clone()),
+                std::ops::Bound::Unbounded,
+            ))
+            .filter(|(k, _)| in_ns(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let snapshot = inner.next_snapshot;
+        inner.next_snapshot += 1;
+        inner.snapshots.insert(
+            snapshot,
+            Snapshot {
+                rv,
+                items,
+                taken: now,
+            },
+        );
+        while inner.snapshots.len() > MAX_SNAPSHOTS {
+            inner.snapshots.pop_first();
+        }
+        Ok((out, rv, Some(Continue { snapshot, after })))
     }
 
     /// Creates an object (see [`Txn::create`]).
@@ -304,6 +367,24 @@ impl Store {
             .collect();
         Ok((replay, inner.rv, rx))
     }
+}
+
+/// The first `limit` objects `keep` accepts, and the last key served when more remain.
+fn take_page<'a>(
+    entries: impl Iterator<Item = (&'a Key, &'a Obj)>,
+    keep: &mut impl FnMut(&Value) -> bool,
+    limit: usize,
+) -> (Vec<Obj>, Option<Key>) {
+    let mut out = Vec::new();
+    let mut last: Option<&Key> = None;
+    for (k, v) in entries.filter(|(_, v)| keep(v)) {
+        if out.len() == limit {
+            return (out, last.cloned());
+        }
+        out.push(v.clone());
+        last = Some(k);
+    }
+    (out, None)
 }
 
 /// Exclusive access to the store for the duration of a transaction.
@@ -650,6 +731,47 @@ mod tests {
         )
         .unwrap();
         s
+    }
+
+    #[test]
+    fn a_paged_list_adds_up_to_one_revision_and_an_expired_continue_is_410() {
+        let s = store_with_ns();
+        let cm = crate::sandbox::resources::find("", "v1", "configmaps").unwrap();
+        for name in ["b", "d", "f"] {
+            s.create(cm, "shop", json!({"metadata": {"name": name}}))
+                .unwrap();
+        }
+        let names = |page: &[Obj]| -> Vec<String> { page.iter().map(|o| ns_name(o).1).collect() };
+        let (first, rv, next) = s.page(cm.storage, Some("shop"), None, |_| true, 2).unwrap();
+        assert_eq!(names(&first), ["b", "d"]);
+        let next = next.expect("a continue token");
+        // Written between the pages: the list shows neither, a watch from `rv` shows both.
+        s.create(cm, "shop", json!({"metadata": {"name": "e"}}))
+            .unwrap();
+        s.remove(cm, "shop", "f", None).unwrap();
+        let (rest, rest_rv, more) = s
+            .page(cm.storage, Some("shop"), Some(&next), |_| true, 2)
+            .unwrap();
+        assert_eq!(
+            names(&rest),
+            ["f"],
+            "the state at the first page's revision"
+        );
+        assert_eq!((rest_rv, more), (rv, None));
+        let (replayed, _, _) = s.watch_from(Some(rv)).unwrap();
+        assert_eq!(
+            replayed.len(),
+            2,
+            "the watch from that revision sees both writes"
+        );
+        let gone = Continue {
+            snapshot: next.snapshot + 100,
+            after: next.after,
+        };
+        let err = s
+            .page(cm.storage, Some("shop"), Some(&gone), |_| true, 2)
+            .unwrap_err();
+        assert_eq!((err.code, err.reason), (410, "Expired"));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::sandbox::patch::{self, PatchKind};
 use crate::sandbox::resources::{ResourceDef, well_known};
 use crate::sandbox::selector::{FieldSelector, LabelSelector};
 use crate::sandbox::status::ApiError;
+use crate::sandbox::store::Continue;
 use crate::sandbox::store::Txn;
 
 /// Routes a resource request to its verb.
@@ -95,14 +96,16 @@ fn selectors(
     Ok((label, field))
 }
 
-fn encode_continue(ns: &str, name: &str) -> String {
-    format!("{ns}/{name}")
+/// A `continue` token: opaque to clients, as kube-apiserver's are.
+fn encode_continue(from: &Continue) -> String {
+    let (ns, name) = &from.after;
+    format!("{}/{ns}/{name}", from.snapshot)
         .bytes()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+fn decode_continue(token: &str) -> Result<Continue, ApiError> {
     let bad = || ApiError::bad_request("continue key is not valid");
     let bytes: Result<Vec<u8>, _> = (0..token.len())
         .step_by(2)
@@ -114,8 +117,14 @@ fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
         })
         .collect();
     let text = String::from_utf8(bytes.map_err(|_| bad())?).map_err(|_| bad())?;
-    let (ns, name) = text.split_once('/').ok_or_else(bad)?;
-    Ok((ns.to_string(), name.to_string()))
+    let mut parts = text.splitn(3, '/');
+    let (Some(snapshot), Some(ns), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    Ok(Continue {
+        snapshot: snapshot.parse().map_err(|_| bad())?,
+        after: (ns.to_string(), name.to_string()),
+    })
 }
 
 fn list(
@@ -132,7 +141,7 @@ fn list(
         .unwrap_or(usize::MAX);
     let after = req.q("continue").map(decode_continue).transpose()?;
     let ns_filter = ns.filter(|n| !n.is_empty());
-    let (items, rv, more) = app.shared.store.page(
+    let (items, rv, next) = app.shared.store.page(
         def.storage,
         ns_filter,
         after.as_ref(),
@@ -145,15 +154,14 @@ fn list(
             }
         },
         limit,
-    );
+    )?;
     let items: Vec<Value> = items
         .into_iter()
         .map(|v| to_external(def, std::sync::Arc::unwrap_or_clone(v)))
         .collect();
     let mut meta = json!({"resourceVersion": rv.to_string()});
-    if more && let Some(last) = items.last() {
-        let (lns, lname) = crate::sandbox::store::ns_name(last);
-        meta["continue"] = json!(encode_continue(&lns, &lname));
+    if let Some(next) = &next {
+        meta["continue"] = json!(encode_continue(next));
     }
     if req.wants_table() {
         return Ok(json_response(
