@@ -319,6 +319,7 @@ spec:
             phase: Phase::Recovery,
             left: Duration::ZERO,
             availability: vec![("web".into(), Some(0.75)), ("api".into(), None)],
+            waiting_for: None,
         });
         let text = live.render_at(Instant::now());
         assert!(text.contains("steadfast_run_phase{experiment=\"live\",phase=\"recovery\"} 1"));

@@ -15,6 +15,9 @@ pub struct Status {
     pub left: Duration,
     /// Availability (0–1) of each HTTP probe over the last few seconds, by probe name.
     pub availability: Vec<(String, Option<f64>)>,
+    /// What the run still waits for once its phases are over (self-healing evidence), so that
+    /// no wait is silent.
+    pub waiting_for: Option<String>,
 }
 
 /// Receives a run's progress. Every method has an empty default.
@@ -48,10 +51,14 @@ pub fn phase_name(phase: Phase) -> &'static str {
 /// One line for a status: `faults · 12s left · web 99.8%`.
 pub fn render(status: &Status) -> String {
     let phase = phase_name(status.phase);
-    let mut line = format!(
-        "{phase} · {}s left",
+    let mut line = phase.to_owned();
+    if let Some(waiting) = &status.waiting_for {
+        line.push_str(&format!(" · waiting for {waiting}"));
+    }
+    line.push_str(&format!(
+        " · {}s left",
         status.left.as_secs_f64().ceil() as u64
-    );
+    ));
     for (probe, availability) in &status.availability {
         match availability {
             Some(ratio) => line.push_str(&format!(" · {probe} {:.1}%", ratio * 100.0)),
@@ -71,7 +78,18 @@ mod tests {
             phase: Phase::Faults,
             left: Duration::from_millis(11_200),
             availability: vec![("web".into(), Some(0.9981)), ("api".into(), None)],
+            waiting_for: None,
         };
         assert_eq!(render(&status), "faults · 12s left · web 99.8% · api –");
+        let waiting = Status {
+            phase: Phase::Finished,
+            left: Duration::from_millis(4_100),
+            availability: Vec::new(),
+            waiting_for: Some("self-healing of kill-web".into()),
+        };
+        assert_eq!(
+            render(&waiting),
+            "finished · waiting for self-healing of kill-web · 5s left"
+        );
     }
 }

@@ -122,6 +122,28 @@ pub struct Engine<'a> {
     pub options: EngineOptions,
 }
 
+/// How long before its instant a firing is planned, journaled and watched, so that at the
+/// instant it only acts: resolving targets on a large cluster takes seconds.
+pub const PREPARE_AHEAD: Duration = Duration::from_secs(5);
+
+/// A firing ready to act.
+struct Prepared {
+    index: usize,
+    firing: u32,
+    fault: Arc<dyn Fault>,
+    plan: FaultPlan,
+}
+
+/// The next firing of the timeline, ahead of its instant.
+enum Next {
+    /// Not planned yet.
+    Unprepared,
+    /// Planned, journaled and watched.
+    Prepared(Box<Prepared>),
+    /// Could not be planned; it acts on nothing.
+    Missed,
+}
+
 /// What one firing left for the timeline.
 #[derive(Debug, Default)]
 struct Fired {
@@ -135,6 +157,8 @@ struct State {
     events: Vec<Event>,
     undo: Vec<(UndoRecord, bool)>,
     healing_tasks: JoinSet<(String, u32, Healing)>,
+    /// Each firing whose self-healing is watched, and when its watch gives up.
+    healing_deadlines: Vec<(String, u32, Instant)>,
     effect_tasks: JoinSet<FiringEffect>,
     /// Firings that changed nothing because they could not plan or act.
     missed: Vec<FiringEffect>,
@@ -184,6 +208,7 @@ impl Engine<'_> {
             phase: state.phase,
             left,
             availability,
+            waiting_for: None,
         });
     }
 
@@ -225,6 +250,7 @@ impl Engine<'_> {
             events: Vec::new(),
             undo: Vec::new(),
             healing_tasks: JoinSet::new(),
+            healing_deadlines: Vec::new(),
             effect_tasks: JoinSet::new(),
             missed: Vec::new(),
             aborted: None,
@@ -244,7 +270,7 @@ impl Engine<'_> {
             },
         );
         let before_start = self.now();
-        self.wait(steady.before.get(), interrupts, &mut state).await;
+        let upcoming = self.steady_before(interrupts, &mut state).await;
         let before = TimeWindow::new(before_start, self.now());
         windows.before = Some(before);
 
@@ -263,7 +289,8 @@ impl Engine<'_> {
                     phase: Phase::Faults,
                 },
             );
-            self.timeline(interrupts, &mut state, &mut windows).await;
+            self.timeline(interrupts, &mut state, &mut windows, upcoming)
+                .await;
         }
 
         self.event(
@@ -307,7 +334,7 @@ impl Engine<'_> {
             },
         );
 
-        let healing_by_firing = collect_healing(&mut state.healing_tasks, interrupts).await;
+        let healing_by_firing = self.collect_healing(&mut state, interrupts).await;
         let healing = merge_healing(&healing_by_firing);
         let missed = std::mem::take(&mut state.missed);
         let effects = effects::collect(&mut state.effect_tasks, missed, interrupts).await;
@@ -476,8 +503,37 @@ impl Engine<'_> {
         }
     }
 
+    /// Waits out the steady state before, planning the first firing during it when that is due
+    /// sooner than [`PREPARE_AHEAD`] after the faults begin (planning only reads).
+    async fn steady_before(&self, interrupts: &Interrupts, state: &mut State) -> Next {
+        let length = self.spec.spec.steady_state.before.get();
+        let end = self.now() + length;
+        let first = plan_firings(&self.spec.spec.faults).into_iter().next();
+        let lead = first
+            .as_ref()
+            .map_or(Duration::ZERO, |f| PREPARE_AHEAD.saturating_sub(f.at))
+            .min(length);
+        self.wait(length - lead, interrupts, state).await;
+        let mut upcoming = Next::Unprepared;
+        if let Some(first) = first.filter(|_| !lead.is_zero() && state.aborted.is_none()) {
+            upcoming = match self.prepare(state, first.fault, first.firing).await {
+                Some(prepared) => Next::Prepared(Box::new(prepared)),
+                None => Next::Missed,
+            };
+        }
+        let rest = end.saturating_sub(self.now());
+        self.wait(rest, interrupts, state).await;
+        upcoming
+    }
+
     /// Fires every fault on schedule, rolling lasting ones back at the end of their window.
-    async fn timeline(&self, interrupts: &Interrupts, state: &mut State, windows: &mut RunWindows) {
+    async fn timeline(
+        &self,
+        interrupts: &Interrupts,
+        state: &mut State,
+        windows: &mut RunWindows,
+        mut upcoming: Next,
+    ) {
         let phase_start = self.now();
         state.injecting = true;
         let mut pending_rollbacks: Vec<(Duration, Vec<String>)> = Vec::new();
@@ -502,11 +558,18 @@ impl Engine<'_> {
         let mut next = 0;
         loop {
             let next_fire = firings.get(next).map(|f| phase_start + f.at);
+            let next_prepare = next_fire
+                .filter(|_| matches!(upcoming, Next::Unprepared))
+                .map(|at| at.saturating_sub(PREPARE_AHEAD));
             let next_rollback = pending_rollbacks
                 .iter()
                 .map(|(at, _)| phase_start + *at)
                 .min();
-            let Some(due) = [next_fire, next_rollback].into_iter().flatten().min() else {
+            let Some(due) = [next_prepare, next_fire, next_rollback]
+                .into_iter()
+                .flatten()
+                .min()
+            else {
                 if let Some(end) = windows_end.filter(|end| *end > self.now()) {
                     let wait = end.saturating_sub(self.now());
                     self.wait(wait, interrupts, state).await;
@@ -526,6 +589,18 @@ impl Engine<'_> {
             for (_, ids) in due_rollbacks {
                 self.rollback_ids(state, &ids).await;
             }
+            if matches!(upcoming, Next::Unprepared)
+                && let Some(firing) = firings
+                    .get(next)
+                    .filter(|f| phase_start + f.at <= self.now() + PREPARE_AHEAD)
+            {
+                upcoming = match self.prepare(state, firing.fault, firing.firing).await {
+                    Some(prepared) => Next::Prepared(Box::new(prepared)),
+                    None => Next::Missed,
+                };
+                // Back to the top: an abort, a signal or a due rollback goes first.
+                continue;
+            }
             // One firing per turn, even when several are due: a firing that takes longer than
             // its `every` would otherwise chain into the next without an abort check, a signal
             // or a lock renewal in between.
@@ -535,9 +610,17 @@ impl Engine<'_> {
             {
                 next += 1;
                 let scheduled = phase_start + firing.at;
-                let Fired { ids, acted } = self
-                    .fire(state, firing.fault, firing.firing, scheduled)
-                    .await;
+                let Fired { ids, acted } = match std::mem::replace(&mut upcoming, Next::Unprepared)
+                {
+                    Next::Prepared(prepared) => self.act(state, *prepared, scheduled).await,
+                    Next::Unprepared => {
+                        match self.prepare(state, firing.fault, firing.firing).await {
+                            Some(prepared) => self.act(state, prepared, scheduled).await,
+                            None => Fired::default(),
+                        }
+                    }
+                    Next::Missed => Fired::default(),
+                };
                 if let Some(at) = firing.rollback_at {
                     // A lasting fault holds for its whole `for` from its first action: retries
                     // against a throttling control plane delay its start, not shorten it.
@@ -561,19 +644,13 @@ impl Engine<'_> {
         }
     }
 
-    /// Plans, journals and injects one firing due at `scheduled`.
+    /// Plans one firing and readies its watches, ahead of its instant (reads only): at the
+    /// instant it only journals its undo and acts. `None` when it could not plan (recorded as
+    /// missed).
     #[instrument(skip_all, fields(fault = %self.spec.spec.faults[index].name, firing))]
-    async fn fire(
-        &self,
-        state: &mut State,
-        index: usize,
-        firing: u32,
-        scheduled: Duration,
-    ) -> Fired {
+    async fn prepare(&self, state: &mut State, index: usize, firing: u32) -> Option<Prepared> {
         let spec = &self.spec.spec.faults[index];
-        let Some(fault) = self.faults.get(index).cloned() else {
-            return Fired::default();
-        };
+        let fault = self.faults.get(index).cloned()?;
         let plan = match fault.plan(&self.options.run_id, firing).await {
             Ok(plan) => plan,
             Err(err) => {
@@ -591,9 +668,28 @@ impl Engine<'_> {
                         reason: err.to_string(),
                     },
                 );
-                return Fired::default();
+                return None;
             }
         };
+        fault.prepare(&plan).await;
+        Some(Prepared {
+            index,
+            firing,
+            fault,
+            plan,
+        })
+    }
+
+    /// Journals a prepared firing's undo, then injects it; due at `scheduled`.
+    #[instrument(skip_all, fields(fault = %self.spec.spec.faults[prepared.index].name, firing = prepared.firing))]
+    async fn act(&self, state: &mut State, prepared: Prepared, scheduled: Duration) -> Fired {
+        let Prepared {
+            index,
+            firing,
+            fault,
+            plan,
+        } = prepared;
+        let spec = &self.spec.spec.faults[index];
         // The undo must be durable before anything changes.
         for record in &plan.undo {
             let written = self
@@ -638,6 +734,9 @@ impl Engine<'_> {
                     },
                 );
                 let name = spec.name.clone();
+                state
+                    .healing_deadlines
+                    .push((name.clone(), firing, Instant::now() + timeout));
                 state.healing_tasks.spawn(async move {
                     let healing = fault.await_healing(&plan, &injection, timeout).await;
                     (name, firing, healing)
@@ -735,6 +834,75 @@ impl Engine<'_> {
         self.event(state, kind);
     }
 
+    /// Each firing's self-healing evidence, as its watches end. A wait past the last phase is
+    /// said, in the log and on the progress line: which firings, for at most how long.
+    async fn collect_healing(
+        &self,
+        state: &mut State,
+        interrupts: &Interrupts,
+    ) -> BTreeMap<(String, u32), Healing> {
+        let mut healing: BTreeMap<(String, u32), Healing> = BTreeMap::new();
+        let mut next_log = Instant::now();
+        loop {
+            if !state.healing_tasks.is_empty() {
+                self.say_healing_wait(state, &healing, &mut next_log);
+            }
+            let next = tokio::select! {
+                next = state.healing_tasks.join_next() => next,
+                () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                () = interrupts.hurry.cancelled() => {
+                    state.healing_tasks.abort_all();
+                    None
+                }
+            };
+            let Some(joined) = next else { break };
+            match joined {
+                Ok((fault, firing, result)) => {
+                    healing.insert((fault, firing), result);
+                }
+                Err(err) if err.is_panic() => warn!(%err, "a self-healing watch panicked"),
+                Err(_) => {}
+            }
+        }
+        healing
+    }
+
+    /// Tells what self-healing the run still waits for, on the progress line at every call
+    /// and in the log every few seconds.
+    fn say_healing_wait(
+        &self,
+        state: &State,
+        done: &BTreeMap<(String, u32), Healing>,
+        next_log: &mut Instant,
+    ) {
+        let waiting: Vec<&(String, u32, Instant)> = state
+            .healing_deadlines
+            .iter()
+            .filter(|(fault, firing, _)| !done.contains_key(&(fault.clone(), *firing)))
+            .collect();
+        let Some(deadline) = waiting.iter().map(|(_, _, at)| *at).max() else {
+            return;
+        };
+        let mut faults: Vec<&str> = waiting.iter().map(|(f, _, _)| f.as_str()).collect();
+        faults.dedup();
+        let what = format!("self-healing of {}", faults.join(", "));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if Instant::now() >= *next_log {
+            info!(
+                "waiting for {what} ({} firing(s), at most {}s)",
+                waiting.len(),
+                left.as_secs_f64().ceil()
+            );
+            *next_log = Instant::now() + Duration::from_secs(5);
+        }
+        self.observer.status(&Status {
+            phase: Phase::Finished,
+            left,
+            availability: Vec::new(),
+            waiting_for: Some(what),
+        });
+    }
+
     /// Waits until the steady state holds over a trailing window again, or the recovery timeout.
     async fn await_recovery(&self, interrupts: &Interrupts) {
         let timeout = self.spec.spec.steady_state.recovery_timeout.get();
@@ -757,32 +925,6 @@ impl Engine<'_> {
             }
         }
     }
-}
-
-/// Each firing's self-healing evidence, as its watches end.
-async fn collect_healing(
-    tasks: &mut JoinSet<(String, u32, Healing)>,
-    interrupts: &Interrupts,
-) -> BTreeMap<(String, u32), Healing> {
-    let mut healing: BTreeMap<(String, u32), Healing> = BTreeMap::new();
-    loop {
-        let next = tokio::select! {
-            next = tasks.join_next() => next,
-            () = interrupts.hurry.cancelled() => {
-                tasks.abort_all();
-                None
-            }
-        };
-        let Some(joined) = next else { break };
-        match joined {
-            Ok((fault, firing, result)) => {
-                healing.insert((fault, firing), result);
-            }
-            Err(err) if err.is_panic() => warn!(%err, "a self-healing watch panicked"),
-            Err(_) => {}
-        }
-    }
-    healing
 }
 
 /// Per fault, the worst of its firings: not healed if one did not heal, else the slowest.

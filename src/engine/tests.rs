@@ -122,6 +122,8 @@ struct FakeFault {
     injected: Mutex<Vec<u32>>,
     /// How long each injection takes.
     delay: Duration,
+    /// How long each plan takes (resolving targets on a large cluster).
+    plan_delay: Duration,
 }
 
 #[async_trait]
@@ -133,6 +135,7 @@ impl Fault for FakeFault {
         FaultKind::NodeCordon
     }
     async fn plan(&self, run_id: &str, firing: u32) -> Result<FaultPlan, FaultError> {
+        tokio::time::sleep(self.plan_delay).await;
         let target = TargetRef {
             kind: TargetKind::Node,
             name: "node-1".into(),
@@ -280,6 +283,7 @@ impl Rig {
                 journal_path: path,
                 injected: Mutex::new(Vec::new()),
                 delay: Duration::ZERO,
+                plan_delay: Duration::ZERO,
             }),
             undoer: FakeUndoer {
                 failures: undo_failures,
@@ -661,6 +665,27 @@ async fn a_lasting_fault_that_acts_late_still_holds_for_its_whole_for() {
     assert!(
         (window.end.as_secs_f64() - 23.0).abs() < 0.6,
         "the fault's window ends with its rollback: {window:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_firing_planned_ahead_acts_at_its_instant_however_long_planning_takes() {
+    let mut rig = Rig::new(false);
+    // Resolving the targets takes 3 s (thousands of pods), less than the time planned ahead.
+    Arc::get_mut(&mut rig.fault).unwrap().plan_delay = Duration::from_secs(3);
+    let outcome = rig.engine().run(&Interrupts::default()).await.unwrap();
+    let timing = outcome
+        .events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::FaultInjected { timing, .. } => Some(timing.clone()),
+            _ => None,
+        })
+        .expect("an injection");
+    let lag = timing.lag().expect("the firing acted");
+    assert!(
+        lag < Duration::from_millis(100),
+        "planned ahead, the firing acts at its instant: lag {lag:?}"
     );
 }
 

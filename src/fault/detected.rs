@@ -197,7 +197,8 @@ impl Fault for Detected {
         self.inner.plan(run_id, firing).await
     }
 
-    async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {
+    async fn prepare(&self, plan: &FaultPlan) {
+        self.inner.prepare(plan).await;
         match self.start(plan).await {
             Ok(watches) => {
                 self.watches
@@ -206,6 +207,17 @@ impl Fault for Detected {
                     .insert(Self::key(plan), watches);
             }
             Err(err) => warn!(%err, "cannot watch for the detection of {}", plan.fault),
+        }
+    }
+
+    async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {
+        let prepared = self
+            .watches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&Self::key(plan));
+        if !prepared {
+            self.prepare(plan).await;
         }
         self.inner.inject(plan).await
     }

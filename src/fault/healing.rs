@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, info_span, warn};
 
 use crate::fault::kube_context::api;
 use crate::fault::targets::{controller_of, is_daemon_or_mirror, is_running_and_ready};
@@ -39,6 +39,8 @@ use crate::infra::kube::KubeClient;
 /// After the fault acted, how long to wait for disruptions that happen asynchronously (taint
 /// evictions) before judging that nothing more will be disrupted.
 pub const SETTLE: Duration = Duration::from_secs(10);
+/// How often the log says where healing stands while it is awaited.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Most readiness samples kept per Deployment, so memory stays bounded.
 pub const MAX_SAMPLES: usize = 10_000;
 
@@ -420,6 +422,34 @@ impl Ledger {
         self.healed_at().is_some()
     }
 
+    /// Where healing stands, for the log while it is awaited: lost pods replaced and Ready, and
+    /// each followed Deployment's ready count.
+    fn progress(&self) -> String {
+        let lost: Vec<&Tracked> = self
+            .tracked
+            .iter()
+            .filter(|t| t.disrupted_at.is_some() && t.owner_uid.is_some())
+            .collect();
+        let replaced = lost
+            .iter()
+            .filter(|t| {
+                t.replacement
+                    .as_ref()
+                    .and_then(|uid| self.newcomers.get(uid))
+                    .is_some_and(|n| n.ready_at.is_some())
+            })
+            .count();
+        let mut line = format!("{replaced} of {} lost pods replaced and Ready", lost.len());
+        for w in self.deployments.values() {
+            let ready = w.samples.last().map_or(0, |s| s.ready_replicas);
+            line.push_str(&format!(
+                "; {}/{} {ready} of {} ready",
+                w.namespace, w.deployment, w.desired
+            ));
+        }
+        line
+    }
+
     fn all_disrupted(&self) -> bool {
         self.tracked.iter().all(|t| t.disrupted_at.is_some())
     }
@@ -598,19 +628,26 @@ impl HealingObserver {
             let fault = fault.clone();
             tokio::spawn(
                 async move {
-                    let deadline = start + timeout;
+                    // Counted again from the action: the watch may start well ahead of it.
+                    let mut deadline = start + timeout;
                     let mut settled_at: Option<Instant> = None;
                     let mut timed_out = false;
+                    let mut next_progress = Instant::now() + PROGRESS_EVERY;
                     loop {
                         if injected.is_cancelled() {
                             let effects = acted.lock().unwrap_or_else(PoisonError::into_inner).take();
                             if let Some(effects) = effects {
                                 ledger.on_acted(&effects);
+                                deadline = deadline.max(Instant::now() + timeout);
                             }
                             let settle = *settled_at.get_or_insert_with(|| Instant::now() + SETTLE);
                             let waited = Instant::now() >= settle || ledger.all_disrupted();
                             if waited && ledger.healed() {
                                 break;
+                            }
+                            if Instant::now() >= next_progress {
+                                debug!("waiting for self-healing: {}", ledger.progress());
+                                next_progress = Instant::now() + PROGRESS_EVERY;
                             }
                         }
                         let tick = tokio::time::sleep(Duration::from_millis(250));
@@ -627,6 +664,9 @@ impl HealingObserver {
                                 None => break,
                             },
                         }
+                    }
+                    if timed_out {
+                        warn!("not healed within {}: {}", crate::spec::DurationSpec(timeout), ledger.progress());
                     }
                     ledger.evidence(&fault, started_at, timed_out)
                 }

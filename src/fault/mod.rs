@@ -192,6 +192,11 @@ pub trait Fault: Send + Sync {
     /// an `every` fault from 0 and feeds the seed so each firing chooses afresh but repeatably.
     async fn plan(&self, run_id: &str, firing: u32) -> Result<FaultPlan, FaultError>;
 
+    /// Readies what must watch a firing from before it acts (replacements, detection), ahead
+    /// of the firing's instant, so that at the instant the fault only acts. `inject` readies
+    /// it itself when this was not called.
+    async fn prepare(&self, _plan: &FaultPlan) {}
+
     /// Acts on a plan whose undo records are already durable.
     async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError>;
 

@@ -1,6 +1,7 @@
 //! Self-healing evidence for the Kubernetes faults that disrupt pods: the watch on their
 //! replacements must start before the fault acts (a pod deleted with grace 0 is gone at once),
-//! so this wrapper starts it in `inject` and finishes it in `await_healing`.
+//! so this wrapper starts it in `prepare`, ahead of the firing, and finishes it in
+//! `await_healing`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -52,7 +53,8 @@ impl Fault for Observed {
         self.inner.plan(run_id, firing).await
     }
 
-    async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {
+    async fn prepare(&self, plan: &FaultPlan) {
+        self.inner.prepare(plan).await;
         match HealingObserver::start(&self.kube, plan, self.timeout).await {
             Ok(observer) => {
                 self.observers
@@ -63,6 +65,17 @@ impl Fault for Observed {
             Err(err) => {
                 warn!(%err, "cannot watch the replacements of {}; no self-healing evidence", plan.fault)
             }
+        }
+    }
+
+    async fn inject(&self, plan: &FaultPlan) -> Result<Injection, FaultError> {
+        let prepared = self
+            .observers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&Self::key(plan));
+        if !prepared {
+            self.prepare(plan).await;
         }
         self.inner.inject(plan).await
     }

@@ -113,7 +113,7 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
                     firings += 1;
                     let healing = outcome.healing_by_firing.get(&(name.clone(), *firing));
                     firing_times.push(firing_times_of(*firing, timing, healing));
-                    for effect in effects {
+                    for (i, effect) in effects.iter().enumerate() {
                         let (label, detail) = match &effect.effect {
                             Effect::Applied => ("applied", None),
                             Effect::BlockedByBudget { budget } => {
@@ -129,7 +129,8 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
                             zone: effect.target.zone.clone(),
                             effect: label.to_owned(),
                             detail,
-                            at: event.at.as_secs_f64(),
+                            // When this target's own action was issued.
+                            at: timing.actions.get(i).unwrap_or(&event.at).as_secs_f64(),
                         });
                     }
                 }
