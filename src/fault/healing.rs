@@ -540,27 +540,39 @@ impl HealingObserver {
         let (tracked, known) = affected_pods(kube, plan).await?;
         let mut deployments = BTreeMap::new();
         let mut replica_sets = BTreeSet::new();
+        // Per namespace, the label selectors of the lost pods' owners (`None`: no owner, or
+        // one whose selector is not plain labels), to watch only the pods that can replace.
+        let mut selectors: BTreeMap<String, BTreeSet<Option<String>>> = BTreeMap::new();
         for t in &tracked {
-            if let Some(rs) = t
+            match t
                 .owner
                 .as_deref()
                 .and_then(|o| o.strip_prefix("ReplicaSet/"))
             {
-                replica_sets.insert((t.namespace.clone(), rs.to_owned()));
+                Some(rs) => {
+                    replica_sets.insert((t.namespace.clone(), rs.to_owned()));
+                }
+                None => {
+                    selectors
+                        .entry(t.namespace.clone())
+                        .or_default()
+                        .insert(None);
+                }
             }
         }
         for (ns, rs) in &replica_sets {
-            let owner = kube
-                .get_replica_set(ns, rs)
-                .await
-                .map_err(api)?
-                .and_then(|rs| {
-                    rs.metadata
-                        .owner_references
-                        .unwrap_or_default()
-                        .into_iter()
-                        .find(|o| o.controller == Some(true) && o.kind == "Deployment")
-                });
+            let rs = kube.get_replica_set(ns, rs).await.map_err(api)?;
+            selectors
+                .entry(ns.clone())
+                .or_default()
+                .insert(rs.as_ref().and_then(label_selector_of));
+            let owner = rs.and_then(|rs| {
+                rs.metadata
+                    .owner_references
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|o| o.controller == Some(true) && o.kind == "Deployment")
+            });
             if let Some(owner) = owner {
                 deployments.insert(
                     (ns.clone(), owner.name.clone()),
@@ -579,9 +591,18 @@ impl HealingObserver {
         let mut streams: SelectAll<BoxStream<'static, Change>> = SelectAll::new();
         for ns in &namespaces {
             let pods: Api<Pod> = Api::namespaced(kube.raw().clone(), ns);
+            let mut config = watcher::Config::default();
+            // One owner's selector scopes the watch to its pods; several, or none, cannot be
+            // one watch (a relist of one would hide the others' pods), so the namespace is
+            // watched whole.
+            if let Some(only) = selectors.get(ns).filter(|s| s.len() == 1)
+                && let Some(Some(selector)) = only.first()
+            {
+                config = config.labels(selector);
+            }
             let ns = ns.clone();
             streams.push(
-                watcher::watcher(pods, watcher::Config::default())
+                watcher::watcher(pods, config)
                     .backoff(crate::infra::kube::watch_backoff::WatchBackoff::default())
                     .map(move |event| match event {
                         Ok(Event::Apply(p) | Event::InitApply(p)) => Change::Pod(p, false),
@@ -598,8 +619,17 @@ impl HealingObserver {
         }
         for ns in &deployment_namespaces {
             let api: Api<Deployment> = Api::namespaced(kube.raw().clone(), ns);
+            let names: Vec<&String> = deployments
+                .keys()
+                .filter(|(n, _)| n == ns)
+                .map(|(_, name)| name)
+                .collect();
+            let mut config = watcher::Config::default();
+            if let [only] = names.as_slice() {
+                config = config.fields(&format!("metadata.name={only}"));
+            }
             streams.push(
-                watcher::watcher(api, watcher::Config::default())
+                watcher::watcher(api, config)
                     .backoff(crate::infra::kube::watch_backoff::WatchBackoff::default())
                     .map(|event| match event {
                         Ok(Event::Apply(d) | Event::InitApply(d)) => Change::Deployment(d),
@@ -714,6 +744,27 @@ impl HealingObserver {
     }
 }
 
+/// A ReplicaSet's selector as a label selector string, when it is plain labels (a selector
+/// with expressions scopes nothing here, and the namespace is watched whole).
+fn label_selector_of(rs: &k8s_openapi::api::apps::v1::ReplicaSet) -> Option<String> {
+    let selector = &rs.spec.selector;
+    if selector
+        .match_expressions
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
+        return None;
+    }
+    let labels = selector.match_labels.as_ref().filter(|l| !l.is_empty())?;
+    Some(
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
 /// The nodes whose pods a plan disrupts: its node targets, and the nodes its instance targets
 /// back (a terminated or stopped instance takes its node's pods down with it).
 fn disrupted_nodes(plan: &FaultPlan) -> BTreeSet<&str> {
@@ -818,6 +869,27 @@ mod tests {
             deployments: BTreeMap::new(),
             listed: BTreeSet::new(),
         }
+    }
+
+    #[test]
+    fn a_plain_labels_owner_scopes_the_watch_and_expressions_do_not() {
+        let rs = |selector: &str| -> k8s_openapi::api::apps::v1::ReplicaSet {
+            serde_yaml::from_str(&format!(
+                "metadata: {{name: web-abc}}\nspec: {{selector: {selector}}}"
+            ))
+            .unwrap()
+        };
+        assert_eq!(
+            label_selector_of(&rs("{matchLabels: {app: web, tier: front}}")).as_deref(),
+            Some("app=web,tier=front")
+        );
+        assert_eq!(
+            label_selector_of(&rs(
+                "{matchLabels: {app: web}, matchExpressions: [{key: x, operator: Exists}]}"
+            )),
+            None
+        );
+        assert_eq!(label_selector_of(&rs("{}")), None);
     }
 
     #[test]
