@@ -130,7 +130,7 @@ async fn up_until_interrupted(
             path.display()
         )?;
     }
-    writeln!(out, "nodes:         {}", sandbox.node_names().join(", "))?;
+    writeln!(out, "nodes:         {}", node_list(&sandbox.node_names()))?;
     for (namespace, service) in services(&args.topology) {
         if let Some(url) = sandbox.service_url(&namespace, &service) {
             writeln!(out, "service:       {namespace}/{service} -> {url}")?;
@@ -163,4 +163,33 @@ fn services(path: &std::path::Path) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The node names, or on a large sandbox their count and the first few: a line per hundred
+/// nodes would bury the rest of the summary.
+fn node_list(names: &[String]) -> String {
+    const SHOWN: usize = 6;
+    if names.len() <= SHOWN {
+        return names.join(", ");
+    }
+    format!(
+        "{} nodes: {}, ... (kubectl get nodes lists them)",
+        names.len(),
+        names[..SHOWN].join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::node_list;
+
+    #[test]
+    fn a_large_sandbox_shows_its_node_count_and_the_first_few() {
+        let names = |n: usize| (0..n).map(|i| format!("n{i}")).collect::<Vec<_>>();
+        assert_eq!(node_list(&names(2)), "n0, n1");
+        assert_eq!(
+            node_list(&names(500)),
+            "500 nodes: n0, n1, n2, n3, n4, n5, ... (kubectl get nodes lists them)"
+        );
+    }
 }
