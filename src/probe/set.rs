@@ -16,6 +16,7 @@ use super::prometheus::PrometheusProbe;
 use super::sink::{SampleSink, SinkError};
 use crate::engine::{Probes, SteadyCheck};
 use crate::measure::{ConditionEvaluation, ConditionLog, MeasurementStore, Sample, Window};
+use crate::spec::ProbeKind;
 use crate::verdict::{Evidence, TimeWindow};
 
 /// Evaluates a condition once (a Kubernetes readiness count, an Auto Scaling capacity).
@@ -132,14 +133,14 @@ struct HttpEntry {
 
 struct ConditionEntry {
     name: String,
-    kind: &'static str,
+    kind: ProbeKind,
     source: ConditionSource,
     log: Arc<Mutex<ConditionLog>>,
 }
 
 struct Frozen {
     http: BTreeMap<String, MeasurementStore>,
-    conditions: BTreeMap<String, (&'static str, ConditionLog)>,
+    conditions: BTreeMap<String, (ProbeKind, ConditionLog)>,
 }
 
 /// Every probe of a run.
@@ -211,7 +212,7 @@ impl ProbeSet {
     }
 
     /// Adds a condition probe of `kind` (`prometheus`, `kubernetes`, `autoscaling`).
-    pub fn add_condition(&mut self, name: &str, kind: &'static str, source: ConditionSource) {
+    pub fn add_condition(&mut self, name: &str, kind: ProbeKind, source: ConditionSource) {
         self.conditions.push(ConditionEntry {
             name: name.to_owned(),
             kind,
