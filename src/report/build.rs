@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::model::*;
 use crate::engine::{EventKind as Happened, FiringTiming, RunOutcome};
 use crate::fault::{Effect, Healing};
-use crate::measure::{ConditionLog, MeasurementStore, Window as Stretch};
+use crate::measure::{ConditionLog, MeasurementStore};
 use crate::spec::{ExperimentSpec, ProbeKind};
 use crate::verdict::{TimeWindow, Verdict};
 
@@ -38,13 +38,6 @@ pub struct ReportInput<'a> {
     pub probes: ProbeData<'a>,
     /// API errors and retries per endpoint, from the Kubernetes and AWS adapters.
     pub api_calls: Vec<EndpointCalls>,
-}
-
-fn span(w: TimeWindow) -> Span {
-    Span {
-        start: w.start.as_secs_f64(),
-        end: w.end.as_secs_f64(),
-    }
 }
 
 fn secs(d: Duration) -> f64 {
@@ -147,7 +140,7 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
                 kind: fault
                     .kind()
                     .map_or_else(|| OrOther::Other("unknown".to_owned()), OrOther::Known),
-                window: windows.faults.get(&fault.name).copied().map(span),
+                window: windows.faults.get(&fault.name).copied().map(Span::from),
                 firings,
                 targets,
                 healed_after_seconds,
@@ -189,12 +182,7 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
         cluster: input.cluster.clone(),
         verdict,
         exit_code: outcome.verdict.exit_status().code(),
-        windows: Windows {
-            before: windows.before.map(span),
-            during: windows.during.map(span),
-            after: windows.after.map(span),
-            run: windows.run.map(span),
-        },
+        windows: Windows::from(windows),
         timeline: {
             let mut timeline: Vec<TimelineEvent> =
                 outcome.events.iter().map(timeline_event).collect();
@@ -217,7 +205,7 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
                 value: r.value,
                 passed: r.passed,
                 detail: r.detail.clone(),
-                span: r.span.map(span),
+                span: r.span.map(Span::from),
             })
             .collect(),
         rollback: RollbackReport {
@@ -369,9 +357,7 @@ fn http_probe_report(
 ) -> ProbeReport {
     let mut windows = BTreeMap::new();
     for (window_name, w) in named {
-        let Ok(window) = Stretch::new(w.start, w.end) else {
-            continue;
-        };
+        let window = *w;
         let stats = store.window(window);
         let failures = crate::measure::FailureKind::ALL
             .iter()
@@ -399,8 +385,7 @@ fn http_probe_report(
             },
         );
     }
-    let run_window = run.and_then(|w| Stretch::new(w.start, w.end).ok());
-    let series = run_window
+    let series = run
         .and_then(|w| store.series(w, SERIES_RESOLUTION).ok())
         .unwrap_or_default()
         .into_iter()
@@ -413,7 +398,7 @@ fn http_probe_report(
             backends: p.backends,
         })
         .collect();
-    let backends = run_window
+    let backends = run
         .map(|w| {
             let shares = store.backend_shares(w);
             shares

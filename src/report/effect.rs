@@ -5,7 +5,6 @@
 use super::build::ProbeData;
 use super::model::{EffectStatus as Status, EventKind, FaultEffect, TimelineEvent};
 use crate::engine::{EffectStatus, FiringEffect, Noticed, RunOutcome};
-use crate::measure::Window;
 use crate::spec::FaultSpec;
 
 /// What the fault table shows about one fault: effect, first detection, slowest detection (ms).
@@ -119,15 +118,12 @@ pub fn no_impact_note(
         };
         let (effect, _, _) = fault_effect(outcome, fault);
         let Some(effect) = effect else { continue };
-        let Ok(w) = Window::new(window.start, window.end) else {
-            continue;
-        };
         let http_hit = data
             .http
             .iter()
             .filter(|(name, _)| !name.contains('@'))
             .any(|(_, store)| {
-                let stats = store.window(w);
+                let stats = store.window(*window);
                 stats.attempts > stats.successes
             });
         let condition_hit = data.conditions.values().any(|(_, log)| {

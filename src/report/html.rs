@@ -8,10 +8,10 @@ use std::fmt::Write as _;
 
 use super::charts::{
     self, Band, INJECT, Item, LineChart, Mark, PALETTE, ROLLBACK, Row, Series, ShareChart,
-    TimeRange, Timeline, Unit,
+    Timeline, Unit,
 };
 use super::escape::markup;
-use super::model::{EventKind, Outcome, ProbeReport, Report, WindowName};
+use super::model::{EventKind, Outcome, ProbeReport, Report, Span, WindowName};
 
 const STYLE: &str = r#"
 :root { color-scheme: light; }
@@ -95,9 +95,9 @@ fn verdict_class(outcome: Outcome) -> &'static str {
 }
 
 /// The whole run, or the span of what was recorded when the run window is missing.
-fn time_range(report: &Report) -> TimeRange {
+fn time_range(report: &Report) -> Span {
     if let Some(run) = report.windows.run {
-        return TimeRange::new(run.start, run.end);
+        return Span::shown(run.start, run.end);
     }
     let times = report.timeline.iter().map(|e| e.at).chain(
         report
@@ -107,9 +107,9 @@ fn time_range(report: &Report) -> TimeRange {
     );
     let (lo, hi) = times.fold((f64::MAX, f64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
     if lo <= hi {
-        TimeRange::new(lo, hi)
+        Span::shown(lo, hi)
     } else {
-        TimeRange::new(0.0, report.run.duration_seconds)
+        Span::shown(0.0, report.run.duration_seconds)
     }
 }
 
@@ -477,7 +477,7 @@ fn timeline_rows(report: &Report) -> Vec<Row> {
 fn probe_section(
     out: &mut String,
     probe: &ProbeReport,
-    range: TimeRange,
+    range: Span,
     bands: &[Band],
     marks: &[Mark],
 ) {

@@ -11,7 +11,9 @@ pub use super::kinds::{
     Api, EffectStatus, EventKind, OrOther, Outcome, TargetEffect, WindowName, Word,
 };
 use crate::fault::TargetKind;
+use crate::measure::TimeWindow;
 use crate::spec::{FaultKind, Measure, ProbeKind, Window};
+use crate::verdict::RunWindows;
 
 /// Bumped on every incompatible change of the model.
 pub const REPORT_VERSION: u32 = 1;
@@ -161,6 +163,9 @@ pub struct VerdictInfo {
     pub missed: Vec<String>,
 }
 
+// Not a `TimeWindow`: a stored report's seconds are read and written back as the exact
+// numbers the file holds, whatever version wrote them, which a nanosecond `Duration` would
+// round and could not hold when negative. The charts draw from it too.
 /// A span of run time in seconds from the origin.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -169,6 +174,16 @@ pub struct Span {
     pub start: f64,
     /// End, seconds.
     pub end: f64,
+}
+
+/// The one way from a run's windows to the report's.
+impl From<TimeWindow> for Span {
+    fn from(w: TimeWindow) -> Self {
+        Span {
+            start: w.start.as_secs_f64(),
+            end: w.end.as_secs_f64(),
+        }
+    }
 }
 
 /// The run's windows.
@@ -187,6 +202,18 @@ pub struct Windows {
     /// Whole run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<Span>,
+}
+
+/// The report's side of the run's windows; each fault's window goes with its fault.
+impl From<&RunWindows> for Windows {
+    fn from(w: &RunWindows) -> Self {
+        Windows {
+            before: w.before.map(Span::from),
+            during: w.during.map(Span::from),
+            after: w.after.map(Span::from),
+            run: w.run.map(Span::from),
+        }
+    }
 }
 
 /// One timeline event.
