@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use steadfast::measure::{
     EndpointEvent, EndpointState, FailureKind, LatencyOf, MeasurementStore, Outcome,
-    RecoveryCriteria, Sample, StoreConfig, Window,
+    RecoveryCriteria, Sample, StoreConfig, TimeWindow,
 };
 
 const RATE: u64 = 1_000;
@@ -162,7 +162,7 @@ fn main() {
         .collect();
     let shares = store.backend_shares(whole);
     let series = store.series(whole, Duration::from_secs(1));
-    let before_fault = Window::new(Duration::ZERO, Duration::from_secs(600));
+    let before_fault = TimeWindow::new(Duration::ZERO, Duration::from_secs(600));
     let derive = started.elapsed();
     let after_deriving = peak_rss_kib();
 
@@ -214,6 +214,6 @@ fn main() {
     println!(
         "series points {:?}; window before first fault {:?}",
         series.map(|s| s.len()).ok(),
-        before_fault.map(|w| store.window(w).availability).ok()
+        store.window(before_fault).availability
     );
 }

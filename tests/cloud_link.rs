@@ -21,7 +21,7 @@ use steadfast::fault::az_partition::AzPartitionFault;
 use steadfast::fault::ec2_terminate::Ec2TerminateFault;
 use steadfast::fault::healing::HealingObserver;
 use steadfast::fault::{Effect, Fault, Healing, RollbackOutcome, TargetKind, Undoer};
-use steadfast::measure::Window;
+use steadfast::measure::TimeWindow;
 use steadfast::plan::Caps;
 use steadfast::probe::http::{
     ConnectionMode, DirectTransport, DirectTransportConfig, Endpoint, HttpProbeConfig,
@@ -223,7 +223,7 @@ async fn a_partition_cuts_the_zone_backends_for_its_window_and_rollback_heals_th
         // It answers again, as well as the zones that were never cut, once the heal has
         // reached it.
         let healed = offset(undo_end) + LINK_LAG + BACKEND_RECHECK;
-        let after = store.window(Window::new(healed, store.covered().to).unwrap());
+        let after = store.window(TimeWindow::new(healed, store.covered().end));
         assert!(after.attempts >= 50, "{after:?}");
         assert!(
             after.availability.unwrap() >= 0.99,

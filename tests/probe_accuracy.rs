@@ -22,7 +22,7 @@ use http::HeaderName;
 use loopback::{
     ARRIVAL_HEADER, Collect, OutagePlan, SLOW, TEST_BOUND, TestServer, config, transport,
 };
-use steadfast::measure::{FailureKind, MeasurementStore, Outcome, Sample, StoreConfig, Window};
+use steadfast::measure::{FailureKind, MeasurementStore, Outcome, Sample, StoreConfig, TimeWindow};
 use steadfast::probe::http::{ConnectionMode, HttpProbe, HttpProbeConfig, RunStats};
 use steadfast::probe::{SampleSink, SinkError};
 use tokio_util::sync::CancellationToken;
@@ -225,7 +225,7 @@ async fn outage_run() -> OutageRun {
     let outages = truth
         .iter()
         .map(|(down, up)| {
-            let around = Window::new(down.saturating_sub(ms(250)), *up + ms(250)).unwrap();
+            let around = TimeWindow::new(down.saturating_sub(ms(250)), *up + ms(250));
             let outage = store
                 .longest_outage(around)
                 .unwrap_or_else(|| panic!("no outage measured around {down:?}..{up:?}"));

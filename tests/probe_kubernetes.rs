@@ -143,7 +143,7 @@ async fn a_flap_shorter_than_the_heartbeat_is_recorded() {
     );
     set.add_condition(
         "web-pods",
-        "kubernetes",
+        steadfast::spec::ProbeKind::Kubernetes,
         ConditionSource::Watch {
             condition: Arc::new(probe),
             heartbeat: Duration::from_secs(1),

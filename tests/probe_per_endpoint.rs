@@ -10,7 +10,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams};
 use steadfast::engine::Probes;
 use steadfast::infra::wiring::{self, ClusterArgs};
-use steadfast::measure::Window;
 use steadfast::spec::load_file;
 use steadfast::verdict::TimeWindow;
 use support::sandbox::{repo, start_in};
@@ -49,7 +48,7 @@ async fn a_deleted_backend_fails_its_own_probe_while_the_service_fails_over() {
     probes.stop().await;
 
     let data = probes.report_data();
-    let window = Window::new(deleted, end).unwrap();
+    let window = TimeWindow::new(deleted, end);
     let service = data.http["web"].window(window);
     let own = data.http[format!("web@{victim}").as_str()].window(window);
     let others: Vec<f64> = data

@@ -10,7 +10,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use steadfast::engine::Probes;
 use steadfast::infra::wiring::{ClusterArgs, connect, probes};
-use steadfast::measure::window::Window;
+use steadfast::measure::TimeWindow;
 use steadfast::sandbox::{BackendBehaviour, Sandbox, SandboxOptions, Topology};
 use steadfast::spec::parse_experiment;
 
@@ -37,8 +37,8 @@ spec:
   targets: []
 "#;
 
-fn window(from_ms: u64, to_ms: u64) -> Window {
-    Window::new(Duration::from_millis(from_ms), Duration::from_millis(to_ms)).unwrap()
+fn window(from_ms: u64, to_ms: u64) -> TimeWindow {
+    TimeWindow::new(Duration::from_millis(from_ms), Duration::from_millis(to_ms))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use chrono::Utc;
 use steadfast::engine::{Event, EventKind, FiringTiming, Phase, RunOutcome};
 use steadfast::fault::{Effect, Healing, TargetEffect, TargetKind, TargetRef};
 use steadfast::measure::{FailureKind, MeasurementStore, Outcome, Sample, StoreConfig};
-use steadfast::report::{ProbeData, ReportInput, build_report, json, junit, markdown};
+use steadfast::report::{ProbeData, ReportInput, build_report, json, junit, markdown, model};
 use steadfast::spec::parse_experiment;
 use steadfast::verdict::{Evidence, RunWindows, TimeWindow, Verdict, evaluate};
 
@@ -206,12 +206,15 @@ fn the_report_validates_against_the_committed_schema_and_renders_every_format() 
     );
     assert!(!by_name("avail").passed);
     assert!(by_name("p99").passed);
-    assert_eq!(report.verdict.outcome, "failed");
+    assert_eq!(report.verdict.outcome, model::Outcome::Failed);
     assert_eq!(report.exit_code, 1);
     let web = &report.probes[0];
     assert_eq!(web.backends.len(), 3);
-    assert_eq!(web.windows["run"].attempts, 4000);
-    assert_eq!(web.windows["run"].failures["connect"], 100);
+    assert_eq!(web.windows[&model::WindowName::Run].attempts, 4000);
+    assert_eq!(
+        web.windows[&model::WindowName::Run].failures["connect"],
+        100
+    );
     assert!(
         web.series.len() >= 79,
         "half-second points: {}",
@@ -318,7 +321,7 @@ fn junit_xml_reads_back_in_junitparser_with_the_right_counts() {
     let failed = sample_report();
     let mut aborted = failed.clone();
     aborted.experiment.name = "aborted-run".into();
-    aborted.verdict.outcome = "aborted".into();
+    aborted.verdict.outcome = model::Outcome::Aborted;
     aborted.verdict.summary = "aborted and rolled back: <alert> & \"quotes\"".into();
     for target in &mut aborted.targets {
         target.passed = true;
@@ -616,7 +619,7 @@ fn assert_metrics_match(
         report.rollback.pending.len() as f64,
         "pending undo records, for the alert on a run that left something unrestored"
     );
-    let during = &report.probes[0].windows["during"];
+    let during = &report.probes[0].windows[&model::WindowName::During];
     let availability = value_of(
         samples,
         "steadfast_experiment_availability_ratio",
@@ -829,7 +832,7 @@ fn a_sandbox_run_pushes_its_metrics_and_writes_its_textfile() {
         let exp = ("experiment", "demo-web-pod-kill");
         assert_eq!(
             value_of(&samples, "steadfast_experiment_passed", &[exp]),
-            f64::from(u8::from(report.verdict.outcome == "passed"))
+            f64::from(u8::from(report.verdict.outcome == model::Outcome::Passed))
         );
         assert_eq!(
             Some(value_of(
@@ -837,7 +840,7 @@ fn a_sandbox_run_pushes_its_metrics_and_writes_its_textfile() {
                 "steadfast_experiment_availability_ratio",
                 &[exp, ("probe", "web"), ("window", "during")],
             )),
-            report.probes[0].windows["during"].availability
+            report.probes[0].windows[&model::WindowName::During].availability
         );
         let finished = report.run.finished_at.timestamp_millis() as f64 / 1000.0;
         assert!(
@@ -852,7 +855,7 @@ fn a_sandbox_run_pushes_its_metrics_and_writes_its_textfile() {
         let recovery = report
             .targets
             .iter()
-            .find(|t| t.measure == "recovery")
+            .find(|t| t.measure.as_str() == "recovery")
             .unwrap();
         assert_eq!(
             Some(value_of(
@@ -867,14 +870,14 @@ fn a_sandbox_run_pushes_its_metrics_and_writes_its_textfile() {
 
 #[test]
 fn a_verdict_reached_under_a_misbehaving_control_plane_says_so_in_every_format() {
-    use steadfast::report::model::EndpointCalls;
+    use steadfast::report::model::{Api, EndpointCalls};
     let (spec, _) = parse_experiment("t.yaml", SPEC).unwrap();
     let store = store();
     let outcome = outcome(&store, &spec);
     let mut probes = ProbeData::default();
     probes.http.insert("web".into(), &store);
-    let calls = |api: &str, endpoint: &str, errors, retries| EndpointCalls {
-        api: api.into(),
+    let calls = |api: Api, endpoint: &str, errors, retries| EndpointCalls {
+        api,
         endpoint: endpoint.into(),
         errors,
         retries,
@@ -886,10 +889,10 @@ fn a_verdict_reached_under_a_misbehaving_control_plane_says_so_in_every_format()
         outcome: &outcome,
         probes,
         api_calls: vec![
-            calls("kubernetes", "delete pods", 2, 0),
-            calls("kubernetes", "list pods", 5, 5),
-            calls("aws", "ec2:CreateNetworkAcl", 1, 1),
-            calls("aws", "ec2:DescribeSubnets", 0, 0),
+            calls(Api::Kubernetes, "delete pods", 2, 0),
+            calls(Api::Kubernetes, "list pods", 5, 5),
+            calls(Api::Aws, "ec2:CreateNetworkAcl", 1, 1),
+            calls(Api::Aws, "ec2:DescribeSubnets", 0, 0),
         ],
     });
 

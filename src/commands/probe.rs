@@ -60,10 +60,7 @@ pub async fn run(args: &ProbeArgs, out: &mut dyn Write) -> anyhow::Result<ExitSt
     let check = probes.steady(window);
     let report = SteadyStateReport {
         experiment: spec.metadata.name.clone(),
-        window: Span {
-            start: start.as_secs_f64(),
-            end: end.as_secs_f64(),
-        },
+        window: Span::from(window),
         steady: check.holds,
         reasons: check.reasons,
         probes: probe_reports(

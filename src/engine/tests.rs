@@ -20,7 +20,7 @@ use crate::journal::{
     read_entries,
 };
 use crate::spec::{ExperimentSpec, FaultKind, parse_experiment};
-use crate::verdict::{Evidence, HttpEvidence, OutageSpan, TimeWindow, Verdict};
+use crate::verdict::{Evidence, HttpEvidence, TimeWindow, Verdict};
 
 const SPEC: &str = r#"
 apiVersion: steadfast.dev/v1alpha1
@@ -77,7 +77,7 @@ impl HttpEvidence for FakeProbes {
     fn latency_percentile(&self, _: TimeWindow, _: f64) -> Option<Duration> {
         Some(Duration::from_millis(5))
     }
-    fn longest_outage(&self, _: TimeWindow) -> Option<OutageSpan> {
+    fn longest_outage(&self, _: TimeWindow) -> Option<TimeWindow> {
         None
     }
     fn time_to_recover(&self, _: Duration, _: Duration, _: f64, _: Duration) -> Option<Duration> {

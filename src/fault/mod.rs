@@ -40,7 +40,7 @@ pub use undo::{RollbackOutcome, SubnetAcl, Taint, UndoAction, UndoRecord};
 use crate::spec::FaultKind;
 
 /// What one target of a fault is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum TargetKind {
     /// A Kubernetes pod.
@@ -51,6 +51,18 @@ pub enum TargetKind {
     Instance,
     /// A VPC subnet.
     Subnet,
+}
+
+impl TargetKind {
+    /// The word reports write for it.
+    pub fn key(self) -> &'static str {
+        match self {
+            TargetKind::Pod => "pod",
+            TargetKind::Node => "node",
+            TargetKind::Instance => "instance",
+            TargetKind::Subnet => "subnet",
+        }
+    }
 }
 
 /// One object a fault acts on, with the context a report needs.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::policy::{Bound, GatePolicy, KnownFailure, PolicyError, Requirement, Threshold};
 use crate::report::Report;
-use crate::report::model::TargetReport;
+use crate::report::model::{Outcome, TargetReport};
 
 /// A report and where it was read from.
 #[derive(Debug, Clone)]
@@ -78,11 +78,6 @@ impl Decision {
     pub fn count(&self, status: Status) -> usize {
         self.checks.iter().filter(|c| c.status == status).count()
     }
-}
-
-/// Measures whose report value is a percentage; the others are seconds.
-fn is_percent_measure(measure: &str) -> bool {
-    matches!(measure, "availability" | "satisfied" | "balance")
 }
 
 fn label_text(labels: &BTreeMap<String, String>) -> String {
@@ -244,20 +239,20 @@ pub fn evaluate(
         }
         // A run that did not reach a verdict on its targets: never accepted when its rollback
         // did not complete, otherwise only through a known failure of the whole experiment.
-        let outcome = report.verdict.outcome.as_str();
+        let outcome = report.verdict.outcome;
         let (status, detail) = match outcome {
-            "passed" | "failed" => (
+            Outcome::Passed | Outcome::Failed => (
                 Status::Pass,
                 format!("ran to the end and rolled back ({outcome})"),
             ),
-            "rollback incomplete" => (
+            Outcome::RollbackIncomplete => (
                 Status::Fail,
                 format!(
                     "{}; never waived: something may still be broken",
                     report.verdict.summary
                 ),
             ),
-            _ => waive(
+            Outcome::NotSteady | Outcome::Aborted => waive(
                 name.as_str(),
                 None,
                 format!("{outcome}: {}", report.verdict.summary),
@@ -401,7 +396,7 @@ fn judge_threshold(
     threshold: &Threshold,
     target: &TargetReport,
 ) -> Result<(bool, String), PolicyError> {
-    let percent = is_percent_measure(&target.measure);
+    let percent = target.measure.is_percent();
     for (field, bound) in [
         ("atLeast", threshold.at_least),
         ("atMost", threshold.at_most),

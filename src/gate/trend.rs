@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use super::policy::PolicyError;
 use crate::report::Report;
+use crate::report::model::Outcome;
 
 /// Most runs a baseline may cover: a gate reads every report it is given, so the bound keeps a
 /// typo (`last 10000`) from meaning "all of history".
@@ -244,11 +245,6 @@ pub fn resolve(
     })
 }
 
-/// Measures whose value is a percentage, where lower is worse.
-pub fn higher_is_better(measure: &str) -> bool {
-    matches!(measure, "availability" | "satisfied" | "balance")
-}
-
 /// One target judged against its history.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrendResult {
@@ -275,16 +271,16 @@ pub fn judge(rule: &Regression, current: &Report, history: &[&Report]) -> Vec<Tr
         .iter()
         .copied()
         .filter(|r| r.run.id != current.run.id && r.run.finished_at < current.run.finished_at)
-        .filter(|r| !rule.passed_only || r.verdict.outcome == "passed")
+        .filter(|r| !rule.passed_only || r.verdict.outcome == Outcome::Passed)
         .collect();
     earlier.sort_by_key(|r| std::cmp::Reverse(r.run.finished_at));
     earlier.truncate(rule.runs);
     let mut results = Vec::new();
     for target in current.targets.iter().filter(|t| match &rule.subject {
         Subject::Target(name) => t.name == *name,
-        Subject::Measure(measure) => t.measure == *measure,
+        Subject::Measure(measure) => t.measure.as_str() == measure,
     }) {
-        let percent = higher_is_better(&target.measure);
+        let percent = target.measure.is_percent();
         let values: Vec<f64> = earlier
             .iter()
             .filter_map(|r| r.targets.iter().find(|t| t.name == target.name)?.value)

@@ -38,7 +38,7 @@ use crate::probe::http::{
 use crate::probe::prometheus::{AlertAbort, PrometheusProbe, PrometheusProbeConfig};
 use crate::probe::set::{ConditionSource, ProbeSet};
 use crate::spec::probe::{HttpProbeSpec, ServiceAccess, ServiceRef};
-use crate::spec::{ExperimentSpec, FaultKind, FaultSpec};
+use crate::spec::{ExperimentSpec, FaultKind, FaultSpec, ProbeKind};
 
 /// How to reach the cluster.
 #[derive(Debug, Clone, Default)]
@@ -715,7 +715,7 @@ pub async fn probes(
             let built = PrometheusProbe::new(config).with_context(context)?;
             set.add_condition(
                 &probe.name,
-                "prometheus",
+                ProbeKind::Prometheus,
                 ConditionSource::Prometheus {
                     probe: Arc::new(built),
                     every: prom.every.get(),
@@ -724,7 +724,7 @@ pub async fn probes(
         } else if let Some(kube) = &probe.kubernetes {
             set.add_condition(
                 &probe.name,
-                "kubernetes",
+                ProbeKind::Kubernetes,
                 ConditionSource::Watch {
                     condition: Arc::new(ReadinessWatch::new(
                         &connected.cluster().with_context(context)?.kube,
@@ -741,7 +741,7 @@ pub async fn probes(
                 AutoscalingCondition::new(Arc::new(aws.autoscaling.clone()), asg.clone());
             set.add_condition(
                 &probe.name,
-                "autoscaling",
+                ProbeKind::Autoscaling,
                 ConditionSource::Poll {
                     condition: Arc::new(condition),
                     every: asg.every.get(),

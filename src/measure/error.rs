@@ -33,14 +33,6 @@ pub enum MeasureError {
         /// The configured horizon.
         horizon: Duration,
     },
-    /// A window ends before it starts.
-    #[error("window [{from:?}, {to:?}) ends before it starts")]
-    InvalidWindow {
-        /// Start of the window.
-        from: Duration,
-        /// End of the window.
-        to: Duration,
-    },
     /// A success-ratio threshold outside 0..=1.
     #[error("success-ratio threshold {threshold} is outside 0..=1")]
     InvalidThreshold {

@@ -9,7 +9,7 @@
 //! four backends takes about 25 MB (see `benches/measure_memory.rs`); a higher rate only fills in
 //! the latency histograms a little.
 //!
-//! After the run, any [`Window`] can be asked for:
+//! After the run, any [`TimeWindow`] can be asked for:
 //! - [`MeasurementStore::window`]: attempts, outcomes, availability, latency percentiles;
 //! - [`MeasurementStore::longest_outage`] and [`MeasurementStore::outages`] (definition in
 //!   [`outage`]);
@@ -58,4 +58,4 @@ pub use series::SeriesPoint;
 pub use shares::{BackendShare, BackendShares, ServedAfterDeletion};
 pub use store::MeasurementStore;
 pub use summary::WindowSummary;
-pub use window::{FailureCounts, Window, WindowStats};
+pub use window::{FailureCounts, TimeWindow, WindowStats};

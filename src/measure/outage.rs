@@ -28,7 +28,7 @@ use serde::Serialize;
 use super::bucket::{Bucket, SLOTS};
 use super::store::MeasurementStore;
 use super::units;
-use super::window::Window;
+use super::window::TimeWindow;
 
 /// One outage as seen in a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -179,7 +179,7 @@ impl MeasurementStore {
     }
 
     /// Outages overlapping `window`, clipped to it, at least `at_least` long, in time order.
-    pub fn outages(&self, window: Window, at_least: Duration) -> Vec<Outage> {
+    pub fn outages(&self, window: TimeWindow, at_least: Duration) -> Vec<Outage> {
         let (from, to) = (window.start_ns(), window.end_ns());
         let minimum = units::nanos(at_least);
         self.raw_outages()
@@ -206,7 +206,7 @@ impl MeasurementStore {
 
     /// The longest outage in `window` (the earliest of equals), `None` when every attempt in it
     /// succeeded.
-    pub fn longest_outage(&self, window: Window) -> Option<Outage> {
+    pub fn longest_outage(&self, window: TimeWindow) -> Option<Outage> {
         self.outages(window, Duration::ZERO)
             .into_iter()
             .reduce(|best, o| if o.length > best.length { o } else { best })
@@ -291,14 +291,14 @@ mod tests {
     #[test]
     fn windows_clip_outages() {
         let s = store(&with_outage(200.0, ms(4_000), ms(3_000)));
-        let w = Window::new(ms(5_000), ms(6_000)).unwrap();
+        let w = TimeWindow::new(ms(5_000), ms(6_000));
         let o = s.longest_outage(w).unwrap();
         assert_eq!(
             (o.start, o.end, o.length),
             (ms(5_000), ms(6_000), ms(1_000))
         );
         assert!(o.clipped && !o.recovered);
-        let before = Window::new(ms(0), ms(3_990)).unwrap();
+        let before = TimeWindow::new(ms(0), ms(3_990));
         assert!(s.longest_outage(before).is_none());
     }
 

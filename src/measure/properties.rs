@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 use super::sample::{FailureKind, Outcome, Sample};
 use super::testing::{ms, store};
-use super::window::Window;
+use super::window::TimeWindow;
 
 /// Samples at random instants below 20 s with random outcomes, in arrival order shuffled by the
 /// strategy (instants are not sorted).
@@ -93,7 +93,7 @@ proptest! {
     ) {
         let s = store(&samples);
         let (from, to) = (ms(a * 100), ms((a + span) * 100));
-        let stats = s.window(Window::new(from, to).unwrap());
+        let stats = s.window(TimeWindow::new(from, to));
         let inside: Vec<_> = samples.iter().filter(|x| x.intended >= from && x.intended < to).collect();
         let ok = inside.iter().filter(|x| x.outcome.is_success()).count() as u64;
         prop_assert_eq!(stats.attempts, inside.len() as u64);
@@ -117,9 +117,9 @@ proptest! {
         cuts.sort_unstable();
         let [a, b, c] = [cuts[0], cuts[1], cuts[2]].map(Duration::from_micros);
         let s = store(&samples);
-        let left = s.window(Window::new(a, b).unwrap());
-        let right = s.window(Window::new(b, c).unwrap());
-        let whole = s.window(Window::new(a, c).unwrap());
+        let left = s.window(TimeWindow::new(a, b));
+        let right = s.window(TimeWindow::new(b, c));
+        let whole = s.window(TimeWindow::new(a, c));
         prop_assert_eq!(left.attempts + right.attempts, whole.attempts);
         prop_assert_eq!(left.successes + right.successes, whole.successes);
         prop_assert_eq!(whole.failures.total(), whole.attempts - whole.successes);
@@ -132,10 +132,10 @@ proptest! {
         length in 0u64..21_000_000,
     ) {
         let s = store(&samples);
-        let w = Window::new(Duration::from_micros(from), Duration::from_micros(from + length)).unwrap();
+        let w = TimeWindow::new(Duration::from_micros(from), Duration::from_micros(from + length));
         if let Some(o) = s.longest_outage(w) {
-            prop_assert!(o.length <= w.length());
-            prop_assert!(o.start >= w.from && o.end <= w.to && o.start <= o.end);
+            prop_assert!(o.length <= w.len());
+            prop_assert!(o.start >= w.start && o.end <= w.end && o.start <= o.end);
         }
     }
 

@@ -65,7 +65,7 @@ impl MeasurementStore {
     pub fn time_to_recover(&self, from: Duration, criteria: RecoveryCriteria) -> Option<Recovery> {
         let start = units::nanos(from);
         let stable = units::nanos(criteria.stable_for).max(1);
-        let end = units::nanos(self.covered().to);
+        let end = units::nanos(self.covered().end);
         let passes = |t: u64| {
             t.checked_add(stable).is_some_and(|until| until <= end)
                 && self

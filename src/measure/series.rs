@@ -9,7 +9,7 @@ use super::error::MeasureError;
 use super::latency::LatencyOf;
 use super::store::MeasurementStore;
 use super::units;
-use super::window::Window;
+use super::window::TimeWindow;
 
 /// One point of the series, covering `[start, start + resolution)`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -42,7 +42,7 @@ impl MeasurementStore {
     /// [`MeasureError::InvalidResolution`] for a zero resolution.
     pub fn series(
         &self,
-        window: Window,
+        window: TimeWindow,
         resolution: Duration,
     ) -> Result<Vec<SeriesPoint>, MeasureError> {
         let step = units::nanos(resolution);
@@ -116,7 +116,7 @@ mod tests {
             }
         }
         let fine = s
-            .series(Window::new(ms(0), ms(1_050)).unwrap(), ms(100))
+            .series(TimeWindow::new(ms(0), ms(1_050)), ms(100))
             .unwrap();
         assert_eq!(fine.len(), 11);
         assert_eq!(fine[10].attempts, 10);

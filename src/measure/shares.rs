@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use super::store::MeasurementStore;
 use super::units;
-use super::window::Window;
+use super::window::TimeWindow;
 
 /// One backend's part of the successful responses.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,7 +61,7 @@ pub struct ServedAfterDeletion {
 #[serde(rename_all = "camelCase")]
 pub struct BackendShares {
     /// The window asked for.
-    pub window: Window,
+    pub window: TimeWindow,
     /// Successful responses that named a backend.
     pub attributed_successes: u64,
     /// Successful responses without a backend identity, left out of the shares.
@@ -80,7 +80,7 @@ impl MeasurementStore {
     ///
     /// Where the window or a readiness change cuts a bucket, its responses are split as for
     /// [`MeasurementStore::window`].
-    pub fn backend_shares(&self, window: Window) -> BackendShares {
+    pub fn backend_shares(&self, window: TimeWindow) -> BackendShares {
         let (from, to) = (window.start_ns(), window.end_ns());
         let observed = self.backend_tally(from, to);
         let attributed: u64 = observed.iter().map(|(ok, _)| ok).sum();
@@ -301,7 +301,7 @@ mod tests {
         assert_eq!(late.first, truth[0].intended);
         assert_eq!(late.last, truth[truth.len() - 1].intended);
         // A window before the deletion sees none.
-        let before = s.backend_shares(Window::new(ms(0), ms(3_000)).unwrap());
+        let before = s.backend_shares(TimeWindow::new(ms(0), ms(3_000)));
         assert!(before.served_after_deletion.is_empty());
     }
 }

@@ -12,7 +12,7 @@ use super::error::MeasureError;
 use super::latency::{LatencyOf, LatencySlices};
 use super::sample::{Outcome, Sample};
 use super::units;
-use super::window::{FailureCounts, Tally, Window, WindowStats, apportion};
+use super::window::{FailureCounts, Tally, TimeWindow, WindowStats, apportion};
 
 /// Samples of one probe in fixed time buckets, plus the endpoint timeline of its target.
 ///
@@ -159,16 +159,13 @@ impl MeasurementStore {
     }
 
     /// From the run origin to the end of the last bucket holding a sample: the whole run.
-    pub fn covered(&self) -> Window {
+    pub fn covered(&self) -> TimeWindow {
         let end = self.buckets.len() as u64 * self.width_ns;
-        Window {
-            from: Duration::ZERO,
-            to: units::duration(end),
-        }
+        TimeWindow::new(Duration::ZERO, units::duration(end))
     }
 
     /// Attempts, outcomes, availability and latency of successful attempts in `window`.
-    pub fn window(&self, window: Window) -> WindowStats {
+    pub fn window(&self, window: TimeWindow) -> WindowStats {
         self.window_with(window, LatencyOf::Successes)
     }
 
@@ -182,7 +179,7 @@ impl MeasurementStore {
     /// fixed set (`p99.95`); `None` when nothing was recorded.
     pub fn latency_percentile(
         &self,
-        window: Window,
+        window: TimeWindow,
         percentile: f64,
         of: LatencyOf,
     ) -> Option<Duration> {
@@ -194,7 +191,7 @@ impl MeasurementStore {
         })
     }
 
-    pub fn window_with(&self, window: Window, of: LatencyOf) -> WindowStats {
+    pub fn window_with(&self, window: TimeWindow, of: LatencyOf) -> WindowStats {
         let tally = self.tally(window.start_ns(), window.end_ns());
         let mut scratch = self.latency.empty();
         let slices = self.latency.slices_for(window.start_ns(), window.end_ns());
@@ -315,7 +312,7 @@ mod tests {
         samples.sort_by_key(|s| (!s.outcome.is_success(), std::cmp::Reverse(s.intended)));
         let shuffled = store(&samples);
         for (from, to) in [(0, 10_000), (1_234, 5_678), (0, 50), (9_990, 10_000)] {
-            let w = Window::new(ms(from), ms(to)).unwrap();
+            let w = TimeWindow::new(ms(from), ms(to));
             assert_eq!(
                 in_order.window(w),
                 shuffled.window(w),
@@ -327,14 +324,14 @@ mod tests {
     #[test]
     fn empty_windows_and_empty_stores() {
         let empty = store(&[]);
-        let stats = empty.window(Window::new(ms(0), ms(1_000)).unwrap());
+        let stats = empty.window(TimeWindow::new(ms(0), ms(1_000)));
         assert_eq!((stats.attempts, stats.availability), (0, None));
         assert!(stats.latency.is_none());
         let mut stream = Stream::new(100.0);
         let s = store(&stream.run_with(ms(1_000), |_, _| Outcome::Success));
-        let nothing = s.window(Window::new(ms(500), ms(500)).unwrap());
+        let nothing = s.window(TimeWindow::new(ms(500), ms(500)));
         assert_eq!(nothing.attempts, 0);
-        let after = s.window(Window::new(ms(5_000), ms(6_000)).unwrap());
+        let after = s.window(TimeWindow::new(ms(5_000), ms(6_000)));
         assert_eq!(after.attempts, 0);
     }
 
@@ -357,11 +354,11 @@ mod tests {
             (2_346, 2_347),
             (7, 9_993),
         ] {
-            let w = Window::new(ms(from), ms(to)).unwrap();
+            let w = TimeWindow::new(ms(from), ms(to));
             let stats = s.window(w);
             let inside: Vec<_> = samples
                 .iter()
-                .filter(|x| x.intended >= w.from && x.intended < w.to)
+                .filter(|x| x.intended >= w.start && x.intended < w.end)
                 .collect();
             let ok = inside.iter().filter(|x| x.outcome.is_success()).count() as u64;
             assert_eq!(stats.attempts, inside.len() as u64, "window {from}..{to}");

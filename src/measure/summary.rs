@@ -5,7 +5,7 @@ use serde::Serialize;
 use super::outage::Outage;
 use super::shares::BackendShares;
 use super::store::MeasurementStore;
-use super::window::{Window, WindowStats};
+use super::window::{TimeWindow, WindowStats};
 
 /// Counts, latency, longest outage and load balance of one window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -22,7 +22,7 @@ pub struct WindowSummary {
 impl MeasurementStore {
     /// [`MeasurementStore::window`], [`MeasurementStore::longest_outage`] and
     /// [`MeasurementStore::backend_shares`] of `window` together.
-    pub fn summary(&self, window: Window) -> WindowSummary {
+    pub fn summary(&self, window: TimeWindow) -> WindowSummary {
         WindowSummary {
             stats: self.window(window),
             longest_outage: self.longest_outage(window),
@@ -54,7 +54,7 @@ mod tests {
             )
         });
         let s = store(&samples);
-        let w = Window::new(ms(1_000), ms(4_000)).unwrap();
+        let w = TimeWindow::new(ms(1_000), ms(4_000));
         let summary = s.summary(w);
         assert_eq!(summary.stats, s.window(w));
         assert_eq!(summary.longest_outage, s.longest_outage(w));

@@ -4,48 +4,67 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::error::MeasureError;
 use super::latency::LatencySummary;
 use super::sample::FailureKind;
 use super::units;
 
-/// A stretch `[from, to)` of the run, as offsets from its origin; chosen after the run (before,
-/// during and after a fault, or the whole run).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// A half-open span of run time `[start, end)`, as offsets from the run's origin: the one window
+/// type the engine fixes (before, during, after, each fault, the whole run), the verdict judges
+/// over and the store counts in, so none converts into another.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "camelCase")]
-pub struct Window {
-    /// First instant inside.
-    #[serde(rename = "fromMs", serialize_with = "units::millis")]
-    pub from: Duration,
-    /// First instant after.
-    #[serde(rename = "toMs", serialize_with = "units::millis")]
-    pub to: Duration,
+pub struct TimeWindow {
+    /// Offset of the start: the first instant inside.
+    #[serde(with = "units::secs")]
+    pub start: Duration,
+    /// Offset of the end: the first instant after.
+    #[serde(with = "units::secs")]
+    pub end: Duration,
 }
 
-impl Window {
-    /// The window `[from, to)`; `from == to` is an empty window.
-    ///
-    /// # Errors
-    /// [`MeasureError::InvalidWindow`] when `to` comes before `from`.
-    pub fn new(from: Duration, to: Duration) -> Result<Self, MeasureError> {
-        if to < from {
-            return Err(MeasureError::InvalidWindow { from, to });
+impl TimeWindow {
+    /// A window from `start` to `end`; an `end` before `start` makes it empty at `start`, so a
+    /// window is never inverted and needs no error path.
+    pub fn new(start: Duration, end: Duration) -> Self {
+        Self {
+            start,
+            end: end.max(start),
         }
-        Ok(Window { from, to })
     }
 
-    /// How long the window lasts.
-    pub fn length(&self) -> Duration {
-        self.to - self.from
+    /// Its length.
+    pub fn len(&self) -> Duration {
+        self.end.saturating_sub(self.start)
+    }
+
+    /// True when it has no length.
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+
+    /// The smallest window covering both.
+    pub fn union(self, other: TimeWindow) -> TimeWindow {
+        TimeWindow::new(self.start.min(other.start), self.end.max(other.end))
     }
 
     pub(crate) fn start_ns(&self) -> u64 {
-        units::nanos(self.from)
+        units::nanos(self.start)
     }
 
     pub(crate) fn end_ns(&self) -> u64 {
-        units::nanos(self.to)
+        units::nanos(self.end)
     }
+}
+
+/// Writes a window as `{fromMs, toMs}`, as window statistics always have.
+fn window_millis<S: serde::Serializer>(w: &TimeWindow, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut out = s.serialize_struct("Window", 2)?;
+    out.serialize_field("fromMs", &(w.start.as_secs_f64() * 1_000.0))?;
+    out.serialize_field("toMs", &(w.end.as_secs_f64() * 1_000.0))?;
+    out.end()
 }
 
 /// Failed attempts by kind.
@@ -106,7 +125,8 @@ impl FailureCounts {
 #[serde(rename_all = "camelCase")]
 pub struct WindowStats {
     /// The window asked for.
-    pub window: Window,
+    #[serde(serialize_with = "window_millis")]
+    pub window: TimeWindow,
     /// Attempts scheduled in the window (dropped starts included).
     pub attempts: u64,
     /// Attempts that met every expectation.
@@ -183,10 +203,9 @@ mod tests {
     }
 
     #[test]
-    fn inverted_windows_are_refused() {
-        let w = Window::new(Duration::from_secs(2), Duration::from_secs(1));
-        assert!(matches!(w, Err(MeasureError::InvalidWindow { .. })));
-        let empty = Window::new(Duration::from_secs(1), Duration::from_secs(1)).unwrap();
-        assert_eq!(empty.length(), Duration::ZERO);
+    fn inverted_windows_are_empty_at_their_start() {
+        let w = TimeWindow::new(Duration::from_secs(2), Duration::from_secs(1));
+        assert!(w.is_empty());
+        assert_eq!((w.start, w.len()), (Duration::from_secs(2), Duration::ZERO));
     }
 }

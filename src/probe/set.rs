@@ -15,7 +15,8 @@ use super::http::HttpProbe;
 use super::prometheus::PrometheusProbe;
 use super::sink::{SampleSink, SinkError};
 use crate::engine::{Probes, SteadyCheck};
-use crate::measure::{ConditionEvaluation, ConditionLog, MeasurementStore, Sample, Window};
+use crate::measure::{ConditionEvaluation, ConditionLog, MeasurementStore, Sample};
+use crate::spec::ProbeKind;
 use crate::verdict::{Evidence, TimeWindow};
 
 /// Evaluates a condition once (a Kubernetes readiness count, an Auto Scaling capacity).
@@ -132,14 +133,14 @@ struct HttpEntry {
 
 struct ConditionEntry {
     name: String,
-    kind: &'static str,
+    kind: ProbeKind,
     source: ConditionSource,
     log: Arc<Mutex<ConditionLog>>,
 }
 
 struct Frozen {
     http: BTreeMap<String, MeasurementStore>,
-    conditions: BTreeMap<String, (&'static str, ConditionLog)>,
+    conditions: BTreeMap<String, (ProbeKind, ConditionLog)>,
 }
 
 /// Every probe of a run.
@@ -211,7 +212,7 @@ impl ProbeSet {
     }
 
     /// Adds a condition probe of `kind` (`prometheus`, `kubernetes`, `autoscaling`).
-    pub fn add_condition(&mut self, name: &str, kind: &'static str, source: ConditionSource) {
+    pub fn add_condition(&mut self, name: &str, kind: ProbeKind, source: ConditionSource) {
         self.conditions.push(ConditionEntry {
             name: name.to_owned(),
             kind,
@@ -222,7 +223,7 @@ impl ProbeSet {
 
     /// An HTTP probe's availability in `window`, from its live store or, after `stop`, from
     /// the frozen one.
-    fn http_availability(&self, entry: &HttpEntry, window: Window) -> Option<f64> {
+    fn http_availability(&self, entry: &HttpEntry, window: TimeWindow) -> Option<f64> {
         let live = entry
             .store
             .lock()
@@ -392,14 +393,11 @@ impl Probes for ProbeSet {
 
     fn steady(&self, window: TimeWindow) -> SteadyCheck {
         let mut reasons = Vec::new();
-        let Ok(measure_window) = Window::new(window.start, window.end) else {
-            return SteadyCheck::ok();
-        };
         for entry in &self.http {
             let Some(steady_ratio) = entry.steady_ratio else {
                 continue;
             };
-            match self.http_availability(entry, measure_window) {
+            match self.http_availability(entry, window) {
                 Some(ratio) if ratio >= steady_ratio => {}
                 Some(ratio) => reasons.push(format!(
                     "{}: availability {:.2}% is below {:.2}%",
@@ -433,7 +431,6 @@ impl Probes for ProbeSet {
 
     fn availability(&self, probe: &str, window: TimeWindow) -> Option<f64> {
         let entry = self.http.iter().find(|e| e.name == probe)?;
-        let window = Window::new(window.start, window.end).ok()?;
         entry
             .store
             .lock()

@@ -6,10 +6,10 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::model::*;
-use crate::engine::{EventKind, FiringTiming, RunOutcome};
-use crate::fault::{Effect, Healing, TargetKind};
-use crate::measure::{ConditionLog, MeasurementStore, Window};
-use crate::spec::ExperimentSpec;
+use crate::engine::{EventKind as Happened, FiringTiming, RunOutcome};
+use crate::fault::{Effect, Healing};
+use crate::measure::{ConditionLog, MeasurementStore};
+use crate::spec::{ExperimentSpec, ProbeKind};
 use crate::verdict::{TimeWindow, Verdict};
 
 /// Series resolution in the report: fine enough to see a one-second outage on a chart.
@@ -21,7 +21,7 @@ pub struct ProbeData<'a> {
     /// HTTP probes.
     pub http: BTreeMap<String, &'a MeasurementStore>,
     /// Condition probes.
-    pub conditions: BTreeMap<String, (&'a str, &'a ConditionLog)>,
+    pub conditions: BTreeMap<String, (ProbeKind, &'a ConditionLog)>,
 }
 
 /// Everything a report is made from.
@@ -38,13 +38,6 @@ pub struct ReportInput<'a> {
     pub probes: ProbeData<'a>,
     /// API errors and retries per endpoint, from the Kubernetes and AWS adapters.
     pub api_calls: Vec<EndpointCalls>,
-}
-
-fn span(w: TimeWindow) -> Span {
-    Span {
-        start: w.start.as_secs_f64(),
-        end: w.end.as_secs_f64(),
-    }
 }
 
 fn secs(d: Duration) -> f64 {
@@ -69,11 +62,11 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
     let outcome = input.outcome;
     let spec = input.spec;
     let windows = &outcome.windows;
-    let named: Vec<(&str, TimeWindow)> = [
-        ("before", windows.before),
-        ("during", windows.during),
-        ("after", windows.after),
-        ("run", windows.run),
+    let named: Vec<(WindowName, TimeWindow)> = [
+        (WindowName::Before, windows.before),
+        (WindowName::During, windows.during),
+        (WindowName::After, windows.after),
+        (WindowName::Run, windows.run),
     ]
     .into_iter()
     .filter_map(|(name, w)| w.map(|w| (name, w)))
@@ -101,7 +94,7 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
             let mut firings = 0;
             let mut firing_times = Vec::new();
             for event in &outcome.events {
-                if let EventKind::FaultInjected {
+                if let Happened::FaultInjected {
                     fault: name,
                     effects,
                     firing,
@@ -115,19 +108,21 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
                     firing_times.push(firing_times_of(*firing, timing, healing));
                     for (i, effect) in effects.iter().enumerate() {
                         let (label, detail) = match &effect.effect {
-                            Effect::Applied => ("applied", None),
+                            Effect::Applied => (TargetEffect::Applied, None),
                             Effect::BlockedByBudget { budget } => {
-                                ("blockedByBudget", Some(budget.clone()))
+                                (TargetEffect::BlockedByBudget, Some(budget.clone()))
                             }
-                            Effect::Skipped { reason } => ("skipped", Some(reason.clone())),
-                            Effect::Failed { error } => ("failed", Some(error.clone())),
+                            Effect::Skipped { reason } => {
+                                (TargetEffect::Skipped, Some(reason.clone()))
+                            }
+                            Effect::Failed { error } => (TargetEffect::Failed, Some(error.clone())),
                         };
                         targets.push(FaultTarget {
-                            kind: target_kind(effect.target.kind).to_owned(),
+                            kind: effect.target.kind,
                             name: effect.target.display_name(),
                             node: effect.target.node.clone(),
                             zone: effect.target.zone.clone(),
-                            effect: label.to_owned(),
+                            effect: label,
                             detail,
                             // When this target's own action was issued.
                             at: timing.actions.get(i).unwrap_or(&event.at).as_secs_f64(),
@@ -143,8 +138,10 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
             };
             FaultReport {
                 name: fault.name.clone(),
-                kind: fault.kind().map_or("unknown", |k| k.key()).to_owned(),
-                window: windows.faults.get(&fault.name).copied().map(span),
+                kind: fault
+                    .kind()
+                    .map_or_else(|| OrOther::Other("unknown".to_owned()), OrOther::Known),
+                window: windows.faults.get(&fault.name).copied().map(Span::from),
                 firings,
                 targets,
                 healed_after_seconds,
@@ -160,7 +157,7 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
     let applied = outcome
         .events
         .iter()
-        .filter(|e| matches!(e.kind, EventKind::RolledBack { .. }))
+        .filter(|e| matches!(e.kind, Happened::RolledBack { .. }))
         .count() as u32;
     let mut report = Report {
         report_version: REPORT_VERSION,
@@ -186,12 +183,7 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
         cluster: input.cluster.clone(),
         verdict,
         exit_code: outcome.verdict.exit_status().code(),
-        windows: Windows {
-            before: windows.before.map(span),
-            during: windows.during.map(span),
-            after: windows.after.map(span),
-            run: windows.run.map(span),
-        },
+        windows: Windows::from(windows),
         timeline: {
             let mut timeline: Vec<TimelineEvent> =
                 outcome.events.iter().map(timeline_event).collect();
@@ -207,14 +199,14 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
             .map(|r| TargetReport {
                 name: r.name.clone(),
                 probe: r.probe.clone(),
-                measure: r.measure.key().to_owned(),
-                window: r.window.name().to_owned(),
+                measure: r.measure.into(),
+                window: r.window,
                 required: r.required.clone(),
                 measured: r.measured.clone(),
                 value: r.value,
                 passed: r.passed,
                 detail: r.detail.clone(),
-                span: r.span.map(span),
+                span: r.span.map(Span::from),
             })
             .collect(),
         rollback: RollbackReport {
@@ -238,7 +230,7 @@ pub fn build_report(input: &ReportInput<'_>) -> Report {
 pub fn probe_reports(
     spec: &ExperimentSpec,
     data: &ProbeData<'_>,
-    named: &[(&str, TimeWindow)],
+    named: &[(WindowName, TimeWindow)],
     run: Option<TimeWindow>,
 ) -> Vec<ProbeReport> {
     let mut probes = Vec::new();
@@ -256,7 +248,7 @@ pub fn probe_reports(
                 probes.push(report);
             }
         } else if let Some((kind, log)) = data.conditions.get(&probe.name) {
-            probes.push(condition_report(&probe.name, kind, log, named));
+            probes.push(condition_report(&probe.name, *kind, log, named));
         }
     }
     probes
@@ -279,15 +271,6 @@ fn firing_times_of(firing: u32, timing: &FiringTiming, healing: Option<&Healing>
         healed_at: first.zip(healed_after).map(|(f, a)| secs(f + a)),
         healed_after_seconds: healed_after.map(secs),
         healed,
-    }
-}
-
-fn target_kind(kind: TargetKind) -> &'static str {
-    match kind {
-        TargetKind::Pod => "pod",
-        TargetKind::Node => "node",
-        TargetKind::Instance => "instance",
-        TargetKind::Subnet => "subnet",
     }
 }
 
@@ -314,7 +297,7 @@ fn verdict_info(verdict: &Verdict) -> VerdictInfo {
         ),
     };
     VerdictInfo {
-        outcome: verdict.label().to_owned(),
+        outcome: Outcome::from(verdict),
         summary,
         missed,
     }
@@ -322,62 +305,60 @@ fn verdict_info(verdict: &Verdict) -> VerdictInfo {
 
 fn timeline_event(event: &crate::engine::Event) -> TimelineEvent {
     let at = event.at.as_secs_f64();
-    let plain = |name: &str, fault: Option<&String>, detail: String| TimelineEvent {
+    let plain = |kind: EventKind, fault: Option<&String>, detail: String| TimelineEvent {
         at,
-        event: name.to_owned(),
+        event: kind.into(),
         fault: fault.cloned(),
         detail,
         targets: Vec::new(),
     };
     match &event.kind {
-        EventKind::PhaseStarted { phase } => plain(
-            "phaseStarted",
+        Happened::PhaseStarted { phase } => plain(
+            EventKind::PhaseStarted,
             None,
             serde_json::to_value(phase)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default(),
         ),
-        EventKind::FaultInjected {
+        Happened::FaultInjected {
             fault,
             firing,
             targets,
             ..
         } => TimelineEvent {
             at,
-            event: "faultInjected".to_owned(),
+            event: EventKind::FaultInjected.into(),
             fault: Some(fault.clone()),
             detail: format!("firing {firing}: {} target(s)", targets.len()),
             targets: targets.iter().map(|t| t.display_name()).collect(),
         },
-        EventKind::FaultSkipped { fault, reason, .. } => {
-            plain("faultSkipped", Some(fault), reason.clone())
+        Happened::FaultSkipped { fault, reason, .. } => {
+            plain(EventKind::FaultSkipped, Some(fault), reason.clone())
         }
-        EventKind::RolledBack { fault, outcome, .. } => {
+        Happened::RolledBack { fault, outcome, .. } => {
             let detail = match outcome {
                 crate::fault::RollbackOutcome::Restored { detail }
                 | crate::fault::RollbackOutcome::AlreadyRestored { detail } => detail.clone(),
             };
-            plain("rolledBack", Some(fault), detail)
+            plain(EventKind::RolledBack, Some(fault), detail)
         }
-        EventKind::RollbackFailed { fault, error, .. } => {
-            plain("rollbackFailed", Some(fault), error.clone())
+        Happened::RollbackFailed { fault, error, .. } => {
+            plain(EventKind::RollbackFailed, Some(fault), error.clone())
         }
-        EventKind::Aborted { reason } => plain("aborted", None, reason.clone()),
+        Happened::Aborted { reason } => plain(EventKind::Aborted, None, reason.clone()),
     }
 }
 
 fn http_probe_report(
     name: &str,
     store: &MeasurementStore,
-    named: &[(&str, TimeWindow)],
+    named: &[(WindowName, TimeWindow)],
     run: Option<TimeWindow>,
 ) -> ProbeReport {
     let mut windows = BTreeMap::new();
     for (window_name, w) in named {
-        let Ok(window) = Window::new(w.start, w.end) else {
-            continue;
-        };
+        let window = *w;
         let stats = store.window(window);
         let failures = crate::measure::FailureKind::ALL
             .iter()
@@ -385,7 +366,7 @@ fn http_probe_report(
             .filter(|(_, n)| *n > 0)
             .collect();
         windows.insert(
-            (*window_name).to_owned(),
+            *window_name,
             ProbeWindow {
                 attempts: stats.attempts,
                 successes: stats.successes,
@@ -405,8 +386,7 @@ fn http_probe_report(
             },
         );
     }
-    let run_window = run.and_then(|w| Window::new(w.start, w.end).ok());
-    let series = run_window
+    let series = run
         .and_then(|w| store.series(w, SERIES_RESOLUTION).ok())
         .unwrap_or_default()
         .into_iter()
@@ -419,7 +399,7 @@ fn http_probe_report(
             backends: p.backends,
         })
         .collect();
-    let backends = run_window
+    let backends = run
         .map(|w| {
             let shares = store.backend_shares(w);
             shares
@@ -442,7 +422,7 @@ fn http_probe_report(
         .unwrap_or_default();
     ProbeReport {
         name: name.to_owned(),
-        kind: "http".to_owned(),
+        kind: ProbeKind::Http.into(),
         windows,
         series,
         backends,
@@ -454,16 +434,16 @@ fn http_probe_report(
 
 fn condition_report(
     name: &str,
-    kind: &str,
+    kind: ProbeKind,
     log: &ConditionLog,
-    named: &[(&str, TimeWindow)],
+    named: &[(WindowName, TimeWindow)],
 ) -> ProbeReport {
     let windows = named
         .iter()
         .map(|(window_name, w)| {
             let evaluations = log.between(w.start, w.end);
             (
-                (*window_name).to_owned(),
+                *window_name,
                 ProbeWindow {
                     attempts: evaluations.len() as u64,
                     successes: evaluations.iter().filter(|e| e.held).count() as u64,
@@ -478,7 +458,7 @@ fn condition_report(
         .collect();
     ProbeReport {
         name: name.to_owned(),
-        kind: kind.to_owned(),
+        kind: kind.into(),
         windows,
         series: Vec::new(),
         backends: Vec::new(),

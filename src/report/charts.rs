@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use super::escape::markup;
+use super::model::Span;
 
 /// Width of every chart in SVG units (they scale to the page width).
 pub const WIDTH: f64 = 960.0;
@@ -33,20 +34,12 @@ pub const ROLLBACK: &str = "#2e7d32";
 /// Colour of fault injection marks.
 pub const INJECT: &str = "#b71c1c";
 
-/// The run time shown, in seconds from the run's origin.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TimeRange {
-    /// First second shown.
-    pub start: f64,
-    /// Last second shown.
-    pub end: f64,
-}
-
-impl TimeRange {
-    /// A range that is never empty, so scales never divide by zero.
-    pub fn new(start: f64, end: f64) -> Self {
+/// A chart's time axis is a report [`Span`]: the run time shown, in seconds from the origin.
+impl Span {
+    /// The span shown from `start` to `end`, never empty, so scales never divide by zero.
+    pub fn shown(start: f64, end: f64) -> Self {
         let end = if end > start { end } else { start + 1.0 };
-        TimeRange { start, end }
+        Span { start, end }
     }
 
     fn x(&self, t: f64) -> f64 {
@@ -107,7 +100,7 @@ pub struct LineChart<'a> {
     /// The y axis.
     pub unit: Unit,
     /// Time shown.
-    pub range: TimeRange,
+    pub range: Span,
     /// Shaded spans.
     pub bands: &'a [Band],
     /// Vertical marks.
@@ -122,7 +115,7 @@ pub struct ShareChart<'a> {
     /// Heading.
     pub title: &'a str,
     /// Time shown.
-    pub range: TimeRange,
+    pub range: Span,
     /// Shaded spans.
     pub bands: &'a [Band],
     /// Vertical marks.
@@ -175,7 +168,7 @@ pub struct Timeline<'a> {
     /// Heading.
     pub title: &'a str,
     /// Time shown.
-    pub range: TimeRange,
+    pub range: Span,
     /// Vertical marks across every row.
     pub marks: &'a [Mark],
     /// The rows, top to bottom.
@@ -229,7 +222,7 @@ fn open(out: &mut String, class: &str, title: &str, height: f64) {
 }
 
 /// Time ticks, grid lines and labels below a plot area spanning `top..bottom`.
-fn time_axis(out: &mut String, range: TimeRange, top: f64, bottom: f64) {
+fn time_axis(out: &mut String, range: Span, top: f64, bottom: f64) {
     let step = nice_step(range.end - range.start, 10.0).max(0.5);
     let mut t = (range.start / step).ceil() * step;
     while t <= range.end + 1e-9 {
@@ -250,7 +243,7 @@ fn time_axis(out: &mut String, range: TimeRange, top: f64, bottom: f64) {
     );
 }
 
-fn bands(out: &mut String, range: TimeRange, bands: &[Band], top: f64, bottom: f64) {
+fn bands(out: &mut String, range: Span, bands: &[Band], top: f64, bottom: f64) {
     for band in bands {
         let (x1, x2) = (range.x(band.start), range.x(band.end));
         let _ = write!(
@@ -266,7 +259,7 @@ fn bands(out: &mut String, range: TimeRange, bands: &[Band], top: f64, bottom: f
     }
 }
 
-fn marks(out: &mut String, range: TimeRange, marks: &[Mark], top: f64, bottom: f64) {
+fn marks(out: &mut String, range: Span, marks: &[Mark], top: f64, bottom: f64) {
     for mark in marks {
         let x = range.x(mark.at);
         let _ = write!(
@@ -537,7 +530,7 @@ mod tests {
         let svg = line_chart(&LineChart {
             title: "ratio <web>",
             unit: Unit::Percent,
-            range: TimeRange::new(0.0, 10.0),
+            range: Span::shown(0.0, 10.0),
             bands: &[],
             marks: &[],
             series: vec![Series {
@@ -561,7 +554,7 @@ mod tests {
     fn shares_stack_to_the_full_height() {
         let svg = share_chart(&ShareChart {
             title: "shares",
-            range: TimeRange::new(0.0, 1.0),
+            range: Span::shown(0.0, 1.0),
             bands: &[],
             marks: &[],
             times: vec![0.0],

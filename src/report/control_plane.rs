@@ -67,9 +67,11 @@ pub fn endpoint_lines(report: &ControlPlaneReport) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn calls(api: &str, endpoint: &str, errors: u64, retries: u64) -> EndpointCalls {
+    use crate::report::model::Api;
+
+    fn calls(api: Api, endpoint: &str, errors: u64, retries: u64) -> EndpointCalls {
         EndpointCalls {
-            api: api.into(),
+            api,
             endpoint: endpoint.into(),
             errors,
             retries,
@@ -80,7 +82,7 @@ mod tests {
     fn clean_calls_leave_no_section() {
         assert_eq!(control_plane(&[]), None);
         assert_eq!(
-            control_plane(&[calls("aws", "ec2:DescribeInstances", 0, 0)]),
+            control_plane(&[calls(Api::Aws, "ec2:DescribeInstances", 0, 0)]),
             None
         );
     }
@@ -88,15 +90,15 @@ mod tests {
     #[test]
     fn errors_and_retries_are_summed_and_the_verdict_says_so() {
         let report = control_plane(&[
-            calls("kubernetes", "list pods", 3, 3),
-            calls("aws", "ec2:CreateNetworkAcl", 1, 1),
-            calls("aws", "ec2:DescribeSubnets", 0, 0),
+            calls(Api::Kubernetes, "list pods", 3, 3),
+            calls(Api::Aws, "ec2:CreateNetworkAcl", 1, 1),
+            calls(Api::Aws, "ec2:DescribeSubnets", 0, 0),
         ])
         .expect("a section");
         assert!(report.misbehaved);
         assert_eq!((report.errors, report.retries), (4, 4));
         assert_eq!(report.endpoints.len(), 2, "clean endpoints are left out");
-        assert_eq!(report.endpoints[0].api, "aws", "sorted by API");
+        assert_eq!(report.endpoints[0].api, Api::Aws, "sorted by API");
         let note = verdict_note(&report).unwrap();
         assert_eq!(
             note,

@@ -3,9 +3,8 @@
 //! fault missed".
 
 use super::build::ProbeData;
-use super::model::{FaultEffect, TimelineEvent};
+use super::model::{EffectStatus as Status, EventKind, FaultEffect, TimelineEvent};
 use crate::engine::{EffectStatus, FiringEffect, Noticed, RunOutcome};
-use crate::measure::Window;
 use crate::spec::FaultSpec;
 
 /// What the fault table shows about one fault: effect, first detection, slowest detection (ms).
@@ -30,14 +29,14 @@ pub fn fault_effect(
         _ => None,
     });
     let status = if missed.is_some() {
-        "noEffect"
+        Status::NoEffect
     } else if firings
         .iter()
         .all(|e| matches!(e.effect, EffectStatus::Confirmed { .. }))
     {
-        "confirmed"
+        Status::Confirmed
     } else {
-        "unchecked"
+        Status::Unchecked
     };
     let detected_at = firings.iter().find_map(|e| match e.detection {
         Noticed::Detected { at } => Some(at.as_secs_f64()),
@@ -54,7 +53,7 @@ pub fn fault_effect(
         .and_then(|all| all.into_iter().max())
         .map(|d| d.as_secs_f64() * 1000.0);
     let effect = FaultEffect {
-        status: status.to_owned(),
+        status,
         confirmed_at,
         reason: missed,
         allowed: fault.allow_no_effect,
@@ -66,16 +65,16 @@ pub fn fault_effect(
 pub fn effect_events(outcome: &RunOutcome) -> Vec<TimelineEvent> {
     let mut events = Vec::new();
     for e in &outcome.effects {
-        let event = |name: &str, at: f64, detail: String| TimelineEvent {
+        let event = |kind: EventKind, at: f64, detail: String| TimelineEvent {
             at,
-            event: name.to_owned(),
+            event: kind.into(),
             fault: Some(e.fault.clone()),
             detail,
             targets: Vec::new(),
         };
         match &e.effect {
             EffectStatus::Confirmed { at } => events.push(event(
-                "faultConfirmed",
+                EventKind::FaultConfirmed,
                 at.as_secs_f64(),
                 format!(
                     "firing {}: the change shows through the API, {:.0} ms after the injection",
@@ -84,7 +83,7 @@ pub fn effect_events(outcome: &RunOutcome) -> Vec<TimelineEvent> {
                 ),
             )),
             EffectStatus::NoEffect { reason } => events.push(event(
-                "faultNoEffect",
+                EventKind::FaultNoEffect,
                 e.injected_at.as_secs_f64(),
                 format!("firing {}: no effect: {reason}", e.firing),
             )),
@@ -92,7 +91,7 @@ pub fn effect_events(outcome: &RunOutcome) -> Vec<TimelineEvent> {
         }
         if let (Noticed::Detected { at }, Some(after)) = (e.detection, e.detection_after()) {
             events.push(event(
-                "faultDetected",
+                EventKind::FaultDetected,
                 at.as_secs_f64(),
                 format!(
                     "firing {}: the system noticed {:.1}s after the injection",
@@ -119,15 +118,12 @@ pub fn no_impact_note(
         };
         let (effect, _, _) = fault_effect(outcome, fault);
         let Some(effect) = effect else { continue };
-        let Ok(w) = Window::new(window.start, window.end) else {
-            continue;
-        };
         let http_hit = data
             .http
             .iter()
             .filter(|(name, _)| !name.contains('@'))
             .any(|(_, store)| {
-                let stats = store.window(w);
+                let stats = store.window(*window);
                 stats.attempts > stats.successes
             });
         let condition_hit = data.conditions.values().any(|(_, log)| {
@@ -136,10 +132,10 @@ pub fn no_impact_note(
         });
         let probed = !data.http.is_empty() || !data.conditions.is_empty();
         if probed && !http_hit && !condition_hit {
-            let why = match effect.status.as_str() {
-                "confirmed" => "its change was confirmed: the system absorbed it",
-                "noEffect" => "it had no effect: the fault missed",
-                _ => "its change could not be read back",
+            let why = match effect.status {
+                Status::Confirmed => "its change was confirmed: the system absorbed it",
+                Status::NoEffect => "it had no effect: the fault missed",
+                Status::Unchecked => "its change could not be read back",
             };
             quiet.push(format!("`{}` ({why})", fault.name));
         }

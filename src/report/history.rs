@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::escape::markup;
-use super::model::Report;
+use super::model::{Outcome, Report};
 use super::score;
 
 /// Most runs shown: the table and chart are for a glance, not an archive.
@@ -18,7 +18,7 @@ pub struct HistoryRun {
     /// Run id.
     pub run_id: String,
     /// Verdict.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// Resilience score.
     pub score: f64,
     /// Each target's measured value as shown in the report, by target name.
@@ -39,7 +39,7 @@ pub fn runs(reports: &[Report], experiment: Option<&str>) -> Vec<HistoryRun> {
         .map(|r| HistoryRun {
             started: r.run.started_at.format("%Y-%m-%d %H:%M").to_string(),
             run_id: r.run.id.clone(),
-            outcome: r.verdict.outcome.clone(),
+            outcome: r.verdict.outcome,
             score: score::of(r),
             values: r
                 .targets
@@ -63,7 +63,7 @@ pub fn table(runs: &[HistoryRun]) -> String {
     for run in runs {
         let mut row = vec![
             run.started.clone(),
-            run.outcome.clone(),
+            run.outcome.to_string(),
             format!("{:.1}", run.score),
         ];
         for target in &targets {
@@ -141,7 +141,7 @@ pub fn chart(runs: &[HistoryRun]) -> String {
         points.join(" ")
     );
     for (i, run) in runs.iter().enumerate() {
-        let colour = if run.outcome == "passed" {
+        let colour = if run.outcome == Outcome::Passed {
             "#59a14f"
         } else {
             "#e15759"
@@ -153,7 +153,7 @@ pub fn chart(runs: &[HistoryRun]) -> String {
             y(run.score),
             markup(&run.started),
             markup(&run.run_id),
-            markup(&run.outcome),
+            markup(run.outcome.as_str()),
             run.score
         );
     }
@@ -169,7 +169,7 @@ mod tests {
         HistoryRun {
             started: started.into(),
             run_id: format!("r-{started}"),
-            outcome: "passed".into(),
+            outcome: Outcome::Passed,
             score,
             values: vec![("recovery".into(), Some(recovery.into()))],
         }

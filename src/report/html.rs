@@ -8,10 +8,10 @@ use std::fmt::Write as _;
 
 use super::charts::{
     self, Band, INJECT, Item, LineChart, Mark, PALETTE, ROLLBACK, Row, Series, ShareChart,
-    TimeRange, Timeline, Unit,
+    Timeline, Unit,
 };
 use super::escape::markup;
-use super::model::{ProbeReport, Report};
+use super::model::{EventKind, Outcome, ProbeReport, Report, Span, WindowName};
 
 const STYLE: &str = r#"
 :root { color-scheme: light; }
@@ -56,7 +56,7 @@ pub fn render_with_history(report: &Report, history: &[super::history::HistoryRu
          <title>{} — {}</title><style>{STYLE}</style></head><body><main>",
         markup(&report.tool.version),
         markup(&report.experiment.name),
-        markup(&report.verdict.outcome),
+        markup(report.verdict.outcome.as_str()),
     );
     header(&mut out, report);
     verdict_table(&mut out, report);
@@ -86,18 +86,18 @@ pub fn render_with_history(report: &Report, history: &[super::history::HistoryRu
     out
 }
 
-fn verdict_class(outcome: &str) -> &'static str {
+fn verdict_class(outcome: Outcome) -> &'static str {
     match outcome {
-        "passed" => "pass",
-        "failed" | "not steady" => "fail",
-        _ => "warn",
+        Outcome::Passed => "pass",
+        Outcome::Failed | Outcome::NotSteady => "fail",
+        Outcome::Aborted | Outcome::RollbackIncomplete => "warn",
     }
 }
 
 /// The whole run, or the span of what was recorded when the run window is missing.
-fn time_range(report: &Report) -> TimeRange {
+fn time_range(report: &Report) -> Span {
     if let Some(run) = report.windows.run {
-        return TimeRange::new(run.start, run.end);
+        return Span::shown(run.start, run.end);
     }
     let times = report.timeline.iter().map(|e| e.at).chain(
         report
@@ -107,9 +107,9 @@ fn time_range(report: &Report) -> TimeRange {
     );
     let (lo, hi) = times.fold((f64::MAX, f64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
     if lo <= hi {
-        TimeRange::new(lo, hi)
+        Span::shown(lo, hi)
     } else {
-        TimeRange::new(0.0, report.run.duration_seconds)
+        Span::shown(0.0, report.run.duration_seconds)
     }
 }
 
@@ -130,27 +130,27 @@ fn fault_bands_and_marks(report: &Report) -> (Vec<Band>, Vec<Mark>) {
         .iter()
         .filter_map(|e| {
             let fault = e.fault.as_deref().unwrap_or("");
-            match e.event.as_str() {
+            match e.event.known()? {
                 // Faults without an undo record (a killed pod) still mark where rollback began.
-                "phaseStarted" if e.detail == "rollback" => Some(Mark {
+                EventKind::PhaseStarted if e.detail == "rollback" => Some(Mark {
                     at: e.at,
                     label: format!("rollback started at {:.1}s", e.at),
                     color: ROLLBACK,
                     class: "mark-rollback",
                 }),
-                "faultInjected" => Some(Mark {
+                EventKind::FaultInjected => Some(Mark {
                     at: e.at,
                     label: format!("{fault} injected at {:.1}s: {}", e.at, e.detail),
                     color: INJECT,
                     class: "mark-inject",
                 }),
-                "rolledBack" => Some(Mark {
+                EventKind::RolledBack => Some(Mark {
                     at: e.at,
                     label: format!("{fault} rolled back at {:.1}s: {}", e.at, e.detail),
                     color: ROLLBACK,
                     class: "mark-rollback",
                 }),
-                "rollbackFailed" => Some(Mark {
+                EventKind::RollbackFailed => Some(Mark {
                     at: e.at,
                     label: format!("{fault} rollback FAILED at {:.1}s: {}", e.at, e.detail),
                     color: "#000000",
@@ -168,8 +168,8 @@ fn header(out: &mut String, report: &Report) {
         out,
         "<header><h1>{}<span class=\"badge {}\" id=\"verdict\">{}</span></h1><p class=\"summary\">{}</p>",
         markup(&report.experiment.name),
-        verdict_class(&report.verdict.outcome),
-        markup(&report.verdict.outcome),
+        verdict_class(report.verdict.outcome),
+        markup(report.verdict.outcome.as_str()),
         markup(&report.verdict.summary),
     );
     if let Some(description) = &report.experiment.description {
@@ -263,7 +263,7 @@ fn verdict_table(out: &mut String, report: &Report) {
              <td><span class=\"badge {class}\">{word}</span></td><td>{}</td></tr>",
             markup(&t.name),
             markup(&t.probe),
-            markup(&t.window),
+            markup(t.window.name()),
             markup(&t.required),
             markup(t.measured.as_deref().unwrap_or("no data")),
             markup(&t.detail),
@@ -342,7 +342,10 @@ fn timeline_rows(report: &Report) -> Vec<Row> {
         let firings: Vec<f64> = report
             .timeline
             .iter()
-            .filter(|e| e.event == "faultInjected" && e.fault.as_deref() == Some(&fault.name))
+            .filter(|e| {
+                e.event.known() == Some(EventKind::FaultInjected)
+                    && e.fault.as_deref() == Some(&fault.name)
+            })
             .map(|e| e.at)
             .collect();
         for e in report
@@ -350,12 +353,12 @@ fn timeline_rows(report: &Report) -> Vec<Row> {
             .iter()
             .filter(|e| e.fault.as_deref() == Some(&fault.name))
         {
-            let color = match e.event.as_str() {
-                "faultInjected" => INJECT,
-                "rolledBack" => ROLLBACK,
-                "faultSkipped" | "faultNoEffect" => "#9e9e9e",
-                "faultConfirmed" => "#1565c0",
-                "faultDetected" => "#ef6c00",
+            let color = match e.event.known() {
+                Some(EventKind::FaultInjected) => INJECT,
+                Some(EventKind::RolledBack) => ROLLBACK,
+                Some(EventKind::FaultSkipped | EventKind::FaultNoEffect) => "#9e9e9e",
+                Some(EventKind::FaultConfirmed) => "#1565c0",
+                Some(EventKind::FaultDetected) => "#ef6c00",
                 _ => "#000000",
             };
             let targets = if e.targets.is_empty() {
@@ -474,7 +477,7 @@ fn timeline_rows(report: &Report) -> Vec<Row> {
 fn probe_section(
     out: &mut String,
     probe: &ProbeReport,
-    range: TimeRange,
+    range: Span,
     bands: &[Band],
     marks: &[Mark],
 ) {
@@ -482,7 +485,7 @@ fn probe_section(
         out,
         "<h2>Probe {} <small>({})</small></h2>",
         markup(&probe.name),
-        markup(&probe.kind)
+        markup(probe.kind.as_str())
     );
     window_table(out, probe);
     if probe.series.is_empty() {
@@ -571,8 +574,13 @@ fn window_table(out: &mut String, probe: &ProbeReport) {
         "<table class=\"windows\"><thead><tr><th>window</th><th>attempts</th><th>successes</th>\
          <th>availability</th><th>p50</th><th>p99</th><th>longest outage</th><th>failures</th></tr></thead><tbody>",
     );
-    for name in ["before", "during", "after", "run"] {
-        let Some(w) = probe.windows.get(name) else {
+    for name in [
+        WindowName::Before,
+        WindowName::During,
+        WindowName::After,
+        WindowName::Run,
+    ] {
+        let Some(w) = probe.windows.get(&name) else {
             continue;
         };
         let ratio = w.availability.or(w.satisfied);
@@ -622,7 +630,7 @@ fn faults_section(out: &mut String, report: &Report) {
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{effect}</td><td>{detection}</td><td>{healing}</td></tr>",
             markup(&f.name),
-            markup(&f.kind),
+            markup(f.kind.as_str()),
             f.window.map_or("–".to_owned(), |w| format!(
                 "{:.1}s – {:.1}s",
                 w.start, w.end
@@ -638,14 +646,14 @@ fn faults_section(out: &mut String, report: &Report) {
         for t in &f.targets {
             let effect = match &t.detail {
                 Some(detail) => format!("{}: {detail}", t.effect),
-                None => t.effect.clone(),
+                None => t.effect.to_string(),
             };
             let _ = write!(
                 out,
                 "<tr><td class=\"num\">{:.1}s</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 t.at,
                 markup(&f.name),
-                markup(&t.kind),
+                markup(t.kind.key()),
                 markup(&t.name),
                 markup(t.node.as_deref().unwrap_or("")),
                 markup(t.zone.as_deref().unwrap_or("")),
@@ -671,7 +679,7 @@ fn events_section(out: &mut String, report: &Report) {
             out,
             "<tr><td class=\"num\">{:.1}s</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             e.at,
-            markup(&e.event),
+            markup(e.event.as_str()),
             markup(e.fault.as_deref().unwrap_or("")),
             markup(&detail),
         );
@@ -699,7 +707,7 @@ mod tests {
     fn outages_join_adjacent_buckets_and_tell_total_from_partial() {
         let probe = ProbeReport {
             name: "web".into(),
-            kind: "http".into(),
+            kind: crate::spec::ProbeKind::Http.into(),
             windows: BTreeMap::new(),
             series: vec![
                 point(0.0, Some(1.0)),

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::escape::markup as escape;
-use super::model::Report;
+use super::model::{Outcome, Report};
 
 /// Renders one or more reports as one JUnit document.
 pub fn render(reports: &[&Report]) -> String {
@@ -43,7 +43,7 @@ fn suite(report: &Report) -> (String, usize, usize, usize) {
                 "      <failure message=\"measured {}, required {}\" type=\"{}\">{}</failure>",
                 escape(measured),
                 escape(&target.required),
-                escape(&target.measure),
+                escape(target.measure.as_str()),
                 escape(&target.detail)
             );
         }
@@ -51,8 +51,8 @@ fn suite(report: &Report) -> (String, usize, usize, usize) {
     }
     // The run itself: an error when it could not reach a verdict on its targets.
     let run_failed = matches!(
-        report.verdict.outcome.as_str(),
-        "aborted" | "rollback incomplete" | "not steady"
+        report.verdict.outcome,
+        Outcome::Aborted | Outcome::RollbackIncomplete | Outcome::NotSteady
     );
     let _ = writeln!(
         cases,
@@ -65,7 +65,7 @@ fn suite(report: &Report) -> (String, usize, usize, usize) {
             cases,
             "      <error message=\"{}\" type=\"{}\"/>",
             escape(&report.verdict.summary),
-            escape(&report.verdict.outcome)
+            escape(report.verdict.outcome.as_str())
         );
     }
     cases.push_str("    </testcase>\n");
@@ -76,7 +76,7 @@ fn suite(report: &Report) -> (String, usize, usize, usize) {
         report.run.started_at.format("%Y-%m-%dT%H:%M:%S"),
         escape(&report.run.id),
         report.run.seed,
-        escape(&report.verdict.outcome),
+        escape(report.verdict.outcome.as_str()),
     );
     (suite, total, failures, errors)
 }

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::model::{FaultReport, Report};
+use super::model::{EffectStatus, FaultReport, Outcome, Report};
 
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
@@ -12,13 +12,15 @@ fn cell(text: &str) -> String {
 pub fn effect_cell(f: &FaultReport) -> String {
     match &f.effect {
         None => "n/a".to_owned(),
-        Some(e) => match (e.status.as_str(), &e.reason) {
-            ("noEffect", Some(reason)) if e.allowed => format!("no effect (allowed): {reason}"),
-            ("noEffect", Some(reason)) => format!("**no effect**: {reason}"),
-            ("confirmed", _) => e.confirmed_at.map_or("confirmed".to_owned(), |at| {
+        Some(e) => match (e.status, &e.reason) {
+            (EffectStatus::NoEffect, Some(reason)) if e.allowed => {
+                format!("no effect (allowed): {reason}")
+            }
+            (EffectStatus::NoEffect, Some(reason)) => format!("**no effect**: {reason}"),
+            (EffectStatus::Confirmed, _) => e.confirmed_at.map_or("confirmed".to_owned(), |at| {
                 format!("confirmed at {at:.1}s")
             }),
-            (status, _) => status.to_owned(),
+            (status, _) => status.to_string(),
         },
     }
 }
@@ -35,10 +37,10 @@ pub fn detection_cell(f: &FaultReport) -> String {
 /// Renders the summary.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
-    let icon = match report.verdict.outcome.as_str() {
-        "passed" => "✅",
-        "failed" | "not steady" => "❌",
-        _ => "⚠️",
+    let icon = match report.verdict.outcome {
+        Outcome::Passed => "✅",
+        Outcome::Failed | Outcome::NotSteady => "❌",
+        Outcome::Aborted | Outcome::RollbackIncomplete => "⚠️",
     };
     let _ = writeln!(
         out,
@@ -67,7 +69,7 @@ pub fn render(report: &Report) -> String {
             "| {} | {} | {} | `{}` | {} | {} |",
             cell(&t.name),
             cell(&t.probe),
-            t.window,
+            t.window.name(),
             cell(&t.required),
             cell(t.measured.as_deref().unwrap_or("no data")),
             if t.passed { "pass" } else { "**FAIL**" }

@@ -12,6 +12,7 @@ pub mod history;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod kinds;
 pub mod location;
 pub mod markdown;
 pub mod model;

@@ -7,6 +7,14 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::kinds::{
+    Api, EffectStatus, EventKind, OrOther, Outcome, TargetEffect, WindowName, Word,
+};
+use crate::fault::TargetKind;
+use crate::measure::TimeWindow;
+use crate::spec::{FaultKind, Measure, ProbeKind, Window};
+use crate::verdict::RunWindows;
+
 /// Bumped on every incompatible change of the model.
 pub const REPORT_VERSION: u32 = 1;
 
@@ -73,7 +81,7 @@ pub struct ControlPlaneReport {
 #[serde(rename_all = "camelCase")]
 pub struct EndpointCalls {
     /// `kubernetes` or `aws`.
-    pub api: String,
+    pub api: Api,
     /// `verb resource` for Kubernetes (`delete pods`), `service:Operation` for AWS.
     pub endpoint: String,
     /// Throttling, server error and transport failure answers, retried or not.
@@ -147,7 +155,7 @@ pub struct ClusterInfo {
 #[serde(rename_all = "camelCase")]
 pub struct VerdictInfo {
     /// `passed`, `failed`, `not steady`, `aborted` or `rollback incomplete`.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// Why, in one line.
     pub summary: String,
     /// Targets missed.
@@ -155,6 +163,9 @@ pub struct VerdictInfo {
     pub missed: Vec<String>,
 }
 
+// Not a `TimeWindow`: a stored report's seconds are read and written back as the exact
+// numbers the file holds, whatever version wrote them, which a nanosecond `Duration` would
+// round and could not hold when negative. The charts draw from it too.
 /// A span of run time in seconds from the origin.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -163,6 +174,16 @@ pub struct Span {
     pub start: f64,
     /// End, seconds.
     pub end: f64,
+}
+
+/// The one way from a run's windows to the report's.
+impl From<TimeWindow> for Span {
+    fn from(w: TimeWindow) -> Self {
+        Span {
+            start: w.start.as_secs_f64(),
+            end: w.end.as_secs_f64(),
+        }
+    }
 }
 
 /// The run's windows.
@@ -183,6 +204,18 @@ pub struct Windows {
     pub run: Option<Span>,
 }
 
+/// The report's side of the run's windows; each fault's window goes with its fault.
+impl From<&RunWindows> for Windows {
+    fn from(w: &RunWindows) -> Self {
+        Windows {
+            before: w.before.map(Span::from),
+            during: w.during.map(Span::from),
+            after: w.after.map(Span::from),
+            run: w.run.map(Span::from),
+        }
+    }
+}
+
 /// One timeline event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -190,8 +223,9 @@ pub struct TimelineEvent {
     /// Seconds from the origin.
     pub at: f64,
     /// `phaseStarted`, `faultInjected`, `faultConfirmed`, `faultNoEffect`, `faultDetected`,
-    /// `faultSkipped`, `rolledBack`, `rollbackFailed`, `aborted`.
-    pub event: String,
+    /// `faultSkipped`, `rolledBack`, `rollbackFailed`, `aborted`; other words are kept as read,
+    /// since later versions may add events.
+    pub event: OrOther<EventKind>,
     /// The fault concerned, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
@@ -208,8 +242,8 @@ pub struct TimelineEvent {
 pub struct FaultReport {
     /// Name.
     pub name: String,
-    /// Kind key (`podKill`, …).
-    pub kind: String,
+    /// Kind key (`podKill`, …); `unknown` when the fault set none, other words as read.
+    pub kind: OrOther<FaultKind>,
     /// Its window as it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<Span>,
@@ -272,7 +306,7 @@ pub struct FiringTimes {
 pub struct FaultEffect {
     /// `confirmed` (every firing's change showed), `noEffect` (a firing changed nothing) or
     /// `unchecked`.
-    pub status: String,
+    pub status: EffectStatus,
     /// Seconds from the origin when the first firing's change was seen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmed_at: Option<f64>,
@@ -289,7 +323,7 @@ pub struct FaultEffect {
 #[serde(rename_all = "camelCase")]
 pub struct FaultTarget {
     /// `pod`, `node`, `instance` or `subnet`.
-    pub kind: String,
+    pub kind: TargetKind,
     /// `namespace/name` or id.
     pub name: String,
     /// Node, when known.
@@ -299,7 +333,7 @@ pub struct FaultTarget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
     /// `applied`, `blockedByBudget`, `skipped`, `failed`.
-    pub effect: String,
+    pub effect: TargetEffect,
     /// Budget name, skip reason or error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
@@ -313,10 +347,10 @@ pub struct FaultTarget {
 pub struct ProbeReport {
     /// Name.
     pub name: String,
-    /// `http`, `prometheus`, `kubernetes` or `autoscaling`.
-    pub kind: String,
-    /// Per window (`before`, `during`, `after`, `run`).
-    pub windows: BTreeMap<String, ProbeWindow>,
+    /// `http`, `prometheus`, `kubernetes` or `autoscaling`; other words are kept as read.
+    pub kind: OrOther<ProbeKind>,
+    /// Per window (`before`, `during`, `after`, `run`; `probe` from the `probe` command).
+    pub windows: BTreeMap<WindowName, ProbeWindow>,
     /// Time series for the charts (HTTP probes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub series: Vec<SeriesPoint>,
@@ -452,10 +486,10 @@ pub struct TargetReport {
     pub name: String,
     /// Probe.
     pub probe: String,
-    /// Measure key.
-    pub measure: String,
+    /// Measure key; other words are kept as read, since later versions may add measures.
+    pub measure: OrOther<Measure>,
     /// Window name.
-    pub window: String,
+    pub window: Window,
     /// Required, as written.
     pub required: String,
     /// Measured, formatted like the bound.

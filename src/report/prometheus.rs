@@ -5,19 +5,11 @@
 
 use std::fmt::Write as _;
 
-use super::model::Report;
+use super::model::{OrOther, Outcome, Report};
+use crate::spec::Measure;
 
 /// Every metric name starts with this.
 pub const PREFIX: &str = "steadfast_experiment_";
-
-/// The verdicts a run can end with, as label values; the one that happened is 1.
-const VERDICTS: [&str; 5] = [
-    "passed",
-    "failed",
-    "not steady",
-    "aborted",
-    "rollback incomplete",
-];
 
 /// Label values escape backslash, double quote and newline, as the text format requires.
 pub fn label_value(value: &str) -> String {
@@ -62,14 +54,15 @@ pub fn render(report: &Report) -> String {
         "1 when the last run met every target and rolled back, else 0.",
         vec![(
             String::new(),
-            f64::from(u8::from(report.verdict.outcome == "passed")),
+            f64::from(u8::from(report.verdict.outcome == Outcome::Passed)),
         )],
     );
     family(
         "verdict",
         "gauge",
         "The last run's verdict: 1 for the verdict it had, 0 for the others.",
-        VERDICTS
+        // Every verdict a run can end with, as a label value; the one that happened is 1.
+        Outcome::ALL
             .iter()
             .map(|v| {
                 (
@@ -98,7 +91,7 @@ pub fn render(report: &Report) -> String {
             let labels = format!(
                 ",probe=\"{}\",window=\"{}\"",
                 label_value(&probe.name),
-                label_value(window)
+                label_value(window.as_str())
             );
             if let Some(ratio) = stats.availability.or(stats.satisfied) {
                 availability.push((labels.clone(), ratio));
@@ -127,7 +120,7 @@ pub fn render(report: &Report) -> String {
         report
             .targets
             .iter()
-            .filter(|t| t.measure == "recovery")
+            .filter(|t| t.measure == OrOther::Known(Measure::Recovery))
             .filter_map(|t| {
                 t.value.map(|v| {
                     (
@@ -168,7 +161,7 @@ pub fn render(report: &Report) -> String {
                         ",probe=\"{}\",target=\"{}\",measure=\"{}\"",
                         label_value(&t.probe),
                         label_value(&t.name),
-                        label_value(&t.measure)
+                        label_value(t.measure.as_str())
                     ),
                     f64::from(u8::from(t.passed)),
                 )

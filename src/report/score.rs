@@ -21,13 +21,16 @@
 //! - A suite's score is the mean of its experiments' scores (each experiment's newest run),
 //!   so one experiment with many targets does not drown the others.
 
-use super::model::{Report, TargetReport};
+use super::model::{OrOther, Outcome, Report, TargetReport};
+use crate::spec::Measure;
 
 /// The weight of a target measuring `measure`.
-pub fn weight(measure: &str) -> f64 {
+pub fn weight(measure: &OrOther<Measure>) -> f64 {
     match measure {
-        "availability" => 3.0,
-        "longestOutage" | "longest_outage" | "recovery" => 2.0,
+        OrOther::Known(Measure::Availability) => 3.0,
+        OrOther::Known(Measure::LongestOutage | Measure::Recovery) => 2.0,
+        // Written by early versions.
+        OrOther::Other(word) if word == "longest_outage" => 2.0,
         _ => 1.0,
     }
 }
@@ -107,10 +110,10 @@ pub fn credit(target: &TargetReport) -> f64 {
 
 /// The run's score, 0–100 (see the module documentation).
 pub fn run_score(report: &Report) -> f64 {
-    if !matches!(report.verdict.outcome.as_str(), "passed" | "failed") {
+    if !matches!(report.verdict.outcome, Outcome::Passed | Outcome::Failed) {
         return 0.0;
     }
-    score_targets(&report.targets, report.verdict.outcome == "passed")
+    score_targets(&report.targets, report.verdict.outcome == Outcome::Passed)
 }
 
 /// The score of a set of judged targets; `passed` decides a run with none.
@@ -144,12 +147,12 @@ fn round1(value: f64) -> f64 {
 mod tests {
     use super::*;
 
-    fn target(measure: &str, required: &str, value: Option<f64>, passed: bool) -> TargetReport {
+    fn target(measure: Measure, required: &str, value: Option<f64>, passed: bool) -> TargetReport {
         TargetReport {
-            name: format!("{measure}-{required}"),
+            name: format!("{}-{required}", measure.key()),
             probe: "web".into(),
             measure: measure.into(),
-            window: "during".into(),
+            window: crate::spec::Window::During,
             required: required.into(),
             measured: None,
             value,
@@ -162,8 +165,8 @@ mod tests {
     #[test]
     fn every_target_met_scores_100() {
         let targets = [
-            target("availability", ">= 99%", Some(99.9), true),
-            target("recovery", "<= 30s", Some(12.0), true),
+            target(Measure::Availability, ">= 99%", Some(99.9), true),
+            target(Measure::Recovery, "<= 30s", Some(12.0), true),
         ];
         assert_eq!(score_targets(&targets, true), 100.0);
     }
@@ -171,11 +174,11 @@ mod tests {
     #[test]
     fn a_near_miss_keeps_almost_half_its_credit_and_a_far_miss_none() {
         // Recovery 33s against <= 30s: 10% over, credit 0.5 × 0.9 = 0.45.
-        let near = target("recovery", "<= 30s", Some(33.0), false);
+        let near = target(Measure::Recovery, "<= 30s", Some(33.0), false);
         assert!((credit(&near) - 0.45).abs() < 1e-9);
         // 61s is more than the whole allowance over: nothing.
         assert_eq!(
-            credit(&target("recovery", "<= 30s", Some(61.0), false)),
+            credit(&target(Measure::Recovery, "<= 30s", Some(61.0), false)),
             0.0
         );
     }
@@ -183,11 +186,11 @@ mod tests {
     #[test]
     fn availability_misses_are_measured_against_the_error_budget() {
         // >= 99% allows 1%; 98.5% spends 1.5%, overrunning by half the budget: 0.25.
-        let miss = target("availability", ">= 99%", Some(98.5), false);
+        let miss = target(Measure::Availability, ">= 99%", Some(98.5), false);
         assert!((credit(&miss) - 0.25).abs() < 1e-9);
         // Against >= 100% (no budget) one point of loss is a whole allowance.
         assert_eq!(
-            credit(&target("availability", ">= 100%", Some(99.0), false)),
+            credit(&target(Measure::Availability, ">= 100%", Some(99.0), false)),
             0.0
         );
     }
@@ -197,16 +200,16 @@ mod tests {
         // availability (3) met, latency (1) missed without credit, recovery (2) met:
         // 100 × (3 + 2) / 6 = 83.3.
         let targets = [
-            target("availability", ">= 99%", Some(99.5), true),
-            target("latency", "p99 < 300ms", None, false),
-            target("recovery", "<= 30s", Some(10.0), true),
+            target(Measure::Availability, ">= 99%", Some(99.5), true),
+            target(Measure::Latency, "p99 < 300ms", None, false),
+            target(Measure::Recovery, "<= 30s", Some(10.0), true),
         ];
         assert_eq!(score_targets(&targets, false), 83.3);
     }
 
     #[test]
     fn latency_bounds_are_read_past_their_percentile() {
-        let slow = target("latency", "p99 < 300ms", Some(0.45), false);
+        let slow = target(Measure::Latency, "p99 < 300ms", Some(0.45), false);
         assert!((credit(&slow) - 0.25).abs() < 1e-9);
     }
 

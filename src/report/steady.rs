@@ -6,10 +6,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::model::{ProbeReport, ProbeWindow, Span};
+use super::model::{OrOther, ProbeReport, ProbeWindow, Span, WindowName};
+use crate::spec::ProbeKind;
 
 /// Name of the one window in each probe's `windows`.
-pub const WINDOW: &str = "probe";
+pub const WINDOW: WindowName = WindowName::Probe;
 
 /// The steady state over one window.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -133,11 +134,11 @@ pub fn render_text(report: &SteadyStateReport) -> String {
                 let _ = writeln!(text, "{} ({})", probe.name, probe.kind);
             }
         }
-        let Some(window) = probe.windows.get(WINDOW) else {
+        let Some(window) = probe.windows.get(&WINDOW) else {
             let _ = writeln!(text, "  nothing measured");
             continue;
         };
-        if probe.kind == "http" {
+        if probe.kind == OrOther::Known(ProbeKind::Http) {
             http_lines(&mut text, probe, window);
         } else {
             condition_lines(&mut text, probe, window);
@@ -165,11 +166,11 @@ mod tests {
         }
     }
 
-    fn probe(name: &str, kind: &str, w: ProbeWindow) -> ProbeReport {
+    fn probe(name: &str, kind: ProbeKind, w: ProbeWindow) -> ProbeReport {
         ProbeReport {
             name: name.into(),
             kind: kind.into(),
-            windows: BTreeMap::from([(WINDOW.to_owned(), w)]),
+            windows: BTreeMap::from([(WINDOW, w)]),
             series: vec![],
             backends: vec![],
             evaluations: vec![],
@@ -182,7 +183,7 @@ mod tests {
     fn text_names_counts_latency_shares_and_flaps() {
         let mut web = probe(
             "web",
-            "http",
+            ProbeKind::Http,
             ProbeWindow {
                 failures: BTreeMap::from([("connect".to_owned(), 3)]),
                 availability: Some(0.997),
@@ -204,11 +205,11 @@ mod tests {
             expected_share: 1.0,
             served_after_deletion: 0,
         }];
-        let mut endpoint = probe("web@web-a", "http", window(10, 10));
+        let mut endpoint = probe("web@web-a", ProbeKind::Http, window(10, 10));
         endpoint.endpoint_of = Some("web".into());
         let mut replicas = probe(
             "replicas",
-            "kubernetes",
+            ProbeKind::Kubernetes,
             ProbeWindow {
                 satisfied: Some(0.9),
                 ..window(10, 9)

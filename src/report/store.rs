@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::location::join_key;
-use super::model::Report;
+use super::model::{Outcome, Report};
 use super::{html, json, junit, markdown};
 
 /// Most keys one listing returns: a bound on a prefix that holds years of runs.
@@ -157,7 +157,7 @@ pub struct IndexEntry {
     /// Start (UTC, RFC 3339).
     pub started_at: String,
     /// Verdict.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// The run's key prefix, holding its four files.
     pub key: String,
 }
@@ -189,7 +189,7 @@ pub async fn upload(store: &dyn ReportStore, base: &str, report: &Report) -> Upl
     let entry = IndexEntry {
         run_id: report.run.id.clone(),
         started_at: report.run.started_at.to_rfc3339(),
-        outcome: report.verdict.outcome.clone(),
+        outcome: report.verdict.outcome,
         key: run.clone(),
     };
     let files: [(&str, String, &str); 4] = [

@@ -34,8 +34,10 @@ pub struct ProbeSpec {
 /// The probe kind keys, in the order the schema lists them.
 pub const PROBE_KINDS: &[&str] = &["http", "prometheus", "kubernetes", "autoscaling"];
 
-/// Which kind a probe is, once validation has made sure there is exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which kind a probe is, once validation has made sure there is exactly one; reports write
+/// its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub enum ProbeKind {
     /// `http`
     Http,
@@ -45,6 +47,18 @@ pub enum ProbeKind {
     Kubernetes,
     /// `autoscaling`
     Autoscaling,
+}
+
+impl ProbeKind {
+    /// The key as written in experiment files.
+    pub fn key(self) -> &'static str {
+        match self {
+            ProbeKind::Http => "http",
+            ProbeKind::Prometheus => "prometheus",
+            ProbeKind::Kubernetes => "kubernetes",
+            ProbeKind::Autoscaling => "autoscaling",
+        }
+    }
 }
 
 impl ProbeSpec {

@@ -6,60 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// A half-open span of run time `[start, end)`, as offsets from the run's origin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TimeWindow {
-    /// Offset of the start.
-    #[serde(with = "crate::verdict::evidence::secs")]
-    pub start: Duration,
-    /// Offset of the end.
-    #[serde(with = "crate::verdict::evidence::secs")]
-    pub end: Duration,
-}
-
-impl TimeWindow {
-    /// A window from `start` to `end`.
-    pub fn new(start: Duration, end: Duration) -> Self {
-        Self {
-            start,
-            end: end.max(start),
-        }
-    }
-
-    /// Its length.
-    pub fn len(&self) -> Duration {
-        self.end.saturating_sub(self.start)
-    }
-
-    /// True when it has no length.
-    pub fn is_empty(&self) -> bool {
-        self.end <= self.start
-    }
-
-    /// The smallest window covering both.
-    pub fn union(self, other: TimeWindow) -> TimeWindow {
-        TimeWindow::new(self.start.min(other.start), self.end.max(other.end))
-    }
-}
-
-/// Durations as fractional seconds in JSON, which plots and people both read.
-pub mod secs {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes seconds.
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    /// Reads seconds.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let secs = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
-    }
-}
+pub use crate::measure::TimeWindow;
+pub use crate::measure::units::secs;
 
 /// The windows of one run, fixed as it happened.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -77,22 +25,14 @@ pub struct RunWindows {
     pub faults: BTreeMap<String, TimeWindow>,
 }
 
-/// The longest stretch of failures in a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OutageSpan {
-    /// When it began and ended.
-    pub window: TimeWindow,
-}
-
 /// Measurements of one HTTP probe.
 pub trait HttpEvidence {
     /// Successful attempts / attempts, 0–1; None without attempts.
     fn availability(&self, window: TimeWindow) -> Option<f64>;
     /// The `percentile` (0–100) latency of successful attempts.
     fn latency_percentile(&self, window: TimeWindow, percentile: f64) -> Option<Duration>;
-    /// The longest outage, None when there was none.
-    fn longest_outage(&self, window: TimeWindow) -> Option<OutageSpan>;
+    /// When the longest outage began and ended, None when there was none.
+    fn longest_outage(&self, window: TimeWindow) -> Option<TimeWindow>;
     /// Time from `from` until success stayed at or above `threshold` (0–1) for `stable_for`,
     /// looking no further than `until`; None when it never did.
     fn time_to_recover(

@@ -131,13 +131,13 @@ fn judge(
                         result.detail = "no failed request in the window".to_owned();
                     }
                     Some(outage) => {
-                        duration_result(&mut result, bound, Some(outage.window.len()), "");
+                        duration_result(&mut result, bound, Some(outage.len()), "");
                         result.detail = format!(
                             "longest outage from {:.3}s to {:.3}s",
-                            outage.window.start.as_secs_f64(),
-                            outage.window.end.as_secs_f64()
+                            outage.start.as_secs_f64(),
+                            outage.end.as_secs_f64()
                         );
-                        result.span = Some(outage.window);
+                        result.span = Some(outage);
                     }
                 },
             }
@@ -338,7 +338,7 @@ pub fn format_duration(d: Duration) -> String {
 mod tests {
     use super::*;
     use crate::spec::parse_experiment;
-    use crate::verdict::{ConditionEvidence, HttpEvidence, OutageSpan, Verdict};
+    use crate::verdict::{ConditionEvidence, HttpEvidence, Verdict};
 
     struct Fake {
         availability: f64,
@@ -355,9 +355,9 @@ mod tests {
         fn latency_percentile(&self, _: TimeWindow, _: f64) -> Option<Duration> {
             Some(self.p99)
         }
-        fn longest_outage(&self, _: TimeWindow) -> Option<OutageSpan> {
-            self.outage.map(|(a, b)| OutageSpan {
-                window: TimeWindow::new(Duration::from_secs_f64(a), Duration::from_secs_f64(b)),
+        fn longest_outage(&self, _: TimeWindow) -> Option<TimeWindow> {
+            self.outage.map(|(a, b)| {
+                TimeWindow::new(Duration::from_secs_f64(a), Duration::from_secs_f64(b))
             })
         }
         fn time_to_recover(

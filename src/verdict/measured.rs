@@ -2,26 +2,20 @@
 
 use std::time::Duration;
 
-use super::evidence::{HttpEvidence, OutageSpan, TimeWindow};
-use crate::measure::{LatencyOf, MeasurementStore, RecoveryCriteria, Window};
-
-fn window(w: TimeWindow) -> Option<Window> {
-    Window::new(w.start, w.end).ok()
-}
+use super::evidence::{HttpEvidence, TimeWindow};
+use crate::measure::{LatencyOf, MeasurementStore, RecoveryCriteria};
 
 impl HttpEvidence for MeasurementStore {
     fn availability(&self, w: TimeWindow) -> Option<f64> {
-        self.window(window(w)?).availability
+        self.window(w).availability
     }
 
     fn latency_percentile(&self, w: TimeWindow, percentile: f64) -> Option<Duration> {
-        MeasurementStore::latency_percentile(self, window(w)?, percentile, LatencyOf::Successes)
+        MeasurementStore::latency_percentile(self, w, percentile, LatencyOf::Successes)
     }
 
-    fn longest_outage(&self, w: TimeWindow) -> Option<OutageSpan> {
-        MeasurementStore::longest_outage(self, window(w)?).map(|o| OutageSpan {
-            window: TimeWindow::new(o.start, o.end),
-        })
+    fn longest_outage(&self, w: TimeWindow) -> Option<TimeWindow> {
+        MeasurementStore::longest_outage(self, w).map(|o| TimeWindow::new(o.start, o.end))
     }
 
     fn time_to_recover(
@@ -38,7 +32,7 @@ impl HttpEvidence for MeasurementStore {
     }
 
     fn balance_deviation(&self, w: TimeWindow) -> Option<f64> {
-        self.backend_shares(window(w)?).max_deviation_pp
+        self.backend_shares(w).max_deviation_pp
     }
 }
 

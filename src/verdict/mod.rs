@@ -5,7 +5,7 @@ pub mod evidence;
 pub mod judge;
 pub mod measured;
 
-pub use evidence::{ConditionEvidence, Evidence, HttpEvidence, OutageSpan, RunWindows, TimeWindow};
+pub use evidence::{ConditionEvidence, Evidence, HttpEvidence, RunWindows, TimeWindow};
 pub use judge::{TargetResult, evaluate};
 
 use serde::{Deserialize, Serialize};

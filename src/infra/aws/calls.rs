@@ -58,7 +58,7 @@ impl AwsCallCounts {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
             .map(|(endpoint, (errors, retries))| EndpointCalls {
-                api: "aws".to_owned(),
+                api: crate::report::model::Api::Aws,
                 endpoint: endpoint.clone(),
                 errors: *errors,
                 retries: *retries,

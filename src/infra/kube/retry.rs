@@ -79,7 +79,7 @@ impl RetryCounts {
         self.snapshot()
             .into_iter()
             .map(|(endpoint, c)| crate::report::model::EndpointCalls {
-                api: "kubernetes".to_owned(),
+                api: crate::report::model::Api::Kubernetes,
                 endpoint,
                 errors: c.errors,
                 retries: c.retries,
